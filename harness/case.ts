@@ -1,0 +1,144 @@
+/**
+ * The shape of a conformance case. Cases are data: fixtures/ holds them, the
+ * session engine (session.ts) performs their steps, verdict.ts judges what was
+ * observed against their expectations.
+ */
+
+/**
+ * Bytes described as data.
+ * - a string is its UTF-8 encoding;
+ * - `{ hex }` is raw bytes (any bytes, valid UTF-8 or not);
+ * - `{ repeat, length }` repeats a pattern until `length` bytes (the last copy
+ *   truncated), like Autobahn's `payload_len`.
+ */
+export type Payload =
+  | string
+  | { hex: string }
+  | { repeat: string | { hex: string }; length: number };
+
+/** A frame as it goes on the wire, legal or not. */
+export interface FrameFields {
+  opcode: number;
+  /** Default true. */
+  fin?: boolean;
+  /** The three RSV bits as a number 0-7. Default 0. */
+  rsv?: number;
+  payload?: Payload;
+  /**
+   * Masking key as 8 hex digits, or "none" to send the frame unmasked.
+   * Default: a fresh random key, as RFC 6455 §5.3 asks of clients.
+   */
+  mask?: string;
+  /** Payload length encoding; default the minimal one. */
+  lengthForm?: 7 | 16 | 64;
+}
+
+/** How the bytes of one step reach TCP. */
+export interface Delivery {
+  /** Write in pieces of this many bytes, each flushed before the next (Autobahn's chopsize). */
+  chop?: number;
+  /** Write this step's bytes as a write of their own, flushed (Autobahn's sync). */
+  sync?: boolean;
+}
+
+export type Step =
+  /** Send one frame. */
+  | ({ frame: FrameFields } & Delivery)
+  /**
+   * Send a message as the suite's own endpoint would: one frame, or frames of
+   * `fragmentSize` bytes (first with the message opcode, then continuations).
+   */
+  | ({ message: { binary?: boolean; payload: Payload; fragmentSize?: number } } & Delivery)
+  /**
+   * Start the closing handshake: send a close frame and enter the CLOSING state.
+   * `code` absent means an empty close payload; `reason` needs no code
+   * (that makes the illegal 1-byte close payload of case 7.3.2).
+   */
+  | { close: { code?: number; reason?: Payload } }
+  /** Send a frame header announcing `length` payload bytes; frameData steps send them. */
+  | { frameStart: { opcode: number; fin?: boolean; rsv?: number; length: number } }
+  /** Send the next payload bytes of the frame opened by frameStart, masked with its key. */
+  | { frameData: Payload }
+  /** Send bytes exactly as given. */
+  | ({ raw: Payload } & Delivery)
+  /**
+   * Pause. If the connection is no longer open afterwards, the remaining steps
+   * are skipped. With a tag, a `timeout` event with that tag is recorded when
+   * the connection is still open (Autobahn's continueLater).
+   */
+  | { wait: number; tag?: string }
+  /** In this many seconds, start the closing handshake with an empty close frame if still open. */
+  | { closeAfter: number }
+  /**
+   * In this many seconds, fail the connection if it is not closed: send close
+   * 1001 when open, drop TCP when already closing (Autobahn's killAfter).
+   */
+  | { failAfter: number }
+  /** Send `frame`, wait for its echo, send again: `count` round trips in all. */
+  | { roundTrips: { count: number; frame: FrameFields } };
+
+/** One observed event, as the expectations list them. */
+export type EventSpec =
+  | { message: Payload; binary?: boolean; times?: number }
+  | { pong: Payload; times?: number }
+  | { timeout: string };
+
+export interface CloseExpectation {
+  /** Which endpoint is expected to start the closing handshake or fail the connection. */
+  by: "suite" | "peer";
+  /** Close codes acceptable from the peer (an absent code is always acceptable). */
+  codes: number[];
+  /** Whether the RFC requires a clean close (closing handshake completed, peer closed TCP). */
+  clean: boolean;
+  /**
+   * Closing by the wrong endpoint fails the behaviour verdict too: the peer then
+   * did not detect the error at all (Autobahn's closedByWrongEndpointIsFatal).
+   */
+  wrongEndpointIsFatal?: boolean;
+}
+
+export interface Expectation {
+  /** Events (in order) for behaviour OK. */
+  ok: EventSpec[];
+  /** Events (in order) for behaviour NON-STRICT. */
+  nonStrict?: EventSpec[];
+  close: CloseExpectation;
+  /**
+   * Default true: once the events match the expectation (and the suite is to
+   * close), the suite starts the closing handshake with 1000 at once.
+   */
+  autoClose?: boolean;
+  /** A WRONG CODE close verdict also fails the behaviour (Autobahn's 7.x cases). */
+  wrongCodeFails?: boolean;
+  /** The RFC leaves the outcome open: both verdicts are INFORMATIONAL, with what was observed. */
+  informational?: boolean;
+}
+
+export interface CaseSpec {
+  /** Dotted id; Autobahn's where the case is Autobahn's. */
+  id: string;
+  /** What the case does, in a line. */
+  title: string;
+  /** RFC 6455 section(s) checked, e.g. "5.5.1". */
+  rfc: string;
+  /** The requirement checked, in our own words. */
+  requirement: string;
+  steps: Step[];
+  expect: Expectation;
+  /** Where and why this case departs from Autobahn's. */
+  deviation?: string;
+  /** Report timing prominently (performance cases). */
+  reportTime?: boolean;
+  /** Upper bound on the case's duration in seconds; derived from the steps when absent. */
+  timeout?: number;
+}
+
+export interface GroupSpec {
+  /** Top-level group id, e.g. "1". */
+  id: string;
+  title: string;
+  rfc: string;
+  /** Titles of sub-groups, keyed by their id prefix ("1.1"). */
+  subgroups?: Record<string, string>;
+  cases: CaseSpec[];
+}

@@ -1,0 +1,294 @@
+/**
+ * RFC 6455 §5.2 frame codec. Pure: no I/O, no clocks.
+ *
+ * The encoder writes any frame, legal or not. The decoder is an incremental
+ * state machine that takes bytes in any chunking, reports every header field
+ * exactly as sent, and refuses to allocate for a declared payload length above
+ * its limit.
+ */
+
+export const Opcode = {
+  Continuation: 0x0,
+  Text: 0x1,
+  Binary: 0x2,
+  Close: 0x8,
+  Ping: 0x9,
+  Pong: 0xa,
+} as const;
+
+export function isControlOpcode(opcode: number): boolean {
+  return (opcode & 0x8) !== 0;
+}
+
+export function isKnownOpcode(opcode: number): boolean {
+  return opcode <= 2 || (opcode >= 8 && opcode <= 10);
+}
+
+export type LengthForm = 7 | 16 | 64;
+
+export interface FrameHeader {
+  fin: boolean;
+  /** RSV1..RSV3 as a 3-bit number (RSV1 is 4). */
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  /** The 4-byte masking key when masked. */
+  maskKey?: Uint8Array;
+  /** Declared payload length, exact even beyond 2^53. */
+  length: bigint;
+  /** The length encoding the sender chose. */
+  lengthForm: LengthForm;
+  /** Header size in bytes (2 to 14). */
+  headerLength: number;
+}
+
+export interface FrameToEncode {
+  opcode: number;
+  fin?: boolean;
+  rsv?: number;
+  /** Unmasked payload. */
+  payload?: Uint8Array;
+  /** Masking key (4 bytes); absent means unmasked. */
+  maskKey?: Uint8Array;
+  /** Length encoding; default the minimal one for the length. */
+  lengthForm?: LengthForm;
+  /** Length to announce instead of the payload's own (to write a lying header). */
+  declaredLength?: bigint;
+}
+
+export function minimalLengthForm(length: bigint | number): LengthForm {
+  const n = BigInt(length);
+  return n < 126n ? 7 : n < 65536n ? 16 : 64;
+}
+
+/** Encodes a frame header only; the payload (masked) follows it on the wire. */
+export function encodeHeader(frame: Omit<FrameToEncode, "payload"> & { length: bigint }): Uint8Array {
+  const form = frame.lengthForm ?? minimalLengthForm(frame.length);
+  if (form === 7 && frame.length > 125n) throw new RangeError("length does not fit the 7-bit form");
+  if (form === 16 && frame.length > 0xffffn) {
+    throw new RangeError("length does not fit the 16-bit form");
+  }
+  if (frame.length < 0n || frame.length > 0xffff_ffff_ffff_ffffn) {
+    throw new RangeError("length out of range");
+  }
+  const extra = form === 7 ? 0 : form === 16 ? 2 : 8;
+  const masked = frame.maskKey !== undefined;
+  const out = new Uint8Array(2 + extra + (masked ? 4 : 0));
+  const view = new DataView(out.buffer);
+  out[0] = ((frame.fin ?? true) ? 0x80 : 0) | (((frame.rsv ?? 0) & 7) << 4) | (frame.opcode & 0xf);
+  const maskBit = masked ? 0x80 : 0;
+  if (form === 7) {
+    out[1] = maskBit | Number(frame.length);
+  } else if (form === 16) {
+    out[1] = maskBit | 126;
+    view.setUint16(2, Number(frame.length));
+  } else {
+    out[1] = maskBit | 127;
+    view.setBigUint64(2, frame.length);
+  }
+  if (masked) {
+    if (frame.maskKey!.length !== 4) throw new RangeError("masking key must be 4 bytes");
+    out.set(frame.maskKey!, 2 + extra);
+  }
+  return out;
+}
+
+/** Encodes a whole frame: header plus payload, masked when a key is given. */
+export function encodeFrame(frame: FrameToEncode): Uint8Array {
+  const payload = frame.payload ?? new Uint8Array(0);
+  const header = encodeHeader({
+    ...frame,
+    length: frame.declaredLength ?? BigInt(payload.length),
+  });
+  const out = new Uint8Array(header.length + payload.length);
+  out.set(header, 0);
+  out.set(payload, header.length);
+  if (frame.maskKey) maskInPlace(out.subarray(header.length), frame.maskKey, 0);
+  return out;
+}
+
+/**
+ * XORs `data` with the masking key in place (§5.3). `offset` is the position of
+ * data[0] within the frame payload, so a payload can be masked piece by piece.
+ */
+export function maskInPlace(data: Uint8Array, key: Uint8Array, offset = 0): void {
+  const n = data.length;
+  let i = 0;
+  // Word-at-a-time when the buffer allows it: masking megabytes byte by byte is slow.
+  const align = (4 - (data.byteOffset % 4)) % 4;
+  if (n >= 64) {
+    for (; i < align; i++) data[i] ^= key[(offset + i) & 3];
+    const words = (n - i) >>> 2;
+    const w = new Uint32Array(data.buffer, data.byteOffset + i, words);
+    const k = new Uint8Array(4);
+    for (let j = 0; j < 4; j++) k[j] = key[(offset + i + j) & 3];
+    const kw = new Uint32Array(k.buffer)[0];
+    for (let j = 0; j < words; j++) w[j] ^= kw;
+    i += words * 4;
+  }
+  for (; i < n; i++) data[i] ^= key[(offset + i) & 3];
+}
+
+/** Header size implied by the second byte. */
+function headerLengthOf(b1: number): number {
+  const len7 = b1 & 0x7f;
+  return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) ? 4 : 0);
+}
+
+/** Decodes a complete header from the start of `bytes`, or returns undefined if more bytes are needed. */
+export function decodeHeader(bytes: Uint8Array): FrameHeader | undefined {
+  if (bytes.length < 2) return undefined;
+  const b0 = bytes[0], b1 = bytes[1];
+  const headerLength = headerLengthOf(b1);
+  if (bytes.length < headerLength) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, headerLength);
+  const len7 = b1 & 0x7f;
+  let length: bigint;
+  let lengthForm: LengthForm;
+  let p = 2;
+  if (len7 === 126) {
+    length = BigInt(view.getUint16(2));
+    lengthForm = 16;
+    p = 4;
+  } else if (len7 === 127) {
+    length = view.getBigUint64(2);
+    lengthForm = 64;
+    p = 10;
+  } else {
+    length = BigInt(len7);
+    lengthForm = 7;
+  }
+  const masked = (b1 & 0x80) !== 0;
+  return {
+    fin: (b0 & 0x80) !== 0,
+    rsv: (b0 >> 4) & 7,
+    opcode: b0 & 0xf,
+    masked,
+    maskKey: masked ? bytes.slice(p, p + 4) : undefined,
+    length,
+    lengthForm,
+    headerLength,
+  };
+}
+
+export type ParseEvent =
+  /** A complete frame; `payload` is unmasked. */
+  | { type: "frame"; header: FrameHeader; payload: Uint8Array }
+  /** A header whose declared length exceeds the parser's limit; the parser stops. */
+  | { type: "oversize"; header: FrameHeader };
+
+/**
+ * Incremental frame parser. Feed bytes with push(), then call next() until it
+ * returns undefined. After an "oversize" event it accepts no more bytes.
+ */
+export class FrameParser {
+  readonly maxPayload: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #header: FrameHeader | undefined;
+  #payload: Uint8Array | undefined;
+  #filled = 0;
+  #stopped = false;
+
+  constructor(options: { maxPayload: number }) {
+    this.maxPayload = options.maxPayload;
+  }
+
+  /** Bytes received but not yet part of a returned frame. */
+  get buffered(): number {
+    return this.#buffered + this.#filled;
+  }
+
+  /** The header of the frame being received, if one has started. */
+  get pendingHeader(): FrameHeader | undefined {
+    return this.#header;
+  }
+
+  push(bytes: Uint8Array): void {
+    if (this.#stopped || bytes.length === 0) return;
+    this.#chunks.push(bytes);
+    this.#buffered += bytes.length;
+  }
+
+  next(): ParseEvent | undefined {
+    if (this.#stopped) return undefined;
+    if (!this.#header) {
+      if (this.#buffered < 2) return undefined;
+      const first = this.#peek(2);
+      const hl = headerLengthOf(first[1]);
+      if (this.#buffered < hl) return undefined;
+      const header = decodeHeader(this.#take(hl))!;
+      if (header.length > BigInt(this.maxPayload)) {
+        this.#stopped = true;
+        this.#chunks = [];
+        this.#buffered = 0;
+        return { type: "oversize", header };
+      }
+      this.#header = header;
+      this.#payload = new Uint8Array(Number(header.length));
+      this.#filled = 0;
+    }
+    const payload = this.#payload!;
+    while (this.#filled < payload.length && this.#chunks.length > 0) {
+      const chunk = this.#chunks[0];
+      const n = Math.min(chunk.length, payload.length - this.#filled);
+      payload.set(n === chunk.length ? chunk : chunk.subarray(0, n), this.#filled);
+      this.#filled += n;
+      this.#buffered -= n;
+      if (n === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(n);
+    }
+    if (this.#filled < payload.length) return undefined;
+    const header = this.#header;
+    if (header.maskKey) maskInPlace(payload, header.maskKey, 0);
+    this.#header = undefined;
+    this.#payload = undefined;
+    this.#filled = 0;
+    return { type: "frame", header, payload };
+  }
+
+  #peek(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let got = 0;
+    for (const c of this.#chunks) {
+      const k = Math.min(c.length, n - got);
+      out.set(c.subarray(0, k), got);
+      got += k;
+      if (got === n) break;
+    }
+    return out;
+  }
+
+  #take(n: number): Uint8Array {
+    const out = this.#peek(n);
+    let left = n;
+    while (left > 0) {
+      const c = this.#chunks[0];
+      if (c.length <= left) {
+        left -= c.length;
+        this.#chunks.shift();
+      } else {
+        this.#chunks[0] = c.subarray(left);
+        left = 0;
+      }
+    }
+    this.#buffered -= n;
+    return out;
+  }
+}
+
+/** Close codes a close frame may carry (§7.4.1, §7.4.2 and the IANA registry). */
+export function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/** Builds a close frame payload: optional 2-byte code, then reason bytes. */
+export function closePayload(code?: number, reason?: Uint8Array): Uint8Array {
+  const r = reason ?? new Uint8Array(0);
+  if (code === undefined) return r.slice();
+  const out = new Uint8Array(2 + r.length);
+  new DataView(out.buffer).setUint16(0, code);
+  out.set(r, 2);
+  return out;
+}
