@@ -199,6 +199,15 @@ export class FrameParser {
     return this.#buffered + this.#filled;
   }
 
+  /**
+   * The unmasked payload bytes received so far of the frame in progress, so a
+   * receiver can act before the frame completes (fail-fast UTF-8). Call after
+   * next() returned undefined.
+   */
+  get partialPayload(): Uint8Array | undefined {
+    return this.#payload?.subarray(0, this.#filled);
+  }
+
   /** The header of the frame being received, if one has started. */
   get pendingHeader(): FrameHeader | undefined {
     return this.#header;
@@ -229,10 +238,12 @@ export class FrameParser {
       this.#filled = 0;
     }
     const payload = this.#payload!;
+    const key = this.#header.maskKey;
     while (this.#filled < payload.length && this.#chunks.length > 0) {
       const chunk = this.#chunks[0];
       const n = Math.min(chunk.length, payload.length - this.#filled);
       payload.set(n === chunk.length ? chunk : chunk.subarray(0, n), this.#filled);
+      if (key) maskInPlace(payload.subarray(this.#filled, this.#filled + n), key, this.#filled);
       this.#filled += n;
       this.#buffered -= n;
       if (n === chunk.length) this.#chunks.shift();
@@ -240,7 +251,6 @@ export class FrameParser {
     }
     if (this.#filled < payload.length) return undefined;
     const header = this.#header;
-    if (header.maskKey) maskInPlace(payload, header.maskKey, 0);
     this.#header = undefined;
     this.#payload = undefined;
     this.#filled = 0;
