@@ -61,50 +61,149 @@ export function minimalLengthForm(length: bigint | number): LengthForm {
   return n < 126n ? 7 : n < 65536n ? 16 : 64;
 }
 
-/** Encodes a frame header only; the payload (masked) follows it on the wire. */
-export function encodeHeader(frame: Omit<FrameToEncode, "payload"> & { length: bigint }): Uint8Array {
-  const form = frame.lengthForm ?? minimalLengthForm(frame.length);
-  if (form === 7 && frame.length > 125n) throw new RangeError("length does not fit the 7-bit form");
-  if (form === 16 && frame.length > 0xffffn) {
+type HeaderFields = Omit<FrameToEncode, "payload" | "declaredLength">;
+
+function checkedForm(length: bigint, form: LengthForm | undefined): LengthForm {
+  if (length < 0n || length > 0xffff_ffff_ffff_ffffn) throw new RangeError("length out of range");
+  const chosen = form ?? minimalLengthForm(length);
+  if (chosen === 7 && length > 125n) throw new RangeError("length does not fit the 7-bit form");
+  if (chosen === 16 && length > 0xffffn) {
     throw new RangeError("length does not fit the 16-bit form");
   }
-  if (frame.length < 0n || frame.length > 0xffff_ffff_ffff_ffffn) {
-    throw new RangeError("length out of range");
+  if (chosen !== 7 && chosen !== 16 && chosen !== 64) {
+    throw new RangeError(`no length form ${form}`);
   }
-  const extra = form === 7 ? 0 : form === 16 ? 2 : 8;
-  const masked = frame.maskKey !== undefined;
-  const out = new Uint8Array(2 + extra + (masked ? 4 : 0));
-  const view = new DataView(out.buffer);
-  out[0] = ((frame.fin ?? true) ? 0x80 : 0) | (((frame.rsv ?? 0) & 7) << 4) | (frame.opcode & 0xf);
-  const maskBit = masked ? 0x80 : 0;
+  return chosen;
+}
+
+function headerSize(form: LengthForm, masked: boolean): number {
+  return 2 + (form === 7 ? 0 : form === 16 ? 2 : 8) + (masked ? 4 : 0);
+}
+
+/** Writes a header at `pos`; returns its size. Allocation-free: it runs once per frame sent. */
+function writeHeader(
+  out: Uint8Array,
+  view: DataView,
+  pos: number,
+  frame: HeaderFields,
+  length: bigint,
+  form: LengthForm,
+): number {
+  const maskBit = frame.maskKey ? 0x80 : 0;
+  out[pos] = ((frame.fin ?? true) ? 0x80 : 0) | (((frame.rsv ?? 0) & 7) << 4) |
+    (frame.opcode & 0xf);
+  let p = pos + 2;
   if (form === 7) {
-    out[1] = maskBit | Number(frame.length);
+    out[pos + 1] = maskBit | Number(length);
   } else if (form === 16) {
-    out[1] = maskBit | 126;
-    view.setUint16(2, Number(frame.length));
+    out[pos + 1] = maskBit | 126;
+    view.setUint16(p, Number(length));
+    p += 2;
   } else {
-    out[1] = maskBit | 127;
-    view.setBigUint64(2, frame.length);
+    out[pos + 1] = maskBit | 127;
+    view.setBigUint64(p, length);
+    p += 8;
   }
-  if (masked) {
-    if (frame.maskKey!.length !== 4) throw new RangeError("masking key must be 4 bytes");
-    out.set(frame.maskKey!, 2 + extra);
+  if (frame.maskKey) {
+    if (frame.maskKey.length !== 4) throw new RangeError("masking key must be 4 bytes");
+    out.set(frame.maskKey, p);
+    p += 4;
   }
+  return p - pos;
+}
+
+/** Encodes a frame header only; the payload (masked) follows it on the wire. */
+export function encodeHeader(frame: HeaderFields & { length: bigint }): Uint8Array {
+  const form = checkedForm(frame.length, frame.lengthForm);
+  const out = new Uint8Array(headerSize(form, frame.maskKey !== undefined));
+  writeHeader(out, new DataView(out.buffer), 0, frame, frame.length, form);
   return out;
 }
 
 /** Encodes a whole frame: header plus payload, masked when a key is given. */
 export function encodeFrame(frame: FrameToEncode): Uint8Array {
-  const payload = frame.payload ?? new Uint8Array(0);
-  const header = encodeHeader({
-    ...frame,
-    length: frame.declaredLength ?? BigInt(payload.length),
+  return encodeFrames([frame]);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Encodes frames back to back into one buffer (several frames in one write). */
+export function encodeFrames(frames: readonly FrameToEncode[]): Uint8Array {
+  const lengths = frames.map((f) => f.declaredLength ?? BigInt((f.payload ?? EMPTY).length));
+  const forms = frames.map((f, i) => checkedForm(lengths[i], f.lengthForm));
+  let total = 0;
+  frames.forEach((f, i) => {
+    total += headerSize(forms[i], f.maskKey !== undefined) + (f.payload ?? EMPTY).length;
   });
-  const out = new Uint8Array(header.length + payload.length);
-  out.set(header, 0);
-  out.set(payload, header.length);
-  if (frame.maskKey) maskInPlace(out.subarray(header.length), frame.maskKey, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  frames.forEach((f, i) => {
+    pos += writeHeader(out, view, pos, f, lengths[i], forms[i]);
+    const payload = f.payload ?? EMPTY;
+    out.set(payload, pos);
+    if (f.maskKey) xorRange(out, pos, pos + payload.length, f.maskKey, 0, 0);
+    pos += payload.length;
+  });
   return out;
+}
+
+/**
+ * Encodes a message as its sender would (§5.4): frames of `fragmentSize` bytes
+ * (one frame when absent), the first with `opcode`, the rest continuations.
+ * `maskKeys` holds 4 bytes per frame; absent means unmasked. One buffer, no
+ * per-frame allocation: a 4 MiB message in 64-byte fragments is 65536 frames.
+ */
+export function encodeMessage(
+  payload: Uint8Array,
+  options: { opcode: number; fragmentSize?: number; maskKeys?: Uint8Array },
+): Uint8Array {
+  const count = fragmentCount(payload.length, options.fragmentSize);
+  const size = count === 1 ? payload.length : options.fragmentSize!;
+  const masked = options.maskKeys !== undefined;
+  if (masked && options.maskKeys!.length < 4 * count) throw new RangeError("not enough mask keys");
+  let total = payload.length;
+  for (let i = 0; i < count; i++) {
+    const len = Math.min(size, payload.length - i * size);
+    total += headerSize(minimalLengthForm(len), masked);
+  }
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  const keys = options.maskKeys;
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    const start = i * size;
+    const len = Math.min(size, payload.length - start);
+    const length = BigInt(len);
+    const form = minimalLengthForm(len);
+    const headerStart = pos;
+    pos += writeHeader(
+      out,
+      view,
+      pos,
+      {
+        opcode: i === 0 ? options.opcode : Opcode.Continuation,
+        fin: i === count - 1,
+      },
+      length,
+      form,
+    );
+    if (keys) {
+      // Key bytes copied one by one: a subarray per frame would be an allocation per frame.
+      out[headerStart + 1] |= 0x80;
+      for (let j = 0; j < 4; j++) out[pos + j] = keys[4 * i + j];
+      pos += 4;
+    }
+    out.set(payload.subarray(start, start + len), pos);
+    if (keys) xorRange(out, pos, pos + len, keys, 4 * i, 0);
+    pos += len;
+  }
+  return out;
+}
+
+/** Frames a message of `length` bytes takes at `fragmentSize` bytes per frame. */
+export function fragmentCount(length: number, fragmentSize?: number): number {
+  return fragmentSize && fragmentSize > 0 ? Math.max(1, Math.ceil(length / fragmentSize)) : 1;
 }
 
 /**
@@ -112,21 +211,34 @@ export function encodeFrame(frame: FrameToEncode): Uint8Array {
  * data[0] within the frame payload, so a payload can be masked piece by piece.
  */
 export function maskInPlace(data: Uint8Array, key: Uint8Array, offset = 0): void {
-  const n = data.length;
-  let i = 0;
-  // Word-at-a-time when the buffer allows it: masking megabytes byte by byte is slow.
-  const align = (4 - (data.byteOffset % 4)) % 4;
-  if (n >= 64) {
-    for (; i < align; i++) data[i] ^= key[(offset + i) & 3];
-    const words = (n - i) >>> 2;
+  xorRange(data, 0, data.length, key, 0, offset);
+}
+
+/**
+ * XORs data[start, end) with the 4-byte key at keys[keyAt], the first byte being
+ * at position `phase` of the key cycle.
+ */
+function xorRange(
+  data: Uint8Array,
+  start: number,
+  end: number,
+  keys: Uint8Array,
+  keyAt: number,
+  phase: number,
+): void {
+  let i = start;
+  const k = (j: number) => keys[keyAt + ((phase + j - start) & 3)];
+  // Word-at-a-time for long runs: masking megabytes byte by byte is slow.
+  if (end - start >= 1024) {
+    for (; (data.byteOffset + i) % 4 !== 0; i++) data[i] ^= k(i);
+    const words = (end - i) >>> 2;
     const w = new Uint32Array(data.buffer, data.byteOffset + i, words);
-    const k = new Uint8Array(4);
-    for (let j = 0; j < 4; j++) k[j] = key[(offset + i + j) & 3];
-    const kw = new Uint32Array(k.buffer)[0];
+    const kb = new Uint8Array([k(i), k(i + 1), k(i + 2), k(i + 3)]);
+    const kw = new Uint32Array(kb.buffer)[0];
     for (let j = 0; j < words; j++) w[j] ^= kw;
     i += words * 4;
   }
-  for (; i < n; i++) data[i] ^= key[(offset + i) & 3];
+  for (; i < end; i++) data[i] ^= k(i);
 }
 
 /** Header size implied by the second byte. */

@@ -97,7 +97,9 @@ export function parseHead(bytes: Uint8Array, maxLength = 16384): HeadParse {
   const headers: HeaderList = [];
   for (const line of lines) {
     const colon = line.indexOf(":");
-    if (colon <= 0) return { type: "error", reason: `malformed header line: ${JSON.stringify(line)}` };
+    if (colon <= 0) {
+      return { type: "error", reason: `malformed header line: ${JSON.stringify(line)}` };
+    }
     headers.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
   }
   return { type: "head", head: { startLine, headers, length: end } };
@@ -156,7 +158,9 @@ export async function checkResponse(
   }
   const protocols = headerTokens(head.headers, "sec-websocket-protocol");
   if (protocols.length > 1) problems.push("more than one subprotocol selected");
-  if (protocols.length === 1 && !offeredProtocols.map((p) => p.toLowerCase()).includes(protocols[0])) {
+  if (
+    protocols.length === 1 && !offeredProtocols.map((p) => p.toLowerCase()).includes(protocols[0])
+  ) {
     problems.push(`subprotocol ${protocols[0]} was not offered`);
   }
   const extensions = headerTokens(head.headers, "sec-websocket-extensions");

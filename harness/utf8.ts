@@ -44,7 +44,14 @@ export class Utf8Validator {
     for (let i = 0; i < n; i++) {
       const b = bytes[i];
       if (need === 0) {
-        if (b < 0x80) continue;
+        if (b < 0x80) {
+          // ASCII runs are the common case in large messages: skip them 8 bytes at a time.
+          while (
+            i + 8 < n && ((bytes[i + 1] | bytes[i + 2] | bytes[i + 3] | bytes[i + 4] |
+                bytes[i + 5] | bytes[i + 6] | bytes[i + 7] | bytes[i + 8]) & 0x80) === 0
+          ) i += 8;
+          continue;
+        }
         if (b >= 0xc2 && b <= 0xdf) need = 1;
         else if (b === 0xe0) (need = 2), (lower = 0xa0);
         else if (b === 0xed) (need = 2), (upper = 0x9f);

@@ -1,0 +1,105 @@
+import type { EventSpec, Payload } from "./case.ts";
+
+const encoder = new TextEncoder();
+
+function patternBytes(pattern: string | { hex: string }): Uint8Array {
+  return typeof pattern === "string" ? encoder.encode(pattern) : Uint8Array.fromHex(pattern.hex);
+}
+
+/**
+ * Turns payload data into bytes. A case resolves each payload through one
+ * PayloadCache, so the bytes it sends and the bytes it expects back are the
+ * same buffer, even for a 16 MiB payload.
+ */
+export class PayloadCache {
+  #cache = new Map<string, Uint8Array>();
+
+  resolve(payload: Payload | undefined): Uint8Array {
+    if (payload === undefined) return new Uint8Array(0);
+    if (typeof payload === "string") return encoder.encode(payload);
+    if ("hex" in payload) return Uint8Array.fromHex(payload.hex);
+    const key = JSON.stringify(payload);
+    let bytes = this.#cache.get(key);
+    if (!bytes) {
+      bytes = repeatToLength(patternBytes(payload.repeat), payload.length);
+      this.#cache.set(key, bytes);
+    }
+    return bytes;
+  }
+}
+
+function repeatToLength(pattern: Uint8Array, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  if (length === 0) return out;
+  if (pattern.length === 0) throw new RangeError("cannot repeat an empty pattern");
+  out.set(pattern.subarray(0, Math.min(pattern.length, length)));
+  // Doubling copies: log2(length) calls instead of length / pattern.length.
+  for (let filled = pattern.length; filled < length; filled *= 2) {
+    out.copyWithin(filled, 0, Math.min(filled, length - filled));
+  }
+  return out;
+}
+
+/** The byte length of a payload without building it. */
+export function payloadLength(payload: Payload | undefined): number {
+  if (payload === undefined) return 0;
+  if (typeof payload === "string") return encoder.encode(payload).length;
+  if ("hex" in payload) return payload.hex.length / 2;
+  return payload.length;
+}
+
+/** An event as the suite observed it (or as an expectation resolves to). */
+export type ObservedEvent =
+  | { type: "message"; binary: boolean; payload: Uint8Array }
+  | { type: "pong"; payload: Uint8Array }
+  | { type: "timeout"; tag: string };
+
+/** Expands event specs (including `times`) into the events they stand for. */
+export function resolveEvents(specs: EventSpec[], cache: PayloadCache): ObservedEvent[] {
+  const out: ObservedEvent[] = [];
+  for (const spec of specs) {
+    if ("timeout" in spec) {
+      out.push({ type: "timeout", tag: spec.timeout });
+      continue;
+    }
+    const event: ObservedEvent = "message" in spec
+      ? { type: "message", binary: spec.binary ?? false, payload: cache.resolve(spec.message) }
+      : { type: "pong", payload: cache.resolve(spec.pong) };
+    for (let i = 0; i < (spec.times ?? 1); i++) out.push(event);
+  }
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  let i = 0;
+  // Word-wise when both buffers allow it: echoes of 16 MiB are compared whole.
+  if (a.length >= 64 && a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
+    const words = a.length >>> 2;
+    const wa = new Uint32Array(a.buffer, a.byteOffset, words);
+    const wb = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (; i < words; i++) if (wa[i] !== wb[i]) return false;
+    i = words * 4;
+  }
+  for (; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function eventsEqual(a: ObservedEvent, b: ObservedEvent): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === "timeout") return a.tag === (b as typeof a).tag;
+  if (a.type === "message" && a.binary !== (b as typeof a).binary) return false;
+  return bytesEqual(a.payload, (b as typeof a).payload);
+}
+
+/** Whether `received` is a prefix of `expected` (equal when `whole`). */
+export function sequenceMatches(
+  received: ObservedEvent[],
+  expected: ObservedEvent[],
+  whole: boolean,
+): boolean {
+  if (received.length > expected.length) return false;
+  if (whole && received.length !== expected.length) return false;
+  return received.every((e, i) => eventsEqual(e, expected[i]));
+}

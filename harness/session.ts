@@ -1,0 +1,595 @@
+/**
+ * Runs one case against a server: the suite is the client. It opens a raw
+ * connection, performs the opening handshake, carries out the case's steps,
+ * and plays the client side of RFC 6455 the way Autobahn's fuzzing client
+ * does (fail on protocol errors with a close frame, 1 s closing-handshake
+ * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
+ */
+import type { CaseSpec, FrameFields, Step } from "./case.ts";
+import {
+  closePayload,
+  decodeHeader,
+  encodeFrames,
+  encodeHeader,
+  encodeMessage,
+  fragmentCount,
+  type FrameHeader,
+  FrameParser,
+  isControlOpcode,
+  isKnownOpcode,
+  isValidCloseCode,
+  maskInPlace,
+  Opcode,
+} from "./frame.ts";
+import {
+  checkResponse,
+  clientRequest,
+  encodeRequest,
+  generateKey,
+  headerValues,
+  parseHead,
+} from "./handshake.ts";
+import {
+  eventsEqual,
+  type ObservedEvent,
+  PayloadCache,
+  resolveEvents,
+  sequenceMatches,
+} from "./payload.ts";
+import { concat, connectRaw, Transport } from "./transport.ts";
+import { Utf8Validator } from "./utf8.ts";
+import { type CloseObservation, judge, type Verdict } from "./verdict.ts";
+import { WireLog } from "./wirelog.ts";
+
+export interface SessionOptions {
+  url: URL;
+  caCerts?: string[];
+  /** Bound on TCP connect plus opening handshake. */
+  openTimeoutMs?: number;
+  /** Bound on the peer's answer to our close frame (Autobahn: 1 s). */
+  closeTimeoutMs?: number;
+  /** Bound on the server closing TCP after the closing handshake (Autobahn: 1 s). */
+  peerDropTimeoutMs?: number;
+  /** Largest message or frame accepted from the peer. */
+  maxMessage?: number;
+  userAgent?: string;
+}
+
+export interface CaseRun {
+  spec: CaseSpec;
+  /** ISO time the case started. */
+  started: string;
+  /** Milliseconds from connect to the end of the case. */
+  duration: number;
+  verdict: Verdict;
+  received: ObservedEvent[];
+  expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
+  close: CloseObservation;
+  http: { request?: string; response?: string };
+  /** The server's Server header, when it sent one. */
+  serverHeader?: string;
+  wire: WireLog;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+type State = "connecting" | "open" | "closing" | "closed";
+
+const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder();
+
+/** Masking keys (§5.3): crypto.getRandomValues fills at most 64 KiB per call. */
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(out.subarray(off, off + 65536));
+  return out;
+}
+
+/** Seconds a case may take at most, derived from its steps when it does not say. */
+export function caseBound(spec: CaseSpec, options: SessionOptions): number {
+  if (spec.timeout) return spec.timeout;
+  let waits = 0, timers = 0;
+  for (const step of spec.steps) {
+    if ("wait" in step) waits += step.wait;
+    if ("closeAfter" in step) timers = Math.max(timers, waits + step.closeAfter);
+    if ("failAfter" in step) timers = Math.max(timers, waits + step.failAfter);
+  }
+  const closing = ((options.closeTimeoutMs ?? 1000) + (options.peerDropTimeoutMs ?? 1000)) / 1000;
+  return Math.max(waits, timers) + closing + 2;
+}
+
+export async function runCase(spec: CaseSpec, options: SessionOptions): Promise<CaseRun> {
+  const session = new ClientSession(spec, options);
+  return await session.run();
+}
+
+class ClientSession {
+  readonly spec: CaseSpec;
+  readonly options: Required<Omit<SessionOptions, "caCerts" | "userAgent">> & SessionOptions;
+  readonly log = new WireLog();
+  readonly payloads = new PayloadCache();
+  readonly expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
+  readonly received: ObservedEvent[] = [];
+  readonly close: CloseObservation = {
+    opened: false,
+    closedBySuite: false,
+    failedBySuite: false,
+    droppedBySuite: false,
+    wasClean: false,
+    closeHandshakeTimeout: false,
+    peerDropTimeout: false,
+    openHandshakeTimeout: false,
+  };
+  readonly http: { request?: string; response?: string } = {};
+  serverHeader?: string;
+
+  #state: State = "connecting";
+  #transport?: Transport;
+  #parser: FrameParser;
+  #timers = new Set<Timer>();
+  #closeTimer?: Timer;
+  #done!: () => void;
+  #doneSignal = new Promise<void>((resolve) => (this.#done = resolve));
+  /** Alternatives (ok, nonStrict) the events so far are still a prefix of. */
+  #alive: boolean[];
+  /** The fragmented message being received. */
+  #message?: { binary: boolean; parts: Uint8Array[]; size: number; utf8?: Utf8Validator };
+  /** Key and position of a frame opened by a frameStart step. */
+  #openFrame?: { key: Uint8Array; offset: number };
+  #roundTrips?: { remaining: number; frame: FrameFields };
+
+  constructor(spec: CaseSpec, options: SessionOptions) {
+    this.spec = spec;
+    this.options = {
+      openTimeoutMs: 5000,
+      closeTimeoutMs: 1000,
+      peerDropTimeoutMs: 1000,
+      maxMessage: 64 * 1024 * 1024,
+      ...options,
+    };
+    this.expected = {
+      ok: resolveEvents(spec.expect.ok, this.payloads),
+      ...(spec.expect.nonStrict
+        ? { nonStrict: resolveEvents(spec.expect.nonStrict, this.payloads) }
+        : {}),
+    };
+    this.#alive = this.#alternatives().map(() => true);
+    this.#parser = new FrameParser({ maxPayload: this.options.maxMessage });
+  }
+
+  async run(): Promise<CaseRun> {
+    const started = new Date().toISOString();
+    const t0 = performance.now();
+    const deadline = this.#after(caseBound(this.spec, this.options) * 1000, () => {
+      this.log.note("case deadline reached");
+      this.#abort("the case reached its time bound");
+    });
+    try {
+      if (await this.#open()) {
+        this.#runSteps().catch((e) => this.#internalError(e));
+        await this.#doneSignal;
+      }
+    } catch (e) {
+      this.#internalError(e);
+    } finally {
+      clearTimeout(deadline);
+      for (const t of this.#timers) clearTimeout(t);
+      this.#transport?.close();
+    }
+    const verdict = judge(this.spec.expect, this.expected, this.received, this.close);
+    return {
+      spec: this.spec,
+      started,
+      duration: Math.round(performance.now() - t0),
+      verdict,
+      received: this.received,
+      expected: this.expected,
+      close: this.close,
+      http: this.http,
+      serverHeader: this.serverHeader,
+      wire: this.log,
+    };
+  }
+
+  // ---- opening handshake -------------------------------------------------
+
+  async #open(): Promise<boolean> {
+    const { url, openTimeoutMs } = this.options;
+    const openDeadline = performance.now() + openTimeoutMs;
+    let conn: Deno.Conn;
+    try {
+      conn = await connectRaw({ url, caCerts: this.options.caCerts, timeoutMs: openTimeoutMs });
+    } catch (e) {
+      this.log.note((e as Error).message);
+      this.close.notCleanReason = (e as Error).message;
+      this.#state = "closed";
+      return false;
+    }
+    const transport = new Transport(conn, this.log);
+    this.#transport = transport;
+    const key = generateKey();
+    const request = encodeRequest(clientRequest(url, key, { userAgent: this.options.userAgent }));
+    this.http.request = latin1.decode(request);
+
+    let head: Uint8Array = new Uint8Array(0);
+    const outcome = new Promise<string | undefined>((resolve) => {
+      const timer = this.#after(Math.max(0, openDeadline - performance.now()), () => {
+        this.close.openHandshakeTimeout = true;
+        resolve(`no complete handshake response within ${openTimeoutMs} ms`);
+      });
+      transport.onClosed = (reason) => resolve(`connection closed during the handshake: ${reason}`);
+      transport.onData = (chunk) => {
+        head = head.length ? concat([head, chunk]) : chunk;
+        const parsed = parseHead(head);
+        if (parsed.type === "incomplete") return;
+        clearTimeout(timer);
+        if (parsed.type === "error") return resolve(`invalid handshake response: ${parsed.reason}`);
+        this.http.response = latin1.decode(head.subarray(0, parsed.head.length));
+        this.serverHeader = headerValues(parsed.head.headers, "server")[0];
+        // Bytes after the head are frames; keep them for the parser.
+        this.#parser.push(head.slice(parsed.head.length));
+        // Frames may follow at once: buffer them in the parser until the check is done.
+        transport.onData = (more) => this.#parser.push(more);
+        checkResponse(parsed.head, key).then((problems) =>
+          resolve(problems.length ? problems.join("; ") : undefined)
+        );
+      };
+    });
+    transport.send(request);
+    const failure = await outcome;
+    if (failure) {
+      this.log.note(`opening handshake failed: ${failure}`);
+      this.close.notCleanReason = failure;
+      this.#state = "closed";
+      return false;
+    }
+    this.close.opened = true;
+    this.#state = "open";
+    this.log.note("connection open");
+    transport.onData = (chunk) => {
+      this.#parser.push(chunk);
+      this.#drainFrames();
+    };
+    transport.onClosed = (reason) => this.#connectionLost(reason);
+    this.#drainFrames();
+    return true;
+  }
+
+  // ---- steps ---------------------------------------------------------------
+
+  async #runSteps(): Promise<void> {
+    for (const step of this.spec.steps) {
+      if (this.#state === "closed") return;
+      if ("wait" in step) {
+        this.log.note(`wait ${step.wait} s${step.tag ? ` (${step.tag})` : ""}`);
+        await this.#sleep(step.wait * 1000);
+        if (this.#state !== "open") return;
+        if (step.tag) {
+          this.log.note(`wait ${step.tag} over, connection still open`);
+          this.#record({ type: "timeout", tag: step.tag });
+        }
+      } else {
+        this.#perform(step);
+      }
+    }
+  }
+
+  #perform(step: Exclude<Step, { wait: number }>): void {
+    if ("frame" in step) {
+      this.#sendFrame(step.frame, step);
+    } else if ("message" in step) {
+      const { binary, payload, fragmentSize } = step.message;
+      const bytes = this.payloads.resolve(payload);
+      const count = fragmentCount(bytes.length, fragmentSize);
+      const opcode = binary ? Opcode.Binary : Opcode.Text;
+      const encoded = encodeMessage(bytes, {
+        opcode,
+        fragmentSize,
+        maskKeys: randomBytes(4 * count),
+      });
+      this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
+      this.#transport!.send(encoded, step);
+    } else if ("close" in step) {
+      const reason = step.close.reason === undefined
+        ? undefined
+        : this.payloads.resolve(step.close.reason);
+      this.#sendClose(step.close.code, reason, false);
+    } else if ("frameStart" in step) {
+      const key = randomBytes(4);
+      const { opcode, fin, rsv, length } = step.frameStart;
+      const header = encodeHeader({ opcode, fin, rsv, length: BigInt(length), maskKey: key });
+      this.#openFrame = { key, offset: 0 };
+      this.#transport!.send(header);
+    } else if ("frameData" in step) {
+      const frame = this.#openFrame!;
+      const data = this.payloads.resolve(step.frameData).slice();
+      maskInPlace(data, frame.key, frame.offset);
+      frame.offset += data.length;
+      this.#transport!.send(data);
+    } else if ("raw" in step) {
+      this.#transport!.send(this.payloads.resolve(step.raw), step);
+    } else if ("closeAfter" in step) {
+      this.#after(step.closeAfter * 1000, () => {
+        if (this.#state === "closed") return;
+        this.log.note(`close timer (${step.closeAfter} s) fired`);
+        this.#sendClose(undefined, undefined, false);
+      });
+    } else if ("failAfter" in step) {
+      this.#after(step.failAfter * 1000, () => {
+        if (this.#state === "closed") return;
+        this.log.note(`fail timer (${step.failAfter} s) fired`);
+        this.#fail(1001, "going away", false);
+      });
+    } else if ("roundTrips" in step) {
+      this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
+      this.#sendFrame(step.roundTrips.frame, {});
+    }
+  }
+
+  /**
+   * Sends frames as a client, in one write: each masked with a fresh key unless
+   * its fields say otherwise. The log shows each header as encoded.
+   */
+  #send(
+    frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
+    delivery: { chop?: number; sync?: boolean } = {},
+  ): void {
+    const keys = randomBytes(4 * frames.length);
+    const list = frames.map(({ fields, payload }, i) => ({
+      ...fields,
+      payload,
+      maskKey: fields.mask === "none"
+        ? undefined
+        : fields.mask
+        ? Uint8Array.fromHex(fields.mask)
+        : keys.subarray(4 * i, 4 * i + 4),
+    }));
+    const bytes = encodeFrames(list);
+    let i = 0;
+    this.#logFrames(bytes, list.length, () => list[i++].payload);
+    this.#transport!.send(bytes, delivery);
+  }
+
+  /**
+   * Logs the `count` frames in `bytes` as the peer will decode them. `payloadAt`
+   * gives a frame's unmasked payload from its offset in the data and its length.
+   */
+  #logFrames(
+    bytes: Uint8Array,
+    count: number,
+    payloadAt: (offset: number, length: number) => Uint8Array,
+  ): void {
+    let logged = 0;
+    for (let pos = 0, offset = 0; logged < count && !this.log.full; logged++) {
+      const header = decodeHeader(bytes.subarray(pos))!;
+      const length = Number(header.length);
+      this.log.frame("tx", header, payloadAt(offset, length));
+      pos += header.headerLength + length;
+      offset += length;
+    }
+    this.log.elide("tx frame", count - logged);
+  }
+
+  #sendFrame(fields: FrameFields, delivery: { chop?: number; sync?: boolean }): void {
+    this.#send([{ fields, payload: this.payloads.resolve(fields.payload) }], delivery);
+  }
+
+  // ---- incoming frames -----------------------------------------------------
+
+  #drainFrames(): void {
+    while (this.#state !== "closed") {
+      const event = this.#parser.next();
+      if (!event) return;
+      if (event.type === "oversize") {
+        this.log.note(`frame announces ${event.header.length} bytes, over the limit`);
+        // The parser has stopped: nothing more can be read, not even a close reply.
+        this.#fail(1009, "frame too big", true);
+        return;
+      }
+      this.log.frame("rx", event.header, event.payload);
+      this.#onFrame(event.header, event.payload);
+    }
+  }
+
+  #onFrame(header: FrameHeader, payload: Uint8Array): void {
+    const { opcode } = header;
+    // After failing the connection the suite only waits for the peer's close.
+    if (this.close.failedBySuite && opcode !== Opcode.Close) return;
+    if (header.masked) return this.#fail(1002, "the server masked a frame");
+    if (header.rsv !== 0) return this.#fail(1002, "RSV bits set, no extension negotiated");
+    if (!isKnownOpcode(opcode)) return this.#fail(1002, `reserved opcode ${opcode}`);
+    if (isControlOpcode(opcode)) {
+      if (!header.fin) return this.#fail(1002, "fragmented control frame");
+      if (payload.length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
+      if (opcode === Opcode.Close) return this.#onCloseFrame(payload);
+      if (opcode === Opcode.Ping) {
+        if (this.#state === "open") this.#send([{ fields: { opcode: Opcode.Pong }, payload }]);
+        return;
+      }
+      return this.#record({ type: "pong", payload });
+    }
+    if (opcode === Opcode.Continuation && !this.#message) {
+      return this.#fail(1002, "continuation frame with no message to continue");
+    }
+    if (opcode !== Opcode.Continuation && this.#message) {
+      return this.#fail(1002, "new data frame inside a fragmented message");
+    }
+    const message = this.#message ??= {
+      binary: opcode === Opcode.Binary,
+      parts: [],
+      size: 0,
+      utf8: opcode === Opcode.Text ? new Utf8Validator() : undefined,
+    };
+    message.size += payload.length;
+    if (message.size > this.options.maxMessage) return this.#fail(1009, "message too big");
+    if (message.utf8 && !message.utf8.push(payload)) {
+      return this.#fail(1007, `invalid UTF-8 at byte ${message.utf8.failedAt} of the message`);
+    }
+    message.parts.push(payload);
+    if (!header.fin) return;
+    this.#message = undefined;
+    if (message.utf8 && !message.utf8.complete) {
+      return this.#fail(1007, "text message ends inside a UTF-8 sequence");
+    }
+    const data = message.parts.length === 1 ? message.parts[0] : concat(message.parts);
+    this.#record({ type: "message", binary: message.binary, payload: data });
+  }
+
+  #onCloseFrame(payload: Uint8Array): void {
+    if (payload.length === 1) return this.#fail(1002, "close frame with a 1-byte payload");
+    const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
+    if (code !== undefined && !isValidCloseCode(code)) {
+      return this.#fail(1002, `invalid close code ${code}`);
+    }
+    const reason = payload.subarray(2);
+    const validator = new Utf8Validator();
+    if (!validator.push(reason) || !validator.complete) {
+      return this.#fail(1007, "close reason is not valid UTF-8");
+    }
+    this.close.remoteCloseCode = code;
+    this.close.remoteCloseReason = utf8.decode(reason);
+    if (this.#state === "closing") {
+      clearTimeout(this.#closeTimer);
+      this.close.wasClean = true;
+      this.#awaitPeerDrop();
+    } else if (this.#state === "open") {
+      this.close.wasClean = true;
+      this.#sendClose(1000, undefined, true);
+      this.#awaitPeerDrop();
+    }
+  }
+
+  /** The server should close TCP after the closing handshake (§7.1.1); give it a bounded time. */
+  #awaitPeerDrop(): void {
+    this.#after(this.options.peerDropTimeoutMs, () => {
+      if (this.#state === "closed") return;
+      this.close.wasClean = false;
+      this.close.peerDropTimeout = true;
+      this.close.notCleanReason =
+        "the server did not close the TCP connection in time after the closing handshake";
+      this.#drop();
+    });
+  }
+
+  // ---- events and progress -------------------------------------------------
+
+  #alternatives(): ObservedEvent[][] {
+    return this.expected.nonStrict
+      ? [this.expected.ok, this.expected.nonStrict]
+      : [this.expected.ok];
+  }
+
+  #record(event: ObservedEvent): void {
+    this.received.push(event);
+    const n = this.received.length;
+    const alternatives = this.#alternatives();
+    alternatives.forEach((alt, i) => {
+      if (this.#alive[i]) this.#alive[i] = n <= alt.length && eventsEqual(event, alt[n - 1]);
+    });
+    if (event.type === "timeout") return;
+    if (event.type === "message" && this.#roundTrips && this.#alive.some((a) => a)) {
+      if (this.#roundTrips.remaining > 0) {
+        this.#roundTrips.remaining--;
+        this.#sendFrame(this.#roundTrips.frame, {});
+      }
+    }
+    const { expect } = this.spec;
+    if (expect.close.by !== "suite" || expect.autoClose === false || this.#state !== "open") return;
+    if (alternatives.every((alt) => sequenceMatches(this.received, alt, true))) {
+      this.#sendClose(expect.close.codes[0], undefined, false);
+    } else if (!this.#alive.some((a) => a)) {
+      // The verdict is settled; waiting for the case's timers would only cost time.
+      this.log.note("the events can no longer match the expectation: closing");
+      this.#sendClose(expect.close.codes[0], undefined, false);
+    }
+  }
+
+  // ---- closing -------------------------------------------------------------
+
+  #sendClose(code: number | undefined, reason: Uint8Array | undefined, isReply: boolean): void {
+    if (this.#state !== "open") return;
+    const payload = closePayload(code, reason);
+    this.#send([{ fields: { opcode: Opcode.Close }, payload }]);
+    this.#state = "closing";
+    this.close.closedBySuite = !isReply;
+    this.close.localCloseCode = code;
+    if (reason) this.close.localCloseReason = reason.toHex();
+    if (isReply) return;
+    this.#closeTimer = this.#after(this.options.closeTimeoutMs, () => {
+      if (this.#state === "closed") return;
+      this.close.wasClean = false;
+      this.close.closeHandshakeTimeout = true;
+      this.close.notCleanReason = "the peer did not answer the close frame in time";
+      this.#drop();
+    });
+  }
+
+  /** Fails the connection (§7.1.7): a close frame when open, else drop TCP. */
+  #fail(code: number, reason: string, drop = false): void {
+    if (this.#state === "closed") return;
+    this.log.note(`failing the connection (${code}): ${reason}`);
+    if (code !== 1001) this.close.failedBySuite = true;
+    if (this.#state === "open") {
+      this.#sendClose(code, new TextEncoder().encode(reason), false);
+      if (drop) this.#after(this.options.closeTimeoutMs, () => this.#drop());
+    } else {
+      this.#drop();
+    }
+  }
+
+  #drop(): void {
+    if (this.#state === "closed") return;
+    this.log.note("the suite closes the TCP connection");
+    this.close.droppedBySuite = true;
+    this.#finish();
+  }
+
+  #abort(reason: string): void {
+    if (this.#state === "closed") return;
+    if (!this.close.notCleanReason) this.close.notCleanReason = reason;
+    this.close.wasClean = false;
+    this.#drop();
+  }
+
+  /** A bug in the suite must cost one case, never the run: record it and end the case. */
+  #internalError(e: unknown): void {
+    this.log.note(`internal error: ${(e as Error)?.stack ?? e}`);
+    this.#abort(`the suite hit an internal error: ${(e as Error)?.message ?? e}`);
+    this.#state = "closed";
+  }
+
+  #connectionLost(reason: string): void {
+    if (this.#state === "closed") return;
+    this.log.note(reason);
+    if (!this.close.wasClean && !this.close.notCleanReason) {
+      this.close.notCleanReason = "the peer closed the TCP connection without a closing handshake";
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    this.#state = "closed";
+    this.#transport?.close();
+    this.#done();
+  }
+
+  // ---- timers --------------------------------------------------------------
+
+  #after(ms: number, fn: () => void): Timer {
+    const id = setTimeout(() => {
+      this.#timers.delete(id);
+      fn();
+    }, ms);
+    this.#timers.add(id);
+    return id;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const id = this.#after(ms, resolve);
+      this.#doneSignal.then(() => {
+        clearTimeout(id);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Raw TCP/TLS connections with ordered, optionally chopped writes and a reader
+ * loop. Every byte in and out goes to the wire log. Every wait is bounded by
+ * the caller: close() ends any pending read or write.
+ */
+import type { WireLog } from "./wirelog.ts";
+
+export interface ConnectOptions {
+  url: URL;
+  /** PEM certificates to trust for wss:// (a private CA). */
+  caCerts?: string[];
+  timeoutMs: number;
+}
+
+export class ConnectError extends Error {}
+
+export function defaultPort(url: URL): number {
+  return url.port ? Number(url.port) : url.protocol === "wss:" ? 443 : 80;
+}
+
+/** Opens TCP (ws:) or TLS (wss:) to the URL's host within the timeout. */
+export async function connectRaw(options: ConnectOptions): Promise<Deno.Conn> {
+  const { url } = options;
+  // URL keeps IPv6 literals in brackets; the socket API wants them bare.
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = defaultPort(url);
+  const pending = url.protocol === "wss:"
+    ? Deno.connectTls({ hostname, port, caCerts: options.caCerts })
+    : Deno.connect({ hostname, port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ConnectError(`no connection to ${url.host} within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+  });
+  try {
+    const conn = await Promise.race([pending, timeout]);
+    if ("setNoDelay" in conn && typeof conn.setNoDelay === "function") conn.setNoDelay(true);
+    return conn;
+  } catch (e) {
+    // A connection that arrives after the timeout must not leak.
+    pending.then((c) => c.close(), () => {});
+    if (e instanceof ConnectError) throw e;
+    throw new ConnectError(`cannot connect to ${url.host}: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface WriteOptions {
+  /** Write in pieces of this size, each a write of its own. */
+  chop?: number;
+  /** Write as a write of its own instead of joining neighbouring plain writes. */
+  sync?: boolean;
+}
+
+interface QueuedWrite {
+  bytes: Uint8Array;
+  options: WriteOptions;
+}
+
+export class Transport {
+  readonly #conn: Deno.Conn;
+  readonly #log: WireLog;
+  #queue: QueuedWrite[] = [];
+  #pumping = false;
+  #closed = false;
+  #idle: (() => void)[] = [];
+
+  /** Called with each chunk read. */
+  onData: (chunk: Uint8Array) => void = () => {};
+  /** Called once when the connection is gone, with why. */
+  onClosed: (reason: string) => void = () => {};
+
+  constructor(conn: Deno.Conn, log: WireLog) {
+    this.#conn = conn;
+    this.#log = log;
+    this.#readLoop();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues bytes; writes go out in order. Plain writes queued together are joined. */
+  send(bytes: Uint8Array, options: WriteOptions = {}): void {
+    if (this.#closed) return;
+    this.#queue.push({ bytes, options });
+    if (!this.#pumping) this.#pump();
+  }
+
+  /** Resolves when every queued write has been handed to the OS (or the connection closed). */
+  drained(): Promise<void> {
+    if (!this.#pumping) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Closes TCP at once. Pending reads and writes end. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    try {
+      this.#conn.close();
+    } catch { /* already gone */ }
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const first = this.#queue.shift()!;
+        const { chop, sync } = first.options;
+        if (chop && chop > 0) {
+          for (let i = 0; i < first.bytes.length && !this.#closed; i += chop) {
+            await this.#write(first.bytes.subarray(i, i + chop), "chop");
+          }
+        } else if (sync) {
+          await this.#write(first.bytes, "sync");
+        } else {
+          // Join the plain writes queued behind it, as a stream socket would.
+          const parts = [first.bytes];
+          while (
+            this.#queue.length > 0 && !this.#queue[0].options.chop && !this.#queue[0].options.sync
+          ) {
+            parts.push(this.#queue.shift()!.bytes);
+          }
+          await this.#write(parts.length === 1 ? parts[0] : concat(parts));
+        }
+      }
+    } catch (e) {
+      this.#log.note(`write failed: ${(e as Error).message}`);
+      this.#finish(`write failed: ${(e as Error).message}`);
+    } finally {
+      this.#pumping = false;
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  async #write(bytes: Uint8Array, how?: "chop" | "sync"): Promise<void> {
+    this.#log.bytes("tx", bytes, how);
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  async #readLoop(): Promise<void> {
+    let reason = "the peer closed the TCP connection";
+    try {
+      // One read buffer, copied out per read: allocating a large buffer per read
+      // costs more than the copy when a peer sends many small frames.
+      const buf = new Uint8Array(256 * 1024);
+      while (true) {
+        const n = await this.#conn.read(buf);
+        if (n === null) break;
+        const chunk = buf.slice(0, n);
+        this.#log.bytes("rx", chunk);
+        this.onData(chunk);
+      }
+    } catch (e) {
+      reason = this.#closed
+        ? "the suite closed the TCP connection"
+        : `read failed: ${(e as Error).message}`;
+    }
+    this.#finish(reason);
+  }
+
+  #finished = false;
+  #finish(reason: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.close();
+    this.onClosed(reason);
+  }
+}
+
+export function concat(parts: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
