@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import type { CaseSpec } from "./case.ts";
 import { ALL_CASES, groupOf, GROUPS } from "../fixtures/mod.ts";
-import { startReferenceServer } from "./reference_server.ts";
+import { spawnReference } from "./reference_server.ts";
 import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
 import { type CaseOutcome, runCases } from "./runner.ts";
 import { runCase, type SessionOptions } from "./session.ts";
@@ -187,7 +187,15 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const embedded = options.url ? undefined : startReferenceServer();
+  let embedded;
+  if (!options.url) {
+    try {
+      embedded = await spawnReference();
+    } catch (e) {
+      console.error(`wsconform: cannot start the embedded reference server: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   try {
     const url = options.url ?? new URL(embedded!.url);
     const session: SessionOptions = { url, caCerts: options.caCerts, userAgent: "wsconform" };

@@ -1,17 +1,24 @@
 /**
  * The embedded default target: Deno's own WebSocket server (Deno.serve +
- * Deno.upgradeWebSocket) echoing every message with its type. It is not
- * tuned to pass; the suite reports what Deno does.
+ * Deno.upgradeWebSocket) echoing every message with its type. It is not tuned
+ * to pass; the suite reports what Deno does.
+ *
+ * The suite runs it in a child process of its own, so the server has its own
+ * event loop (and CPU core) and its memory is not counted as the suite's.
  */
 
 export interface ReferenceServer {
   url: string;
   /** The name reports use for it. */
   agent: string;
+  /** Stops the server (and its process). */
   close(): Promise<void>;
 }
 
-export function startReferenceServer(port = 0): ReferenceServer {
+const AGENT = `Deno/${Deno.version.deno}`;
+
+/** Serves in this process. */
+export function serveReference(port = 0): ReferenceServer {
   const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("wsconform reference server: connect with WebSocket\n", { status: 426 });
@@ -21,20 +28,68 @@ export function startReferenceServer(port = 0): ReferenceServer {
     socket.onmessage = (event) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(event.data);
     };
-    // Errors end the connection; Deno reports them here and nothing is left to do.
+    // Deno reports protocol errors here after ending the connection; nothing is left to do.
     socket.onerror = () => {};
     return response;
   });
   const addr = server.addr as Deno.NetAddr;
-  return {
-    url: `ws://127.0.0.1:${addr.port}/`,
-    agent: `Deno/${Deno.version.deno}`,
-    close: () => server.shutdown(),
+  return { url: `ws://127.0.0.1:${addr.port}/`, agent: AGENT, close: () => server.shutdown() };
+}
+
+/** Starts the server in a child process, bounded to `timeoutMs`; stops it by its PID on close(). */
+export async function spawnReference(timeoutMs = 10_000): Promise<ReferenceServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", new URL(import.meta.url).pathname, "0"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already exited */ }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }, 2000);
+    await child.status;
+    clearTimeout(timer);
   };
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const firstLine = (async () => {
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the reference server exited before listening");
+      text += value;
+    }
+    return text.split("\n")[0];
+  })();
+  try {
+    const line = await Promise.race([
+      firstLine,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the reference server did not start")), timeoutMs);
+      }),
+    ]);
+    const url = /ws:\/\/\S+/.exec(line)?.[0];
+    if (!url) throw new Error(`unexpected output from the reference server: ${line}`);
+    // Keep draining stdout so the child never blocks on a full pipe.
+    (async () => {
+      while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
+    })();
+    return { url, agent: AGENT, close: stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 9001);
-  const server = startReferenceServer(port);
+  const server = serveReference(Number(Deno.args[0] ?? 9001));
   console.log(`${server.agent} echo server on ${server.url}`);
 }

@@ -57,7 +57,7 @@ export class WireLog {
   readonly elided: Record<string, number> = {};
   readonly #start: number;
 
-  constructor(start = performance.now()) {
+  constructor(start: number = performance.now()) {
     this.#start = start;
   }
 
