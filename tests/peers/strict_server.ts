@@ -1,0 +1,646 @@
+/**
+ * The strict reference WebSocket server of wsconform's own tests: an RFC 6455
+ * echo server over raw TCP that enforces every rule the RFC lets a server
+ * enforce. Named flaws each break exactly one rule, so the suite's tests can
+ * show that every case group can fail as well as pass.
+ *
+ *   deno run --allow-net tests/peers/strict_server.ts --port 9001 --flaw no-pong
+ */
+
+import { parseArgs } from "node:util";
+import {
+  closePayload,
+  encodeFrame,
+  type FrameHeader,
+  FrameParser,
+  isControlOpcode,
+  isKnownOpcode,
+  isValidCloseCode,
+  Opcode,
+} from "../../harness/frame.ts";
+import {
+  acceptFor,
+  headerTokens,
+  headerValues,
+  type HttpHead,
+  parseHead,
+} from "../../harness/handshake.ts";
+import { isValidUtf8, Utf8Validator } from "../../harness/utf8.ts";
+
+export const FLAWS = [
+  "truncate-long-echo",
+  "no-pong",
+  "accept-rsv",
+  "accept-reserved-opcodes",
+  "accept-fragmented-control",
+  "no-utf8-check",
+  "no-fail-fast",
+  "accept-invalid-close-codes",
+  "no-close-reply",
+  "keep-tcp-open",
+  "corrupt-large-echo",
+  "echo-fragmented-as-binary",
+  "accept-unmasked",
+  "close-code-1000-on-error",
+  "drop-on-error",
+  "accept-version-8",
+] as const;
+
+/** A deliberate deviation from RFC 6455; see FLAWS. */
+export type Flaw = (typeof FLAWS)[number];
+
+export interface StrictServerOptions {
+  flaws?: Flaw[];
+  /** Subprotocols the server may select; default none. */
+  protocols?: string[];
+  /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
+  maxMessage?: number;
+  /** Port to listen on; default 0, any free port. */
+  port?: number;
+}
+
+export interface StrictServer {
+  /** ws://127.0.0.1:PORT/ */
+  url: string;
+  port: number;
+  /** Stops listening, closes every open connection and waits for all of them. */
+  close(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+/** Largest opening handshake head accepted; a longer one gets 431. */
+const HEAD_LIMIT = 8192;
+/** A client must complete its opening handshake within this time. */
+const HANDSHAKE_MS = 5000;
+/** After failing the connection, how long to wait for the client's close frame. */
+const CLOSE_WAIT_MS = 1000;
+/** After our FIN, how long to wait for the client's before closing anyway. */
+const LINGER_MS = 1000;
+/** An open connection with no traffic for this long is dropped, so no wait is unbounded. */
+const IDLE_MS = 60_000;
+const READ_SIZE = 64 * 1024;
+const SERVER_HEADER = "Server: wsconform-strict";
+/** base64 of exactly 16 bytes, with canonical (zero) padding bits (RFC 4648 §3.5). */
+const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+/** An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  426: "Upgrade Required",
+  431: "Request Header Fields Too Large",
+};
+
+const encoder = new TextEncoder();
+
+interface Config {
+  flaws: ReadonlySet<Flaw>;
+  protocols: readonly string[];
+  maxMessage: number;
+}
+
+/** A close code and a reason for failing the connection. */
+type Failure = [code: number, reason: string];
+
+interface Message {
+  opcode: number;
+  /** Frame payloads, concatenated once when the message ends. */
+  chunks: Uint8Array[];
+  size: number;
+  frames: number;
+  utf8: Utf8Validator;
+}
+
+/**
+ * - connecting: reading the opening handshake.
+ * - open: exchanging messages.
+ * - closing: we failed the connection and sent a close frame; waiting for the client's.
+ * - closed: the closing handshake is over (or never happened); only TCP teardown remains.
+ */
+type State = "connecting" | "open" | "closing" | "closed";
+
+class Connection {
+  state: State = "connecting";
+  /** Settles when the connection is gone; never rejects. */
+  readonly done: Promise<void>;
+  #conn: Deno.TcpConn;
+  #config: Config;
+  #head: Uint8Array = new Uint8Array(0);
+  #parser: FrameParser;
+  /** The data message being received, from its first frame's header on. */
+  #message: Message | undefined;
+  /** The frame in progress whose header was already checked (checks run once per frame). */
+  #frame: FrameHeader | undefined;
+  /** The frame in progress is to be ignored (only under some flaws). */
+  #ignore = false;
+  /** Payload bytes of the frame in progress already given to the UTF-8 validator. */
+  #fed = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #dropped = false;
+
+  constructor(conn: Deno.TcpConn, config: Config) {
+    this.#conn = conn;
+    this.#config = config;
+    this.#parser = new FrameParser({ maxPayload: config.maxMessage });
+    try {
+      conn.setNoDelay(true); // pongs and close frames are small and must not wait
+    } catch { /* the client may already be gone */ }
+    this.done = this.#run();
+  }
+
+  /** Drops TCP at once (server shutdown). */
+  abort(): void {
+    this.#drop();
+  }
+
+  #has(flaw: Flaw): boolean {
+    return this.#config.flaws.has(flaw);
+  }
+
+  async #run(): Promise<void> {
+    this.#arm(HANDSHAKE_MS);
+    try {
+      while (!this.#dropped) {
+        // A fresh buffer per read: the frame parser keeps references to what it is given.
+        const buffer = new Uint8Array(READ_SIZE);
+        const n = await this.#conn.read(buffer);
+        if (n === null) break; // the client closed TCP
+        if (this.state === "open") this.#arm(IDLE_MS);
+        await this.#onBytes(buffer.subarray(0, n));
+      }
+    } catch (error) {
+      // Resets, broken pipes and our own close() surface here; they just end the connection.
+      if (!isIoError(error)) console.error("strict_server:", error);
+    } finally {
+      this.#drop();
+    }
+  }
+
+  // --- timing -------------------------------------------------------------
+
+  /** Sets the one deadline of the connection, replacing the previous one. */
+  #arm(ms: number): void {
+    clearTimeout(this.#timer);
+    if (!this.#dropped) this.#timer = setTimeout(() => this.#onDeadline(), ms);
+  }
+
+  #onDeadline(): void {
+    // The client never answered our close frame: close TCP from our side anyway.
+    if (this.state === "closing") this.#shutdown().catch(() => this.#drop());
+    else this.#drop();
+  }
+
+  // --- I/O helpers --------------------------------------------------------
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    // A write blocked by a client that does not read ends with the deadline, which closes TCP.
+    for (let written = 0; written < bytes.length;) {
+      written += await this.#conn.write(bytes.subarray(written));
+      if (this.state === "open") this.#arm(IDLE_MS);
+    }
+  }
+
+  /** Sends one unmasked frame, FIN set, minimal length form. */
+  #send(opcode: number, payload: Uint8Array): Promise<void> {
+    return this.#write(encodeFrame({ opcode, payload }));
+  }
+
+  /**
+   * Closes TCP gracefully: FIN now (the server closes first, §7.1.1), then
+   * drain until the client's FIN, so unread data never turns our close into a reset.
+   */
+  async #shutdown(): Promise<void> {
+    this.state = "closed";
+    this.#arm(LINGER_MS);
+    await this.#conn.closeWrite();
+  }
+
+  /** Closes TCP at once, unread data or not. */
+  #drop(): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.state = "closed";
+    clearTimeout(this.#timer);
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+
+  // --- input --------------------------------------------------------------
+
+  async #onBytes(bytes: Uint8Array): Promise<void> {
+    switch (this.state) {
+      case "connecting":
+        return await this.#onHandshakeBytes(bytes);
+      case "open":
+      case "closing":
+        return await this.#onFrameBytes(bytes);
+      case "closed":
+        return; // teardown: whatever the client still sends is ignored
+    }
+  }
+
+  // --- opening handshake (§4.2) -------------------------------------------
+
+  async #onHandshakeBytes(bytes: Uint8Array): Promise<void> {
+    this.#head = concat([this.#head, bytes], this.#head.length + bytes.length);
+    const parsed = parseHead(this.#head.subarray(0, HEAD_LIMIT), HEAD_LIMIT + 1);
+    if (parsed.type === "incomplete") {
+      if (this.#head.length >= HEAD_LIMIT) {
+        await this.#reject({ status: 431, reason: `HTTP head longer than ${HEAD_LIMIT} bytes` });
+      }
+      return;
+    }
+    if (parsed.type === "error") return await this.#reject({ status: 400, reason: parsed.reason });
+    const verdict = checkRequest(parsed.head, this.#config);
+    if ("status" in verdict) return await this.#reject(verdict);
+    const lines = [
+      "HTTP/1.1 101 Switching Protocols",
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Accept: ${await acceptFor(verdict.key)}`,
+    ];
+    if (verdict.protocol !== undefined) lines.push(`Sec-WebSocket-Protocol: ${verdict.protocol}`);
+    lines.push(SERVER_HEADER);
+    await this.#write(encodeHead(lines));
+    this.state = "open";
+    this.#arm(IDLE_MS);
+    // Bytes after the head in the same read are already frames.
+    const rest = this.#head.subarray(parsed.head.length);
+    this.#head = new Uint8Array(0);
+    if (rest.length > 0) await this.#onFrameBytes(rest);
+  }
+
+  async #reject(reject: Reject): Promise<void> {
+    const body = encoder.encode(reject.reason + "\n");
+    const lines = [
+      `HTTP/1.1 ${reject.status} ${STATUS_TEXT[reject.status]}`,
+      ...(reject.headers ?? ["Connection: close"]),
+      SERVER_HEADER,
+      "Content-Type: text/plain; charset=utf-8",
+      `Content-Length: ${body.length}`,
+    ];
+    await this.#write(encodeHead(lines, body));
+    await this.#shutdown();
+  }
+
+  // --- frames (§5) --------------------------------------------------------
+
+  async #onFrameBytes(bytes: Uint8Array): Promise<void> {
+    this.#parser.push(bytes);
+    while (this.state === "open" || this.state === "closing") {
+      const event = this.#parser.next();
+      if (event === undefined) {
+        if (this.state === "open") await this.#onPartialFrame();
+        return;
+      }
+      if (this.state === "closing") {
+        // After failing, only the client's close frame matters (§7.1.7).
+        if (event.type === "frame" && event.header.opcode === Opcode.Close) {
+          await this.#finishClosingHandshake();
+        }
+        continue;
+      }
+      if (event.type === "oversize") {
+        // The parser stops here (so a close reply cannot be parsed any more: the
+        // 1 s wait ends it). The header check says why: 1002 for a 64-bit length
+        // with the MSB set, else 1009.
+        return await this.#fail(this.#begin(event.header) ?? [1009, "frame too big"]);
+      }
+      await this.#onFrame(event.header, event.payload);
+    }
+  }
+
+  /** Acts on a frame not yet complete: its header, and its text bytes so far (fail fast, §8.1). */
+  async #onPartialFrame(): Promise<void> {
+    const header = this.#parser.pendingHeader;
+    if (header === undefined) return;
+    const failure = this.#begin(header) ?? this.#feedUtf8(this.#parser.partialPayload!);
+    if (failure) await this.#fail(failure);
+  }
+
+  async #onFrame(header: FrameHeader, payload: Uint8Array): Promise<void> {
+    const failure = this.#begin(header) ?? this.#feedUtf8(payload);
+    if (failure) return await this.#fail(failure);
+    this.#frame = undefined;
+    if (this.#ignore) return;
+    switch (header.opcode) {
+      case Opcode.Ping:
+        // Answered at once, even between the frames of a fragmented message (§5.4, §5.5.2).
+        if (!this.#has("no-pong")) await this.#send(Opcode.Pong, payload);
+        return;
+      case Opcode.Pong:
+        return; // unsolicited pongs are ignored (§5.5.3)
+      case Opcode.Close:
+        return await this.#onClose(payload);
+    }
+    const message = this.#message!;
+    message.frames++;
+    if (payload.length > 0) {
+      message.chunks.push(payload);
+      message.size += payload.length;
+    }
+    if (header.fin) {
+      this.#message = undefined;
+      await this.#deliver(message);
+    }
+  }
+
+  /**
+   * Checks a frame header as soon as it is complete, before its payload
+   * arrives, and starts a message on a text or binary frame. Runs once per
+   * frame, however many reads its payload takes.
+   */
+  #begin(header: FrameHeader): Failure | undefined {
+    if (header === this.#frame) return undefined;
+    const verdict = this.#check(header);
+    if (Array.isArray(verdict)) return verdict;
+    this.#frame = header;
+    this.#ignore = verdict === "ignore";
+    this.#fed = 0;
+    if (!this.#ignore && (header.opcode === Opcode.Text || header.opcode === Opcode.Binary)) {
+      this.#message = {
+        opcode: header.opcode,
+        chunks: [],
+        size: 0,
+        frames: 0,
+        utf8: new Utf8Validator(),
+      };
+    }
+    return undefined;
+  }
+
+  #check(header: FrameHeader): Failure | "ok" | "ignore" {
+    if (!header.masked && !this.#has("accept-unmasked")) {
+      return [1002, "client frame not masked"]; // §5.1
+    }
+    if (header.rsv !== 0 && !this.#has("accept-rsv")) {
+      return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    }
+    if (header.length >= 1n << 63n) {
+      return [1002, "64-bit payload length with the most significant bit set"]; // §5.2
+    }
+    if (!isKnownOpcode(header.opcode)) {
+      if (this.#has("accept-reserved-opcodes")) return "ignore";
+      return [1002, `reserved opcode ${header.opcode}`]; // §5.2
+    }
+    if (isControlOpcode(header.opcode)) {
+      if (header.length > 125n) return [1002, "control frame payload over 125 bytes"]; // §5.5
+      if (!header.fin && !this.#has("accept-fragmented-control")) {
+        return [1002, "fragmented control frame"]; // §5.5
+      }
+      return "ok";
+    }
+    const message = this.#message;
+    if (header.opcode === Opcode.Continuation && message === undefined) {
+      if (this.#has("accept-fragmented-control")) return "ignore";
+      return [1002, "continuation frame with no message to continue"]; // §5.4
+    }
+    if (header.opcode !== Opcode.Continuation && message !== undefined) {
+      return [1002, "new data frame inside a fragmented message"]; // §5.4
+    }
+    if ((message?.size ?? 0) + Number(header.length) > this.#config.maxMessage) {
+      return [1009, `message over ${this.#config.maxMessage} bytes`]; // §7.4.1
+    }
+    return "ok";
+  }
+
+  /**
+   * Validates the new bytes of the frame in progress (`payload` is all of it so
+   * far) when it belongs to a text message, so an invalid byte fails the
+   * connection before the rest of the frame or message arrives.
+   */
+  #feedUtf8(payload: Uint8Array): Failure | undefined {
+    const message = this.#message;
+    const failFast = !this.#has("no-utf8-check") && !this.#has("no-fail-fast");
+    const text = message?.opcode === Opcode.Text && !isControlOpcode(this.#frame!.opcode);
+    if (!failFast || this.#ignore || !text || payload.length === this.#fed) return undefined;
+    const valid = message.utf8.push(payload.subarray(this.#fed));
+    this.#fed = payload.length;
+    return valid ? undefined : [1007, "invalid UTF-8 in a text message"];
+  }
+
+  /** Echoes a complete message with its type, as one frame. */
+  async #deliver(message: Message): Promise<void> {
+    let data = concat(message.chunks, message.size);
+    if (message.opcode === Opcode.Text && !this.#has("no-utf8-check")) {
+      // Fail-fast validation already saw every byte; it remains to end on a code point boundary.
+      const valid = this.#has("no-fail-fast") ? isValidUtf8(data) : message.utf8.complete;
+      if (!valid) return await this.#fail([1007, "text message is not valid UTF-8"]);
+    }
+    if (this.#has("truncate-long-echo") && data.length > 125) data = data.subarray(0, 125);
+    if (this.#has("corrupt-large-echo") && data.length >= MiB) data[data.length - 1] ^= 0xff;
+    const binary = this.#has("echo-fragmented-as-binary") && message.frames > 1;
+    await this.#send(binary ? Opcode.Binary : message.opcode, data);
+  }
+
+  // --- closing (§5.5.1, §7) -----------------------------------------------
+
+  /** A close frame from the client while open: validate it, echo its code, close TCP. */
+  async #onClose(payload: Uint8Array): Promise<void> {
+    let code: number | undefined;
+    // The client has sent its close frame already: after ours, no other is coming.
+    if (payload.length === 1) return await this.#fail([1002, "close payload of 1 byte"], true);
+    if (payload.length >= 2) {
+      code = (payload[0] << 8) | payload[1];
+      if (!isValidCloseCode(code) && !this.#has("accept-invalid-close-codes")) {
+        return await this.#fail([1002, `invalid close code ${code}`], true);
+      }
+      if (!isValidUtf8(payload.subarray(2))) {
+        return await this.#fail([1007, "close reason is not valid UTF-8"], true);
+      }
+    }
+    this.#message = undefined;
+    this.state = "closed"; // everything after the client's close frame is ignored
+    if (!this.#has("no-close-reply")) await this.#send(Opcode.Close, closePayload(code));
+    await this.#finishClosingHandshake();
+  }
+
+  /** Both close frames have crossed: the server closes TCP first (§7.1.1). */
+  async #finishClosingHandshake(): Promise<void> {
+    if (this.#has("keep-tcp-open")) {
+      this.state = "closed";
+      this.#arm(IDLE_MS); // wait for the client to close TCP, but not forever
+      return;
+    }
+    await this.#shutdown();
+  }
+
+  /**
+   * Fails the WebSocket connection (§7.1.7): a close frame with the code, then
+   * wait for the client's, unless its (faulty) close frame is what failed.
+   */
+  async #fail([code, reason]: Failure, clientClosed = false): Promise<void> {
+    if (this.#has("drop-on-error")) return this.#drop();
+    this.state = "closing";
+    this.#message = undefined;
+    this.#arm(CLOSE_WAIT_MS);
+    const sent = this.#has("close-code-1000-on-error") ? 1000 : code;
+    await this.#send(Opcode.Close, closePayload(sent, encoder.encode(reason)));
+    if (clientClosed) await this.#finishClosingHandshake();
+  }
+}
+
+interface Accept {
+  key: string;
+  protocol?: string;
+}
+
+interface Reject {
+  status: number;
+  reason: string;
+  /** Headers replacing the default "Connection: close". */
+  headers?: string[];
+}
+
+/** Checks an opening handshake request against §4.2.1. */
+function checkRequest(head: HttpHead, config: Config): Accept | Reject {
+  const bad = (reason: string): Reject => ({ status: 400, reason });
+  const headers = head.headers;
+  const line = /^(\S+) (\S+) (\S+)$/.exec(head.startLine);
+  if (!line) return bad("malformed request line");
+  const [, method, target, version] = line;
+  if (method !== "GET") return bad(`method ${method}, expected GET`);
+  if (version !== "HTTP/1.1") return bad(`${version}, expected HTTP/1.1`);
+  if (!target.startsWith("/") && !/^https?:\/\//i.test(target)) {
+    return bad("request target is neither a resource name nor an absolute http(s) URI");
+  }
+  const hosts = headerValues(headers, "host");
+  if (hosts.length !== 1 || hosts[0] === "") return bad("exactly one non-empty Host header needed");
+  if (!headerTokens(headers, "upgrade").includes("websocket")) {
+    return bad("Upgrade header lacks the websocket token");
+  }
+  if (!headerTokens(headers, "connection").includes("upgrade")) {
+    return bad("Connection header lacks the Upgrade token");
+  }
+  const versions = headerValues(headers, "sec-websocket-version");
+  const known = config.flaws.has("accept-version-8") ? ["13", "8"] : ["13"];
+  if (versions.length !== 1 || !known.includes(versions[0])) {
+    // §4.4: name the versions we speak; RFC 7230 §6.7 asks a 426 to carry Upgrade.
+    return {
+      status: 426,
+      reason: "only WebSocket version 13 is supported",
+      headers: ["Sec-WebSocket-Version: 13", "Upgrade: websocket", "Connection: Upgrade, close"],
+    };
+  }
+  const keys = headerValues(headers, "sec-websocket-key");
+  if (keys.length !== 1 || !KEY.test(keys[0])) {
+    return bad("Sec-WebSocket-Key must appear once and be base64 of 16 bytes");
+  }
+  // Subprotocol names are case-sensitive tokens, each offered once (§4.1 item 10).
+  const offered = headerValues(headers, "sec-websocket-protocol")
+    .flatMap((value) => value.split(","))
+    .map((name) => name.trim());
+  if (offered.some((name) => !TOKEN.test(name)) || new Set(offered).size !== offered.length) {
+    return bad("malformed Sec-WebSocket-Protocol");
+  }
+  const protocol = offered.length > 0 && config.protocols.includes(offered[0])
+    ? offered[0]
+    : undefined;
+  return { key: keys[0], protocol };
+}
+
+function encodeHead(lines: string[], body?: Uint8Array): Uint8Array {
+  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
+  return body ? concat([head, body], head.length + body.length) : head;
+}
+
+/** Concatenates once; a single chunk is returned as is. */
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Errors of the network itself (reset, broken pipe, closed resource), as opposed to bugs. */
+function isIoError(error: unknown): boolean {
+  return Object.values(Deno.errors).some((type) => error instanceof type);
+}
+
+export function startStrictServer(options: StrictServerOptions = {}): StrictServer {
+  const config: Config = {
+    flaws: new Set(options.flaws ?? []),
+    protocols: [...(options.protocols ?? [])],
+    maxMessage: options.maxMessage ?? 64 * MiB,
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
+  const port = listener.addr.port;
+  const connections = new Set<Connection>();
+  let stopping = false;
+
+  const acceptLoop = (async () => {
+    while (!stopping) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (stopping) break;
+        // E.g. out of file descriptors: retry shortly rather than spin or give up.
+        if (!isIoError(error)) console.error("strict_server: accept:", error);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      const connection = new Connection(conn, config);
+      connections.add(connection);
+      connection.done.then(() => connections.delete(connection));
+    }
+  })();
+
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    port,
+    async close() {
+      if (!stopping) {
+        stopping = true;
+        listener.close();
+      }
+      await acceptLoop;
+      const open = [...connections];
+      for (const connection of open) connection.abort();
+      await Promise.all(open.map((connection) => connection.done));
+    },
+  };
+}
+
+if (import.meta.main) {
+  const usage = `usage: strict_server.ts [--port N] [--flaw NAME]... [--protocol NAME]... ` +
+    `[--max-message BYTES]\nflaws: ${FLAWS.join(", ")}`;
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        port: { type: "string", default: "0" },
+        flaw: { type: "string", multiple: true, default: [] },
+        protocol: { type: "string", multiple: true, default: [] },
+        "max-message": { type: "string" },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    Deno.exit(2);
+  }
+  const unknown = values.flaw.filter((flaw) => !(FLAWS as readonly string[]).includes(flaw));
+  const port = Number(values.port);
+  const maxMessage = values["max-message"] === undefined
+    ? undefined
+    : Number(values["max-message"]);
+  if (
+    unknown.length > 0 || !Number.isInteger(port) || port < 0 || port > 65535 ||
+    (maxMessage !== undefined && !(Number.isInteger(maxMessage) && maxMessage >= 0))
+  ) {
+    console.error(unknown.length > 0 ? `unknown flaw: ${unknown.join(", ")}\n${usage}` : usage);
+    Deno.exit(2);
+  }
+  const server = startStrictServer({
+    port,
+    flaws: values.flaw as Flaw[],
+    protocols: values.protocol,
+    maxMessage,
+  });
+  console.log(server.url);
+}

@@ -1,0 +1,695 @@
+/**
+ * Tests of the strict reference server with a raw TCP client built on the
+ * project's codecs (no Deno WebSocket client): the rules it enforces, and that
+ * each flaw changes exactly the behaviour it names. Every wait is bounded.
+ */
+
+import assert from "node:assert/strict";
+import { encodeFrame, type FrameHeader, FrameParser, Opcode } from "../../harness/frame.ts";
+import {
+  checkResponse,
+  encodeRequest,
+  generateKey,
+  type HeaderList,
+  headerTokens,
+  headerValues,
+  type HttpHead,
+  parseHead,
+} from "../../harness/handshake.ts";
+import { type Flaw, FLAWS, startStrictServer, type StrictServer } from "./strict_server.ts";
+
+const MiB = 1024 * 1024;
+const encoder = new TextEncoder();
+
+type Event =
+  | { type: "frame"; header: FrameHeader; payload: Uint8Array }
+  | { type: "eof" }
+  | { type: "timeout" };
+
+interface FrameSpec {
+  opcode: number;
+  payload?: Uint8Array | string;
+  fin?: boolean;
+  rsv?: number;
+  /** Default true: client frames are masked (§5.3). */
+  masked?: boolean;
+  lengthForm?: 7 | 16 | 64;
+  declaredLength?: bigint;
+}
+
+function bytesOf(payload: Uint8Array | string | undefined): Uint8Array {
+  return typeof payload === "string" ? encoder.encode(payload) : payload ?? new Uint8Array(0);
+}
+
+function frame(spec: FrameSpec): Uint8Array {
+  return encodeFrame({
+    ...spec,
+    payload: bytesOf(spec.payload),
+    maskKey: spec.masked === false ? undefined : crypto.getRandomValues(new Uint8Array(4)),
+  });
+}
+
+function closeFrame(code?: number, reason: Uint8Array | string = ""): Uint8Array {
+  const r = bytesOf(reason);
+  const payload = code === undefined ? r : new Uint8Array([code >> 8, code & 0xff, ...r]);
+  return frame({ opcode: Opcode.Close, payload });
+}
+
+function joinBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** A short, comparable description of what the client observed. */
+function describe(event: Event): string {
+  if (event.type !== "frame") return event.type;
+  const { header, payload } = event;
+  if (header.opcode === Opcode.Close) {
+    return payload.length >= 2 ? `close ${(payload[0] << 8) | payload[1]}` : "close";
+  }
+  const name = ({ 0: "cont", 1: "text", 2: "binary", 9: "ping", 10: "pong" } as Record<
+    number,
+    string
+  >)[header.opcode] ?? `op${header.opcode}`;
+  const body = payload.length <= 40
+    ? JSON.stringify(new TextDecoder("latin1").decode(payload))
+    : `${payload.length} bytes`;
+  return `${name} ${body}`;
+}
+
+/** A raw WebSocket client over Deno.connect, using the project's codecs. */
+class RawClient {
+  readonly conn: Deno.TcpConn;
+  readonly key = generateKey();
+  sentClose = false;
+  #parser = new FrameParser({ maxPayload: 64 * MiB });
+  #head: Uint8Array = new Uint8Array(0);
+  /** One read at a time; a read that outlives a timeout is kept for the next call. */
+  #inflight: Promise<Uint8Array | null> | undefined;
+
+  constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+  }
+
+  static async connect(server: StrictServer): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+  }
+
+  request(headers: HeaderList = []): Uint8Array {
+    const defaults: HeaderList = [
+      ["Host", "127.0.0.1"],
+      ["Upgrade", "websocket"],
+      ["Connection", "Upgrade"],
+      ["Sec-WebSocket-Key", this.key],
+      ["Sec-WebSocket-Version", "13"],
+    ];
+    // An override replaces the default of the same name; an empty value removes it.
+    const names = new Set(headers.map(([n]) => n.toLowerCase()));
+    const merged = [...defaults.filter(([n]) => !names.has(n.toLowerCase())), ...headers]
+      .filter(([, v]) => v !== "");
+    return encodeRequest({ target: "/", headers: merged });
+  }
+
+  /** Writes bytes; a peer that already closed is not an error (the transcript shows it). */
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      for (let n = 0; n < bytes.length;) n += await this.conn.write(bytes.subarray(n));
+    } catch (error) {
+      if (
+        !(error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset)
+      ) {
+        throw error;
+      }
+    }
+  }
+
+  async send(spec: FrameSpec): Promise<void> {
+    await this.write(frame(spec));
+  }
+
+  async close(code?: number, reason?: string): Promise<void> {
+    this.sentClose = true;
+    await this.write(closeFrame(code, reason));
+  }
+
+  async #read(ms: number): Promise<Uint8Array | null | "timeout"> {
+    this.#inflight ??= (async () => {
+      const buffer = new Uint8Array(256 * 1024);
+      try {
+        const n = await this.conn.read(buffer);
+        return n === null ? null : buffer.subarray(0, n);
+      } catch {
+        return null; // reset or closed: the connection is over either way
+      }
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
+    const result = await Promise.race([this.#inflight, timeout]);
+    clearTimeout(timer);
+    if (result !== "timeout") this.#inflight = undefined;
+    return result;
+  }
+
+  /** Reads the HTTP response head; bytes after it go to the frame parser. */
+  async readHead(ms = 2000): Promise<HttpHead> {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const parsed = parseHead(this.#head);
+      if (parsed.type === "head") {
+        this.#parser.push(this.#head.slice(parsed.head.length));
+        return parsed.head;
+      }
+      if (parsed.type === "error") throw new Error(parsed.reason);
+      const bytes = await this.#read(Math.max(1, deadline - Date.now()));
+      if (bytes === "timeout") throw new Error("timed out waiting for the response head");
+      if (bytes === null) throw new Error("connection closed before the response head");
+      this.#head = joinBytes(this.#head, bytes);
+    }
+  }
+
+  /** The next frame, EOF, or a timeout when nothing complete arrives within `ms`. */
+  async next(ms = 2000): Promise<Event> {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const event = this.#parser.next();
+      if (event?.type === "frame") return event;
+      if (event?.type === "oversize") throw new Error("oversize frame from the server");
+      const bytes = await this.#read(Math.max(1, deadline - Date.now()));
+      if (bytes === "timeout") return { type: "timeout" };
+      if (bytes === null) return { type: "eof" };
+      this.#parser.push(bytes);
+    }
+  }
+
+  /**
+   * Everything until EOF or `ms` of silence, described. A close frame from the
+   * server is answered once, as a client must (§5.5.1).
+   */
+  async transcript(ms = 500): Promise<string> {
+    const seen: string[] = [];
+    while (true) {
+      const event = await this.next(ms);
+      seen.push(describe(event));
+      if (event.type !== "frame") return seen.join(" | ");
+      if (event.header.opcode === Opcode.Close && !this.sentClose) await this.close(1000);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    await this.#inflight;
+  }
+}
+
+/** Runs `body` against a fresh server and client, closing both whatever happens. */
+async function withServer(
+  options: Parameters<typeof startStrictServer>[0],
+  body: (server: StrictServer) => Promise<void>,
+): Promise<void> {
+  const server = startStrictServer(options);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+async function withClient<T>(server: StrictServer, body: (c: RawClient) => Promise<T>): Promise<T> {
+  const client = await RawClient.connect(server);
+  try {
+    return await body(client);
+  } finally {
+    await client.dispose();
+  }
+}
+
+/** An open WebSocket client: handshake done and checked. */
+async function withOpen<T>(server: StrictServer, body: (c: RawClient) => Promise<T>): Promise<T> {
+  return await withClient(server, async (c) => {
+    await c.write(c.request());
+    assert.deepEqual(await checkResponse(await c.readHead(), c.key), []);
+    return await body(c);
+  });
+}
+
+/** Status and selected headers of the answer to a request with these header overrides. */
+async function handshakeStatus(
+  server: StrictServer,
+  headers: HeaderList,
+  raw?: Uint8Array,
+): Promise<string> {
+  return await withClient(server, async (c) => {
+    await c.write(raw ?? c.request(headers));
+    const head = await c.readHead();
+    const versions = headerValues(head.headers, "sec-websocket-version");
+    return head.startLine.split(" ")[1] + (versions.length ? ` version=${versions}` : "");
+  });
+}
+
+Deno.test("handshake: 101, right accept, Server header, frames in the same segment", async () => {
+  await withServer({}, async (server) => {
+    await withClient(server, async (c) => {
+      const offered = ["chat", "superchat"];
+      const request = c.request([
+        ["Sec-WebSocket-Protocol", offered.join(", ")],
+        ["Sec-WebSocket-Extensions", "permessage-deflate"],
+      ]);
+      // The first frame rides in the same write as the head: the server must process it.
+      await c.write(joinBytes(request, frame({ opcode: Opcode.Text, payload: "early" })));
+      const head = await c.readHead();
+      assert.deepEqual(head.startLine, "HTTP/1.1 101 Switching Protocols");
+      assert.deepEqual(await checkResponse(head, c.key, offered), []);
+      assert.deepEqual(headerValues(head.headers, "server"), ["wsconform-strict"]);
+      assert.deepEqual(headerTokens(head.headers, "sec-websocket-protocol"), []); // default: none
+      assert.deepEqual(headerTokens(head.headers, "sec-websocket-extensions"), []);
+      assert.deepEqual(describe(await c.next()), 'text "early"');
+    });
+  });
+});
+
+Deno.test("handshake: the first offered subprotocol is selected only if configured", async () => {
+  await withServer({ protocols: ["chat"] }, async (server) => {
+    for (const [offer, selected] of [["chat, superchat", ["chat"]], ["superchat, chat", []]]) {
+      await withClient(server, async (c) => {
+        await c.write(c.request([["Sec-WebSocket-Protocol", offer as string]]));
+        const head = await c.readHead();
+        assert.deepEqual(head.startLine.split(" ")[1], "101");
+        assert.deepEqual(headerValues(head.headers, "sec-websocket-protocol"), selected);
+      });
+    }
+  });
+});
+
+Deno.test("handshake: version 8 gets 426 listing 13; bad requests get 400 or 431", async () => {
+  await withServer({}, async (server) => {
+    assert.deepEqual(
+      await handshakeStatus(server, [["Sec-WebSocket-Version", "8"]]),
+      "426 version=13",
+    );
+    assert.deepEqual(
+      await handshakeStatus(server, [["Sec-WebSocket-Version", ""]]),
+      "426 version=13",
+    );
+    assert.deepEqual(await handshakeStatus(server, [["Host", ""]]), "400");
+    assert.deepEqual(await handshakeStatus(server, [["Upgrade", "h2c"]]), "400");
+    assert.deepEqual(await handshakeStatus(server, [["Connection", "keep-alive"]]), "400");
+    assert.deepEqual(await handshakeStatus(server, [["Sec-WebSocket-Key", "c2hvcnQ="]]), "400");
+    assert.deepEqual(await handshakeStatus(server, [["Sec-WebSocket-Protocol", "a, a"]]), "400");
+    assert.deepEqual(
+      await handshakeStatus(server, [["Sec-WebSocket-Key", generateKey()]], undefined),
+      "101",
+    );
+    const post = encodeRequest({
+      method: "POST",
+      target: "/",
+      headers: [["Host", "x"], ["Upgrade", "websocket"], ["Connection", "upgrade"], [
+        "Sec-WebSocket-Key",
+        generateKey(),
+      ], ["Sec-WebSocket-Version", "13"]],
+    });
+    assert.deepEqual(await handshakeStatus(server, [], post), "400");
+    assert.deepEqual(await handshakeStatus(server, [["X-Padding", "p".repeat(9000)]]), "431");
+  });
+});
+
+Deno.test("echo: text, binary, fragmented, empty; unmasked minimal frames", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      await c.send({ opcode: Opcode.Text, payload: "héllo" });
+      await c.send({ opcode: Opcode.Binary, payload: new Uint8Array([0, 255]), lengthForm: 64 });
+      await c.send({
+        opcode: Opcode.Text,
+        payload: new Uint8Array([0x61, 0x62, 0xc3]),
+        fin: false,
+      });
+      await c.send({ opcode: Opcode.Continuation, payload: "", fin: false });
+      await c.send({ opcode: Opcode.Continuation, payload: new Uint8Array([0xa9]) });
+      await c.send({ opcode: Opcode.Text });
+      const long = new Uint8Array(300).fill(7);
+      await c.send({ opcode: Opcode.Binary, payload: long });
+      await c.close(1000);
+      const events: Event[] = [];
+      for (let i = 0; i < 5; i++) events.push(await c.next());
+      assert.deepEqual(events.map(describe), [
+        `text "h\xc3\xa9llo"`,
+        'binary "\\u0000ÿ"',
+        `text "ab\xc3\xa9"`,
+        'text ""',
+        "binary 300 bytes",
+      ]);
+      for (const event of events) {
+        assert(event.type === "frame" && !event.header.masked && event.header.fin);
+        assert.deepEqual(event.header.lengthForm, event.payload.length < 126 ? 7 : 16);
+      }
+      assert.deepEqual(await c.transcript(), "close 1000 | eof");
+    });
+  });
+});
+
+Deno.test("echo: 16 MiB in one frame and 4 MiB as 65536 frames, quickly", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      const big = new Uint8Array(16 * MiB).fill(0x61);
+      big[big.length - 1] = 0x7a;
+      await c.send({ opcode: Opcode.Text, payload: big });
+      const echo = await c.next(10_000);
+      assert(echo.type === "frame" && echo.header.opcode === Opcode.Text);
+      assert.deepEqual(echo.payload.length, big.length);
+      assert.deepEqual(echo.payload[big.length - 1], 0x7a);
+
+      const piece = new Uint8Array(64);
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < 65536; i++) {
+        piece.fill(i & 0xff);
+        const opcode = i === 0 ? Opcode.Binary : Opcode.Continuation;
+        frames.push(frame({ opcode, payload: piece, fin: i === 65535 }));
+      }
+      await c.write(joinBytes(...frames));
+      const many = await c.next(10_000);
+      assert(many.type === "frame" && many.header.opcode === Opcode.Binary);
+      assert.deepEqual(many.payload.length, 4 * MiB);
+      assert.deepEqual([many.payload[0], many.payload[64], many.payload[4 * MiB - 1]], [0, 1, 255]);
+    });
+  });
+});
+
+Deno.test("ping: answered with the same payload, even inside a fragmented message", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      await c.send({ opcode: Opcode.Ping, payload: "p1" });
+      assert.deepEqual(describe(await c.next()), 'pong "p1"');
+      await c.send({ opcode: Opcode.Text, payload: "a", fin: false });
+      await c.send({ opcode: Opcode.Ping, payload: "p2" });
+      // The pong comes before the message ends.
+      assert.deepEqual(describe(await c.next()), 'pong "p2"');
+      await c.send({ opcode: Opcode.Pong, payload: "unsolicited" });
+      await c.send({ opcode: Opcode.Continuation, payload: "b" });
+      await c.close(1000);
+      assert.deepEqual(await c.transcript(), 'text "ab" | close 1000 | eof');
+    });
+  });
+});
+
+Deno.test("protocol errors fail the connection with 1002, 1007 or 1009", async () => {
+  const cases: [string, Uint8Array, string][] = [
+    ["unmasked", frame({ opcode: Opcode.Text, payload: "x", masked: false }), "close 1002"],
+    ["rsv", frame({ opcode: Opcode.Text, payload: "x", rsv: 4 }), "close 1002"],
+    ["opcode 3", frame({ opcode: 3 }), "close 1002"],
+    ["opcode 11", frame({ opcode: 11 }), "close 1002"],
+    ["ping without FIN", frame({ opcode: Opcode.Ping, fin: false }), "close 1002"],
+    [
+      "ping of 126 bytes",
+      frame({ opcode: Opcode.Ping, payload: new Uint8Array(126) }),
+      "close 1002",
+    ],
+    ["continuation alone", frame({ opcode: Opcode.Continuation, payload: "x" }), "close 1002"],
+    [
+      "text inside a message",
+      joinBytes(
+        frame({ opcode: Opcode.Text, payload: "a", fin: false }),
+        frame({ opcode: Opcode.Text, payload: "b" }),
+      ),
+      "close 1002",
+    ],
+    [
+      "64-bit length MSB",
+      frame({ opcode: Opcode.Binary, declaredLength: 1n << 63n }),
+      "close 1002",
+    ],
+    [
+      "invalid UTF-8",
+      frame({ opcode: Opcode.Text, payload: new Uint8Array([0xff]) }),
+      "close 1007",
+    ],
+    [
+      "text ends inside a code point",
+      frame({ opcode: Opcode.Text, payload: new Uint8Array([0xe2, 0x82]) }),
+      "close 1007",
+    ],
+    [
+      "over maxMessage",
+      frame({ opcode: Opcode.Binary, payload: new Uint8Array(1001) }),
+      "close 1009",
+    ],
+    [
+      "fragments over maxMessage",
+      joinBytes(
+        frame({ opcode: Opcode.Binary, payload: new Uint8Array(600), fin: false }),
+        frame({ opcode: Opcode.Continuation, payload: new Uint8Array(600) }),
+      ),
+      "close 1009",
+    ],
+    [
+      "close of 1 byte",
+      frame({ opcode: Opcode.Close, payload: new Uint8Array([3]) }),
+      "close 1002",
+    ],
+    ["close code 1005", closeFrame(1005), "close 1002"],
+    ["close code 999", closeFrame(999), "close 1002"],
+    ["close reason not UTF-8", closeFrame(1000, new Uint8Array([0xc0])), "close 1007"],
+  ];
+  await withServer({ maxMessage: 1000 }, async (server) => {
+    for (const [name, bytes, expected] of cases) {
+      const seen = await withOpen(server, async (c) => {
+        await c.write(bytes);
+        // The server waits for our close reply, then closes TCP. After an oversize
+        // frame it cannot parse the reply and closes after its 1 s wait.
+        return await c.transcript(2000);
+      });
+      assert.deepEqual(seen, `${expected} | eof`, name);
+    }
+  });
+});
+
+Deno.test("fail fast: invalid UTF-8 inside one frame fails before the frame ends", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      const payload = encoder.encode("valid start \xff then more text");
+      payload[12] = 0xff;
+      const bytes = frame({ opcode: Opcode.Text, payload });
+      const cut = bytes.length - payload.length + 13; // header, mask and up to the bad byte
+      await c.write(bytes.subarray(0, cut));
+      assert.deepEqual(describe(await c.next()), "close 1007");
+      // The rest of the frame is ignored; our close reply ends the connection.
+      await c.write(bytes.subarray(cut));
+      await c.close(1000);
+      assert.deepEqual(await c.transcript(), "eof");
+    });
+  });
+});
+
+Deno.test("close: the code is echoed (empty for empty), then the server closes TCP", async () => {
+  await withServer({}, async (server) => {
+    for (
+      const [code, expected] of [[1000, "close 1000"], [4999, "close 4999"], [undefined, "close"]]
+    ) {
+      const seen = await withOpen(server, async (c) => {
+        await c.close(code as number | undefined, code === undefined ? undefined : "bye");
+        return await c.transcript();
+      });
+      assert.deepEqual(seen, `${expected} | eof`);
+    }
+  });
+});
+
+Deno.test("close: a client that never answers our close is cut off within about 1 s", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      await c.send({ opcode: Opcode.Text, masked: false });
+      assert.deepEqual(describe(await c.next()), "close 1002");
+      const start = Date.now();
+      assert.deepEqual(describe(await c.next(3000)), "eof");
+      assert(Date.now() - start < 2000);
+    });
+  });
+});
+
+/**
+ * For each flaw, a probe whose transcript differs between the strict server
+ * and the flawed one. Every probe ends with the client's close 1000, so a
+ * healthy run ends "close 1000 | eof".
+ */
+const probes: Record<
+  Flaw,
+  { probe: (server: StrictServer) => Promise<string>; strict: string; flawed: string }
+> = {
+  "truncate-long-echo": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Binary, payload: new Uint8Array(200) })),
+    strict: "binary 200 bytes | close 1000 | eof",
+    flawed: "binary 125 bytes | close 1000 | eof",
+  },
+  "no-pong": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Ping, payload: "p" })),
+    strict: 'pong "p" | close 1000 | eof',
+    flawed: "close 1000 | eof",
+  },
+  "accept-rsv": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: "x", rsv: 2 })),
+    strict: "close 1002 | eof",
+    flawed: 'text "x" | close 1000 | eof',
+  },
+  "accept-reserved-opcodes": {
+    probe: (s) =>
+      sending(s, frame({ opcode: 5, payload: "?" }), frame({ opcode: Opcode.Text, payload: "t" })),
+    strict: "close 1002 | eof",
+    flawed: 'text "t" | close 1000 | eof',
+  },
+  "accept-fragmented-control": {
+    probe: (s) =>
+      sending(
+        s,
+        frame({ opcode: Opcode.Continuation, payload: "c" }),
+        frame({ opcode: Opcode.Ping, payload: "p", fin: false }),
+        frame({ opcode: Opcode.Text, payload: "t" }),
+      ),
+    strict: "close 1002 | eof",
+    flawed: 'pong "p" | text "t" | close 1000 | eof',
+  },
+  "no-utf8-check": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: new Uint8Array([0x61, 0xff]) })),
+    strict: "close 1007 | eof",
+    flawed: 'text "aÿ" | close 1000 | eof',
+  },
+  "no-fail-fast": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        const bytes = frame({
+          opcode: Opcode.Text,
+          payload: new Uint8Array([0x61, 0xff, 0x62, 0x63]),
+        });
+        await c.write(bytes.subarray(0, bytes.length - 2));
+        const early = describe(await c.next(300));
+        await c.write(bytes.subarray(bytes.length - 2));
+        await c.close(1000);
+        return `${early} ; ${await c.transcript()}`;
+      }),
+    strict: "close 1007 ; eof",
+    flawed: "timeout ; close 1007 | eof",
+  },
+  "accept-invalid-close-codes": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        await c.close(1004);
+        return await c.transcript();
+      }),
+    strict: "close 1002 | eof",
+    flawed: "close 1004 | eof",
+  },
+  "no-close-reply": {
+    probe: (s) => sending(s),
+    strict: "close 1000 | eof",
+    flawed: "eof",
+  },
+  "keep-tcp-open": {
+    probe: (s) => sending(s),
+    strict: "close 1000 | eof",
+    flawed: "close 1000 | timeout",
+  },
+  "corrupt-large-echo": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        const data = new Uint8Array(MiB).fill(9);
+        await c.send({ opcode: Opcode.Binary, payload: data });
+        const echo = await c.next(5000);
+        const intact = echo.type === "frame" && echo.payload.every((b) => b === 9);
+        await c.close(1000);
+        return `${describe(echo)} ${intact ? "intact" : "corrupted"} | ${await c.transcript()}`;
+      }),
+    strict: "binary 1048576 bytes intact | close 1000 | eof",
+    flawed: "binary 1048576 bytes corrupted | close 1000 | eof",
+  },
+  "echo-fragmented-as-binary": {
+    probe: (s) =>
+      sending(
+        s,
+        frame({ opcode: Opcode.Text, payload: "ab", fin: false }),
+        frame({ opcode: Opcode.Continuation, payload: "cd" }),
+        frame({ opcode: Opcode.Text, payload: "ef" }),
+      ),
+    strict: 'text "abcd" | text "ef" | close 1000 | eof',
+    flawed: 'binary "abcd" | text "ef" | close 1000 | eof',
+  },
+  "accept-unmasked": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: "u", masked: false })),
+    strict: "close 1002 | eof",
+    flawed: 'text "u" | close 1000 | eof',
+  },
+  "close-code-1000-on-error": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: new Uint8Array([0xff]) })),
+    strict: "close 1007 | eof",
+    flawed: "close 1000 | eof",
+  },
+  "drop-on-error": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: "u", masked: false })),
+    strict: "close 1002 | eof",
+    flawed: "eof",
+  },
+  "accept-version-8": {
+    probe: (s) => handshakeStatus(s, [["Sec-WebSocket-Version", "8"]]),
+    strict: "426 version=13",
+    flawed: "101",
+  },
+};
+
+/** Opens a connection, writes the frames and a close 1000 in one go, and returns the transcript. */
+function sending(server: StrictServer, ...frames: Uint8Array[]): Promise<string> {
+  return withOpen(server, async (c) => {
+    c.sentClose = true;
+    await c.write(joinBytes(...frames, closeFrame(1000)));
+    return await c.transcript();
+  });
+}
+
+Deno.test("flaws: each one changes exactly the behaviour it names", async (t) => {
+  assert.deepEqual(Object.keys(probes).sort(), [...FLAWS].sort());
+  await withServer({}, async (strict) => {
+    for (const flaw of FLAWS) {
+      await t.step(flaw, async () => {
+        const { probe, strict: expectedStrict, flawed: expectedFlawed } = probes[flaw];
+        assert.deepEqual(await probe(strict), expectedStrict, "strict server");
+        await withServer({ flaws: [flaw] }, async (server) => {
+          assert.deepEqual(await probe(server), expectedFlawed, `flaw ${flaw}`);
+          // Everything else still works: a plain echo and a clean close.
+          if (flaw !== "no-close-reply" && flaw !== "keep-tcp-open") {
+            assert.deepEqual(
+              await sending(server, frame({ opcode: Opcode.Text, payload: "ok" })),
+              'text "ok" | close 1000 | eof',
+            );
+          }
+        });
+      });
+    }
+  });
+});
+
+Deno.test("close(): stops listening and ends open connections, even mid-handshake", async () => {
+  const server = startStrictServer();
+  const open = await RawClient.connect(server);
+  const half = await RawClient.connect(server);
+  try {
+    await open.write(open.request());
+    assert.deepEqual((await open.readHead()).startLine.split(" ")[1], "101");
+    await half.write(encoder.encode("GET / HTTP/1.1\r\n"));
+    await server.close();
+    assert.deepEqual(describe(await open.next()), "eof");
+    assert.deepEqual(describe(await half.next()), "eof");
+    let refused = false;
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: server.port })).close();
+    } catch {
+      refused = true;
+    }
+    assert(refused);
+  } finally {
+    await open.dispose();
+    await half.dispose();
+    await server.close();
+  }
+});
