@@ -192,7 +192,9 @@ export async function main(args: string[]): Promise<number> {
     try {
       embedded = await spawnReference();
     } catch (e) {
-      console.error(`wsconform: cannot start the embedded reference server: ${(e as Error).message}`);
+      console.error(
+        `wsconform: cannot start the embedded reference server: ${(e as Error).message}`,
+      );
       return 2;
     }
   }

@@ -308,7 +308,7 @@ export class FrameParser {
 
   /** Bytes received but not yet part of a returned frame. */
   get buffered(): number {
-    return this.#buffered + this.#filled;
+    return this.#buffered + this.#filled + (this.#header?.headerLength ?? 0);
   }
 
   /**

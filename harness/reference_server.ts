@@ -71,7 +71,10 @@ export async function spawnReference(timeoutMs = 10_000): Promise<ReferenceServe
     const line = await Promise.race([
       firstLine,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("the reference server did not start")), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error("the reference server did not start")),
+          timeoutMs,
+        );
       }),
     ]);
     const url = /ws:\/\/\S+/.exec(line)?.[0];

@@ -17,7 +17,7 @@ export interface CaseOutcome {
 export interface RunOptions extends SessionOptions {
   /** Cases in flight at once. */
   jobs: number;
-  /** Bytes of payload the cases in flight may hold between them (each holds ~4x what it sends). */
+  /** Payload bytes the cases in flight may hold between them (a case holds ~4x what it sends). */
   memoryBudget?: number;
   /**
    * Called as each case finishes, with everything it observed; its job slot is
@@ -49,33 +49,62 @@ function estimate(spec: CaseSpec): number {
   return waits + caseBytes(spec) / 50e6 + roundTrips / 5000;
 }
 
+/**
+ * Admits cases to send their payloads while the bytes in flight stay within a
+ * budget. A case larger than the budget runs when nothing else holds any.
+ */
+class MemoryGate {
+  #inFlight = 0;
+  #waiting: { bytes: number; admit: () => void }[] = [];
+
+  constructor(readonly budget: number) {}
+
+  acquire(bytes: number): Promise<() => void> {
+    return new Promise((resolve) => {
+      this.#waiting.push({ bytes, admit: () => resolve(() => this.#release(bytes)) });
+      this.#admit();
+    });
+  }
+
+  #release(bytes: number): void {
+    this.#inFlight -= bytes;
+    this.#admit();
+  }
+
+  #admit(): void {
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0];
+      if (this.#inFlight > 0 && this.#inFlight + next.bytes > this.budget) return;
+      this.#waiting.shift();
+      this.#inFlight += next.bytes;
+      next.admit();
+    }
+  }
+}
+
 /** Runs the cases; results come back in the order of `cases`. */
 export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promise<CaseOutcome[]> {
-  const budget = options.memoryBudget ?? 32 * 1024 * 1024;
-  const weight = (spec: CaseSpec) => Math.min(budget, 4 * caseBytes(spec));
+  const gate = new MemoryGate(options.memoryBudget ?? 32 * 1024 * 1024);
   const pending = cases.map((_, i) => i).sort((a, b) => estimate(cases[b]) - estimate(cases[a]));
   const results: CaseOutcome[] = new Array(cases.length);
-  let running = 0, inFlight = 0, finished = 0;
+  let running = 0, finished = 0;
 
   return new Promise((resolve) => {
     if (cases.length === 0) return resolve(results);
     const pump = () => {
-      for (let i = 0; i < pending.length && running < options.jobs;) {
-        const index = pending[i];
-        const w = weight(cases[index]);
-        if (running > 0 && inFlight + w > budget) {
-          i++;
-          continue;
-        }
-        pending.splice(i, 1);
+      while (pending.length > 0 && running < options.jobs) {
+        const index = pending.shift()!;
+        const spec = cases[index];
+        const bytes = 4 * caseBytes(spec);
         running++;
-        inFlight += w;
-        runCase(cases[index], options).then(async (run) => {
-          const { spec, verdict, duration } = run;
+        // Memory is claimed once the connection is open: a target that never
+        // answers the handshake then costs the job limit, not the byte budget.
+        const admit = bytes > 0 ? () => gate.acquire(bytes) : undefined;
+        runCase(spec, { ...options, admit }).then(async (run) => {
+          const { verdict, duration } = run;
           results[index] = { spec, verdict, duration, remoteCloseCode: run.close.remoteCloseCode };
           await options.onCaseDone?.(run);
           running--;
-          inFlight -= w;
           finished++;
           if (finished === cases.length) resolve(results);
           else pump();

@@ -53,6 +53,11 @@ export interface SessionOptions {
   /** Largest message or frame accepted from the peer. */
   maxMessage?: number;
   userAgent?: string;
+  /**
+   * Called once the connection is open, before the steps; the case waits for
+   * the returned promise, and calls the function it yields when done.
+   */
+  admit?: () => Promise<() => void>;
 }
 
 export interface CaseRun {
@@ -104,10 +109,13 @@ export async function runCase(spec: CaseSpec, options: SessionOptions): Promise<
 
 class ClientSession {
   readonly spec: CaseSpec;
-  readonly options: Required<Omit<SessionOptions, "caCerts" | "userAgent">> & SessionOptions;
+  readonly options:
+    & Required<Omit<SessionOptions, "caCerts" | "userAgent" | "admit">>
+    & SessionOptions;
   readonly log = new WireLog();
   readonly payloads = new PayloadCache();
-  readonly expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
+  /** Resolved once the case may hold its payloads: a 16 MiB expectation is not built for a case that never connects. */
+  expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] } = { ok: [] };
   readonly received: ObservedEvent[] = [];
   readonly close: CloseObservation = {
     opened: false,
@@ -130,12 +138,14 @@ class ClientSession {
   #done!: () => void;
   #doneSignal = new Promise<void>((resolve) => (this.#done = resolve));
   /** Alternatives (ok, nonStrict) the events so far are still a prefix of. */
-  #alive: boolean[];
+  #alive: boolean[] = [];
   /** The fragmented message being received. */
   #message?: { binary: boolean; parts: Uint8Array[]; size: number; utf8?: Utf8Validator };
   /** Key and position of a frame opened by a frameStart step. */
   #openFrame?: { key: Uint8Array; offset: number };
   #roundTrips?: { remaining: number; frame: FrameFields };
+  /** The closing handshake was started by a close step of the case. */
+  #closedByStep = false;
 
   constructor(spec: CaseSpec, options: SessionOptions) {
     this.spec = spec;
@@ -146,35 +156,33 @@ class ClientSession {
       maxMessage: 64 * 1024 * 1024,
       ...options,
     };
-    this.expected = {
-      ok: resolveEvents(spec.expect.ok, this.payloads),
-      ...(spec.expect.nonStrict
-        ? { nonStrict: resolveEvents(spec.expect.nonStrict, this.payloads) }
-        : {}),
-    };
-    this.#alive = this.#alternatives().map(() => true);
     this.#parser = new FrameParser({ maxPayload: this.options.maxMessage });
   }
 
   async run(): Promise<CaseRun> {
     const started = new Date().toISOString();
     const t0 = performance.now();
-    const deadline = this.#after(caseBound(this.spec, this.options) * 1000, () => {
-      this.log.note("case deadline reached");
-      this.#abort("the case reached its time bound");
-    });
+    let release: (() => void) | undefined;
     try {
       if (await this.#open()) {
+        release = await this.options.admit?.();
+        this.#resolveExpected();
+        // The bound starts with the steps: waiting for admission is not the peer's time.
+        this.#after(caseBound(this.spec, this.options) * 1000, () => {
+          this.log.note("case deadline reached");
+          this.#abort("the case reached its time bound");
+        });
         this.#runSteps().catch((e) => this.#internalError(e));
         await this.#doneSignal;
       }
     } catch (e) {
       this.#internalError(e);
     } finally {
-      clearTimeout(deadline);
+      release?.();
       for (const t of this.#timers) clearTimeout(t);
       this.#transport?.close();
     }
+    if (!this.close.opened) this.#resolveExpected(); // for the report
     const verdict = judge(this.spec.expect, this.expected, this.received, this.close);
     return {
       spec: this.spec,
@@ -188,6 +196,15 @@ class ClientSession {
       serverHeader: this.serverHeader,
       wire: this.log,
     };
+  }
+
+  #resolveExpected(): void {
+    const { ok, nonStrict } = this.spec.expect;
+    this.expected = {
+      ok: resolveEvents(ok, this.payloads),
+      ...(nonStrict ? { nonStrict: resolveEvents(nonStrict, this.payloads) } : {}),
+    };
+    this.#alive = this.#alternatives().map(() => true);
   }
 
   // ---- opening handshake -------------------------------------------------
@@ -258,7 +275,9 @@ class ClientSession {
 
   async #runSteps(): Promise<void> {
     for (const step of this.spec.steps) {
-      if (this.#state === "closed") return;
+      // Steps go on after the case's own close step (cases send after it on purpose),
+      // never after the connection was failed or closed by the peer.
+      if (this.#state === "closed" || (this.#state === "closing" && !this.#closedByStep)) return;
       if ("wait" in step) {
         this.log.note(`wait ${step.wait} s${step.tag ? ` (${step.tag})` : ""}`);
         await this.#sleep(step.wait * 1000);
@@ -292,6 +311,7 @@ class ClientSession {
       const reason = step.close.reason === undefined
         ? undefined
         : this.payloads.resolve(step.close.reason);
+      this.#closedByStep = this.#state === "open";
       this.#sendClose(step.close.code, reason, false);
     } else if ("frameStart" in step) {
       const key = randomBytes(4);
@@ -546,6 +566,8 @@ class ClientSession {
   #abort(reason: string): void {
     if (this.#state === "closed") return;
     if (!this.close.notCleanReason) this.close.notCleanReason = reason;
+    // The suite ended the connection: the peer did not, whatever the case expected of it.
+    this.close.closedBySuite = true;
     this.close.wasClean = false;
     this.#drop();
   }

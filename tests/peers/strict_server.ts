@@ -301,10 +301,9 @@ class Connection {
         continue;
       }
       if (event.type === "oversize") {
-        // The parser stops here (so a close reply cannot be parsed any more: the
-        // 1 s wait ends it). The header check says why: 1002 for a 64-bit length
-        // with the MSB set, else 1009.
-        return await this.#fail(this.#begin(event.header) ?? [1009, "frame too big"]);
+        // The parser stops here, so a close reply could not be parsed any more.
+        // The header check says why: 1002 for a 64-bit length with the MSB set, else 1009.
+        return await this.#fail(this.#begin(event.header) ?? [1009, "frame too big"], true);
       }
       await this.#onFrame(event.header, event.payload);
     }
@@ -315,12 +314,15 @@ class Connection {
     const header = this.#parser.pendingHeader;
     if (header === undefined) return;
     const failure = this.#begin(header) ?? this.#feedUtf8(this.#parser.partialPayload!);
-    if (failure) await this.#fail(failure);
+    // The rest of this frame may never come, and whatever comes next would be
+    // parsed as its payload: the client's close frame could not be recognised.
+    if (failure) await this.#fail(failure, true);
   }
 
   async #onFrame(header: FrameHeader, payload: Uint8Array): Promise<void> {
     const failure = this.#begin(header) ?? this.#feedUtf8(payload);
-    if (failure) return await this.#fail(failure);
+    // A close frame that fails the header checks (e.g. 126 bytes) is still the client's close.
+    if (failure) return await this.#fail(failure, header.opcode === Opcode.Close);
     this.#frame = undefined;
     if (this.#ignore) return;
     switch (header.opcode) {
@@ -467,16 +469,20 @@ class Connection {
 
   /**
    * Fails the WebSocket connection (§7.1.7): a close frame with the code, then
-   * wait for the client's, unless its (faulty) close frame is what failed.
+   * wait for the client's, unless none can come (`noCloseToCome`): its (faulty)
+   * close frame is what failed, or the failing frame is incomplete or oversize,
+   * so the bytes that follow cannot be parsed as frames. Waiting then would only
+   * hold TCP open for CLOSE_WAIT_MS, as long as a client's own wait for the
+   * server to close TCP (Autobahn's and the suite's are 1 s).
    */
-  async #fail([code, reason]: Failure, clientClosed = false): Promise<void> {
+  async #fail([code, reason]: Failure, noCloseToCome = false): Promise<void> {
     if (this.#has("drop-on-error")) return this.#drop();
     this.state = "closing";
     this.#message = undefined;
     this.#arm(CLOSE_WAIT_MS);
     const sent = this.#has("close-code-1000-on-error") ? 1000 : code;
     await this.#send(Opcode.Close, closePayload(sent, encoder.encode(reason)));
-    if (clientClosed) await this.#finishClosingHandshake();
+    if (noCloseToCome) await this.#finishClosingHandshake();
   }
 }
 
