@@ -29,13 +29,7 @@ import {
   headerValues,
   parseHead,
 } from "./handshake.ts";
-import {
-  eventsEqual,
-  type ObservedEvent,
-  PayloadCache,
-  resolveEvents,
-  sequenceMatches,
-} from "./payload.ts";
+import { eventsEqual, type ObservedEvent, PayloadCache, resolveEvents } from "./payload.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { Utf8Validator } from "./utf8.ts";
 import { type CloseObservation, judge, type Verdict } from "./verdict.ts";
@@ -514,7 +508,8 @@ class ClientSession {
     }
     const { expect } = this.spec;
     if (expect.close.by !== "suite" || expect.autoClose === false || this.#state !== "open") return;
-    if (alternatives.every((alt) => sequenceMatches(this.received, alt, true))) {
+    // #alive already holds the prefix comparison: a full match is a live prefix of full length.
+    if (alternatives.every((alt, i) => this.#alive[i] && n === alt.length)) {
       this.#sendClose(expect.close.codes[0], undefined, false);
     } else if (!this.#alive.some((a) => a)) {
       // The verdict is settled; waiting for the case's timers would only cost time.
