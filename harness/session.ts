@@ -451,6 +451,8 @@ class ClientSession {
   #onCloseFrame(payload: Uint8Array): void {
     if (payload.length === 1) return this.#fail(1002, "close frame with a 1-byte payload");
     const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
+    // Recorded before it is judged, so an invalid code the peer sent shows as WRONG CODE.
+    this.close.remoteCloseCode = code;
     if (code !== undefined && !isValidCloseCode(code)) {
       return this.#fail(1002, `invalid close code ${code}`);
     }
@@ -459,7 +461,6 @@ class ClientSession {
     if (!validator.push(reason) || !validator.complete) {
       return this.#fail(1007, "close reason is not valid UTF-8");
     }
-    this.close.remoteCloseCode = code;
     this.close.remoteCloseReason = utf8.decode(reason);
     if (this.#state === "closing") {
       clearTimeout(this.#closeTimer);
@@ -547,6 +548,9 @@ class ClientSession {
       this.#sendClose(code, new TextEncoder().encode(reason), false);
       if (drop) this.#after(this.options.closeTimeoutMs, () => this.#drop());
     } else {
+      // Failing while closing ends the handshake early: the close is not clean.
+      this.close.wasClean = false;
+      this.close.notCleanReason ??= `the suite failed the connection while closing: ${reason}`;
       this.#drop();
     }
   }
