@@ -82,6 +82,9 @@ class MemoryGate {
   }
 }
 
+/** Cases holding less than this skip the memory gate: the job limit bounds them well enough. */
+const GATED_BYTES = 1024 * 1024;
+
 /** Runs the cases; results come back in the order of `cases`. */
 export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promise<CaseOutcome[]> {
   const gate = new MemoryGate(options.memoryBudget ?? 32 * 1024 * 1024);
@@ -99,7 +102,16 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
         running++;
         // Memory is claimed once the connection is open: a target that never
         // answers the handshake then costs the job limit, not the byte budget.
-        const admit = bytes > 0 ? () => gate.acquire(bytes) : undefined;
+        // A case waiting for memory gives its job slot to a case that needs none.
+        const admit = bytes >= GATED_BYTES
+          ? async () => {
+            running--;
+            pump();
+            const release = await gate.acquire(bytes);
+            running++;
+            return release;
+          }
+          : undefined;
         runCase(spec, { ...options, admit }).then(async (run) => {
           const { verdict, duration } = run;
           results[index] = { spec, verdict, duration, remoteCloseCode: run.close.remoteCloseCode };
