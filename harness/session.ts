@@ -329,7 +329,10 @@ class ClientSession {
       });
     } else if ("failAfter" in step) {
       this.#after(step.failAfter * 1000, () => {
-        if (this.#state === "closed") return;
+        // Once closing, the closing handshake's own bounds (1 s for the close reply,
+        // 1 s for the server to close TCP) decide: a load-dependent race with the
+        // case's timer must not decide who closed TCP.
+        if (this.#state !== "open") return;
         this.log.note(`fail timer (${step.failAfter} s) fired`);
         this.#fail(1001, "going away", false);
       });
