@@ -66,7 +66,6 @@ export class Transport {
   #queue: QueuedWrite[] = [];
   #pumping = false;
   #closed = false;
-  #idle: (() => void)[] = [];
 
   /** Called with each chunk read. */
   onData: (chunk: Uint8Array) => void = () => {};
@@ -88,12 +87,6 @@ export class Transport {
     if (this.#closed) return;
     this.#queue.push({ bytes, options });
     if (!this.#pumping) this.#pump();
-  }
-
-  /** Resolves when every queued write has been handed to the OS (or the connection closed). */
-  drained(): Promise<void> {
-    if (!this.#pumping) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   /** Closes TCP at once. Pending reads and writes end. */
@@ -134,7 +127,6 @@ export class Transport {
       this.#finish(`write failed: ${(e as Error).message}`);
     } finally {
       this.#pumping = false;
-      for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 
