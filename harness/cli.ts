@@ -1,70 +1,177 @@
 /**
  * Command line: `deno task test [ws-url] [options]`.
- * Exit codes: 0 no case failed, 1 some case failed, 2 bad usage or unreachable target.
+ * Exit codes: 0 no case failed, 1 some case failed (or, with --baseline, some
+ * case regressed), 2 bad usage or unreachable target.
  */
 import { parseArgs } from "node:util";
 import type { CaseSpec } from "./case.ts";
-import { ALL_CASES, groupOf, GROUPS } from "../fixtures/mod.ts";
+import { ALL_CASES } from "../fixtures/mod.ts";
+import {
+  type Baseline,
+  BaselineError,
+  baselinePath,
+  type CaseChange,
+  compareToBaseline,
+  makeBaseline,
+  parseBaseline,
+  readBaseline,
+  writeBaseline,
+} from "./baseline.ts";
+import { type CaseEvents, eventsOf, type JunitSuite, writeJunit } from "./junit.ts";
+import { failing, formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
 import { spawnReference } from "./reference_server.ts";
+import { writeHtmlReports } from "./html.ts";
 import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
 import { type CaseOutcome, runCases } from "./runner.ts";
 import { runCase, type SessionOptions } from "./session.ts";
+import {
+  DEFAULT_OUTDIR,
+  globToRegExp,
+  parseSpec,
+  parseWsUrl,
+  selectionFor,
+  SpecError,
+  specPatterns,
+} from "./spec.ts";
 import { connectRaw } from "./transport.ts";
-import { isFailing } from "./verdict.ts";
+import type { Behavior, CloseBehavior } from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
 Usage: deno task test [ws-url] [options]
+       deno task test --spec fuzzingclient.json [options]
 
 With no URL, tests the embedded reference server (Deno.serve + Deno.upgradeWebSocket).
 
 Options:
-  --cases LIST     only these cases: comma-separated ids or globs (1.1.1, 6.4.*, 9.*)
-  --exclude LIST   skip these cases (same syntax)
-  --agent NAME     the name used in the report (default: the Server header, else host:port)
-  --jobs N         cases run in parallel, each on its own connection (default 32)
-  --out DIR        report directory (default reports/servers)
-  --ca FILE        PEM certificate(s) to trust for a wss:// target (a private CA)
-  --help           this text
+  --cases LIST          only these cases: comma-separated ids or globs (1.1.1, 6.4.*, 9.*)
+  --exclude LIST        skip these cases (same syntax)
+  --agent NAME          the name used in the report (default: the Server header, else host:port)
+  --jobs N              cases run in parallel, each on its own connection (default 32)
+  --out DIR             report directory (default reports/servers; overrides a spec's outdir)
+  --ca FILE             PEM certificate(s) to trust for a wss:// target (a private CA)
+  --strict              NON-STRICT counts as a failure (exit status, summary, JUnit)
+  --junit FILE          also write JUnit XML: one testcase per case run
+  --write-baseline FILE write this run's verdicts to FILE
+  --baseline FILE       compare with the verdicts in FILE: exit 1 only for a case that got
+                        worse (a verdict newly failing, or a failing case not in FILE)
+  --spec FILE           run an Autobahn fuzzingclient.json: its servers in turn, with their
+                        agent names, cases, exclude-cases and exclude-agent-cases, into its
+                        outdir (cannot be combined with a URL, --cases, --exclude, --agent)
+  --help                this text
 
-Exit status: 0 no case failed, 1 some case failed, 2 bad usage or unreachable target.`;
+In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's name in file-name
+form; a --spec run of several servers needs it in --write-baseline.
+
+Exit status: 0 no case failed, 1 some case failed (with --baseline: some case got worse),
+2 bad usage or unreachable target.`;
 
 export class UsageError extends Error {}
 
-export interface CliOptions {
+/** One server to test. */
+export interface Target {
+  /** Absent: the embedded reference server. */
   url?: URL;
-  cases: readonly CaseSpec[];
+  /** Absent: the Server header, else host:port. */
   agent?: string;
+  /** The cases to run once the agent name is known. */
+  select: (agent: string) => CaseSpec[];
+  /** Where the target came from, for messages ("servers[1] of spec.json"). */
+  origin?: string;
+}
+
+export interface CliOptions {
+  targets: Target[];
   jobs: number;
   out: string;
   caCerts?: string[];
+  strict: boolean;
+  junit?: string;
+  /** A path, possibly with "{agent}". */
+  baseline?: string;
+  /** The baseline, when its path has no "{agent}" (read before anything runs). */
+  baselineData?: Baseline;
+  writeBaseline?: string;
+  spec?: string;
+  /** Things ignored in the spec file, to print on stderr. */
+  warnings: string[];
 }
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*");
-  return new RegExp(`^${body}$`);
+/** A case pattern as a test on ids: an id, a glob, or a prefix (`6`, `6.4`) meaning `6.*`. */
+function casePattern(pattern: string): (id: string) => boolean {
+  const re = globToRegExp(pattern);
+  const prefix = /[*?]/.test(pattern) ? undefined : globToRegExp(`${pattern}.*`);
+  return (id) => re.test(id) || (prefix?.test(id) ?? false);
 }
 
-/** Selects cases by comma-separated ids or globs; a pattern matching nothing is an error. */
+/**
+ * Selects cases by ids or globs (a comma-separated string, or a list); `6` or
+ * `6.4` means the whole group, as `6.*` does. A pattern matching no case is an
+ * error, unless `onUnmatched` takes it (a spec file naming Autobahn's groups
+ * 12 and 13, which wsconform does not have).
+ */
 export function selectCases(
   all: readonly CaseSpec[],
-  include?: string,
-  exclude?: string,
+  include?: string | readonly string[],
+  exclude?: string | readonly string[],
+  onUnmatched?: (pattern: string) => void,
 ): CaseSpec[] {
-  const patterns = (list: string) =>
-    list.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
-      const re = globToRegExp(p);
-      // "6" or "6.4" selects the whole group, as "6.*" does.
-      const prefix = p.includes("*") ? undefined : globToRegExp(`${p}.*`);
-      const test = (id: string) => re.test(id) || (prefix?.test(id) ?? false);
-      if (!all.some((c) => test(c.id))) throw new UsageError(`no case matches "${p}"`);
-      return test;
-    });
-  const inc = include ? patterns(include) : undefined;
-  const exc = exclude ? patterns(exclude) : [];
+  const patterns = (list: string | readonly string[]) =>
+    (typeof list === "string" ? list.split(",") : list).map((p) => p.trim()).filter(Boolean)
+      .flatMap((p) => {
+        const test = casePattern(p);
+        if (!all.some((c) => test(c.id))) {
+          if (!onUnmatched) throw new UsageError(`no case matches "${p}"`);
+          onUnmatched(p);
+          return [];
+        }
+        return [test];
+      });
+  const inc = include === undefined ? undefined : patterns(include);
+  const exc = exclude === undefined ? [] : patterns(exclude);
   const chosen = all.filter((c) => (!inc || inc.some((t) => t(c.id))) && !exc.some((t) => t(c.id)));
   if (chosen.length === 0) throw new UsageError("the selection leaves no case to run");
   return chosen;
+}
+
+function readSpecTargets(path: string): { out: string; targets: Target[]; warnings: string[] } {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read --spec ${path}: ${(e as Error).message}`);
+  }
+  let parsed;
+  try {
+    parsed = parseSpec(text, `spec ${path}`);
+  } catch (e) {
+    if (e instanceof SpecError) throw new UsageError(e.message);
+    throw e;
+  }
+  const { spec } = parsed;
+  const warnings = [...parsed.warnings];
+  for (const p of specPatterns(spec)) {
+    const test = casePattern(p);
+    if (!ALL_CASES.some((c) => test(c.id))) {
+      warnings.push(`spec ${path}: "${p}" matches no wsconform case (ignored)`);
+    }
+  }
+  const targets = spec.servers.map((server, i): Target => {
+    const origin = `spec ${path}: servers[${i}]`;
+    const select = (agent: string) => {
+      const { include, exclude } = selectionFor(spec, agent);
+      try {
+        return selectCases(ALL_CASES, include, exclude, () => {});
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        throw new UsageError(`${origin} (agent "${agent}"): ${e.message}`);
+      }
+    };
+    // With the agent known, a selection that leaves nothing is reported before any run.
+    if (server.agent !== undefined) select(server.agent);
+    return { url: server.url, agent: server.agent, select, origin };
+  });
+  return { out: spec.outdir, targets, warnings };
 }
 
 export function parseCli(args: string[]): CliOptions | "help" {
@@ -80,6 +187,11 @@ export function parseCli(args: string[]): CliOptions | "help" {
         jobs: { type: "string" },
         out: { type: "string" },
         ca: { type: "string" },
+        strict: { type: "boolean" },
+        junit: { type: "string" },
+        baseline: { type: "string" },
+        "write-baseline": { type: "string" },
+        spec: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -91,17 +203,16 @@ export function parseCli(args: string[]): CliOptions | "help" {
   if (positionals.length > 1) {
     throw new UsageError(`expected one URL, got: ${positionals.join(" ")}`);
   }
+  for (const name of ["junit", "baseline", "write-baseline", "spec", "out"] as const) {
+    if (values[name] !== undefined && values[name].trim() === "") {
+      throw new UsageError(`--${name} needs a file name`);
+    }
+  }
   let url: URL | undefined;
   if (positionals.length === 1) {
-    try {
-      url = new URL(positionals[0]);
-    } catch {
-      throw new UsageError(`not a URL: ${positionals[0]}`);
-    }
-    if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-      throw new UsageError(`the URL must start with ws:// or wss://, got ${url.protocol}//`);
-    }
-    if (url.hash) throw new UsageError("a WebSocket URL must not have a #fragment (RFC 6455 §3)");
+    const checked = parseWsUrl(positionals[0]);
+    if (typeof checked === "string") throw new UsageError(checked);
+    url = checked;
   }
   const jobs = values.jobs === undefined ? 32 : Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 1024) {
@@ -110,22 +221,75 @@ export function parseCli(args: string[]): CliOptions | "help" {
   if (values.agent !== undefined && values.agent.trim() === "") {
     throw new UsageError("--agent must not be empty");
   }
+
+  let targets: Target[];
+  let out = values.out ?? DEFAULT_OUTDIR;
+  let warnings: string[] = [];
+  if (values.spec !== undefined) {
+    const clashing = [
+      ...(url ? ["a URL"] : []),
+      ...(["cases", "exclude", "agent"] as const).filter((n) => values[n] !== undefined)
+        .map((n) => `--${n}`),
+    ];
+    if (clashing.length > 0) {
+      throw new UsageError(
+        `--spec names the servers, agents and cases itself: drop ${clashing.join(", ")}`,
+      );
+    }
+    const spec = readSpecTargets(values.spec);
+    targets = spec.targets;
+    warnings = spec.warnings;
+    out = values.out ?? spec.out;
+  } else {
+    const cases = selectCases(ALL_CASES, values.cases, values.exclude);
+    targets = [{ url, agent: values.agent, select: () => cases }];
+  }
+
   let caCerts: string[] | undefined;
   if (values.ca !== undefined) {
-    if (url?.protocol !== "wss:") throw new UsageError("--ca only applies to a wss:// URL");
+    if (!targets.some((t) => t.url?.protocol === "wss:")) {
+      throw new UsageError("--ca only applies to a wss:// URL");
+    }
     try {
       caCerts = [Deno.readTextFileSync(values.ca)];
     } catch (e) {
       throw new UsageError(`cannot read --ca ${values.ca}: ${(e as Error).message}`);
     }
   }
+
+  const writeBaselineTo = values["write-baseline"];
+  if (writeBaselineTo !== undefined && targets.length > 1 && !writeBaselineTo.includes("{agent}")) {
+    throw new UsageError(
+      `--write-baseline: this run tests ${targets.length} servers; put "{agent}" in the file ` +
+        `name so each gets its own baseline`,
+    );
+  }
+  let baselineData: Baseline | undefined;
+  if (values.baseline !== undefined && !values.baseline.includes("{agent}")) {
+    // Read now: a missing or broken baseline is a usage error, before any case runs.
+    try {
+      baselineData = parseBaseline(
+        Deno.readTextFileSync(values.baseline),
+        `baseline ${values.baseline}`,
+      );
+    } catch (e) {
+      if (e instanceof BaselineError) throw new UsageError(e.message);
+      throw new UsageError(`cannot read --baseline ${values.baseline}: ${(e as Error).message}`);
+    }
+  }
+
   return {
-    url,
-    cases: selectCases(ALL_CASES, values.cases, values.exclude),
-    agent: values.agent,
+    targets,
     jobs,
-    out: values.out ?? "reports/servers",
+    out,
     caCerts,
+    strict: values.strict ?? false,
+    junit: values.junit,
+    baseline: values.baseline,
+    baselineData,
+    writeBaseline: writeBaselineTo,
+    spec: values.spec,
+    warnings,
   };
 }
 
@@ -148,102 +312,283 @@ async function probe(url: URL, options: SessionOptions): Promise<string | undefi
   return run.serverHeader;
 }
 
-function summarize(runs: readonly CaseOutcome[]): string {
-  const lines: string[] = [];
-  const pad = (s: string | number, n: number) => String(s).padEnd(n);
-  lines.push(
-    `${pad("group", 44)}${pad("cases", 7)}${pad("ok", 6)}${pad("non-strict", 12)}${
-      pad("info", 6)
-    }failed`,
-  );
-  let failed = 0;
-  for (const group of GROUPS) {
-    const mine = runs.filter((r) => groupOf(r.spec.id) === group);
-    if (mine.length === 0) continue;
-    const count = (b: string) => mine.filter((r) => r.verdict.behavior === b).length;
-    const bad = mine.filter((r) => isFailing(r.verdict)).length;
-    failed += bad;
-    const okCount = mine.filter((r) => !isFailing(r.verdict) && r.verdict.behavior === "OK").length;
-    lines.push(
-      `${pad(`${group.id} ${group.title}`, 44)}${pad(mine.length, 7)}${pad(okCount, 6)}${
-        pad(count("NON-STRICT"), 12)
-      }${pad(count("INFORMATIONAL"), 6)}${bad}`,
-    );
-  }
-  lines.push(`${runs.length} cases, ${failed} failed`);
-  return lines.join("\n");
+/** Where the output goes; tests inject all of it. */
+export interface CliIo {
+  /** Standard output is a terminal (default: Deno.stdout.isTerminal()). */
+  isTTY?: boolean;
+  /** Environment lookup, for NO_COLOR (default: Deno.env where allowed, else Deno.noColor). */
+  env?: (name: string) => string | undefined;
+  /** Writes text to standard output exactly as given. */
+  write?: (text: string) => void;
+  /** Terminal width (default: the console's, else 80). */
+  columns?: number;
 }
 
-export async function main(args: string[]): Promise<number> {
+const encoder = new TextEncoder();
+
+function writeStdout(text: string): void {
+  const bytes = encoder.encode(text);
+  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+function defaultEnv(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
+    return Deno.env.get(name);
+  }
+  // Without --allow-env, Deno still tells whether NO_COLOR was set (and not empty).
+  return name === "NO_COLOR" && Deno.noColor ? "1" : undefined;
+}
+
+function consoleColumns(): number {
+  try {
+    // A pseudo-terminal may report no size at all (0 columns).
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
+}
+
+const LIST_LIMIT = 20;
+const pair = (v: { behavior: string; behaviorClose: string }) => `${v.behavior}/${v.behaviorClose}`;
+
+/** What one target's run left behind, for the totals and the JUnit file. */
+interface TargetResult {
+  status: 0 | 1 | 2;
+  suite?: JunitSuite;
+  agent?: string;
+  failed?: number;
+  regressions?: number;
+}
+
+export async function main(args: string[], io: CliIo = {}): Promise<number> {
   let options: CliOptions | "help";
   try {
     options = parseCli(args);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    console.error(`wsconform: ${e.message}\n(try --help)`);
+    console.error(`wsconform: ${sanitize(e.message)}\n(try --help)`);
     return 2;
   }
+  const write = io.write ?? writeStdout;
   if (options === "help") {
-    console.log(USAGE);
+    write(USAGE + "\n");
     return 0;
   }
+  for (const warning of options.warnings) console.error(`wsconform: warning: ${warning}`);
+  const isTTY = io.isTTY ?? Deno.stdout.isTerminal();
+  const progress = new Progress({
+    isTTY,
+    env: io.env ?? defaultEnv,
+    write,
+    columns: io.columns ?? (isTTY ? consoleColumns() : 80),
+    strict: options.strict,
+  });
+
+  const results: TargetResult[] = [];
+  for (const target of options.targets) {
+    // A blank line between the runs of several servers.
+    if (results.some((r) => r.suite !== undefined)) progress.line();
+    results.push(await runTarget(target, options, progress));
+  }
+
+  const ran = results.filter((r) => r.suite !== undefined);
+  if (ran.length === 0) return 2;
+  let junitPath: string | undefined;
+  let status = Math.max(...results.map((r) => r.status));
+  if (options.junit !== undefined) {
+    try {
+      junitPath = await writeJunit(options.junit, ran.map((r) => r.suite!), {
+        strict: options.strict,
+      });
+    } catch (e) {
+      console.error(`wsconform: cannot write --junit ${options.junit}: ${(e as Error).message}`);
+      status = 2;
+    }
+  }
+  const say = (text = "") => progress.line(text);
+  if (options.targets.length > 1) {
+    say();
+    for (const r of results) {
+      if (r.suite === undefined) continue;
+      say(
+        `${sanitize(r.agent!)}: ${r.suite.outcomes.length} cases, ${r.failed} failed` +
+          (r.regressions !== undefined ? `, ${r.regressions} regressed` : ""),
+      );
+    }
+    const skipped = results.length - ran.length;
+    if (skipped > 0) say(`${skipped} of ${results.length} servers could not be tested`);
+  }
+  // The HTML pages show every agent in index.json, so they are rendered once, after all targets.
+  if (ran.length > 0) await writeHtmlReports(options.out);
+  say();
+  say(`report: ${options.out}/index.html`);
+  say(`        ${options.out}/index.json`);
+  if (junitPath !== undefined) say(`junit:  ${junitPath}`);
+  return status;
+}
+
+async function runTarget(
+  target: Target,
+  options: CliOptions,
+  progress: Progress,
+): Promise<TargetResult> {
+  const say = (text = "") => progress.line(text);
+  const paint = progress.paint.bind(progress);
   let embedded;
-  if (!options.url) {
+  if (!target.url) {
     try {
       embedded = await spawnReference();
     } catch (e) {
       console.error(
         `wsconform: cannot start the embedded reference server: ${(e as Error).message}`,
       );
-      return 2;
+      return { status: 2 };
     }
   }
   try {
-    const url = options.url ?? new URL(embedded!.url);
+    const url = target.url ?? new URL(embedded!.url);
     const session: SessionOptions = { url, caCerts: options.caCerts, userAgent: "wsconform" };
     let serverHeader: string | undefined;
     try {
       serverHeader = await probe(url, session);
     } catch (e) {
-      console.error(`wsconform: cannot reach ${url.href}: ${(e as Error).message}`);
-      return 2;
+      console.error(`wsconform: cannot reach ${url.href}: ${sanitize((e as Error).message)}`);
+      return { status: 2 };
     }
-    const agent = options.agent ?? embedded?.agent ?? serverHeader ?? url.host;
-    console.log(`wsconform: ${options.cases.length} cases against ${url.href} (agent "${agent}")`);
-    const started = performance.now();
-    const remaining = new Map<string, number>();
-    for (const c of options.cases) {
-      const g = groupOf(c.id)!.id;
-      remaining.set(g, (remaining.get(g) ?? 0) + 1);
+    const agent = target.agent ?? embedded?.agent ?? serverHeader ?? url.host;
+    let cases: CaseSpec[];
+    let baseline = options.baselineData;
+    let baselineFile = options.baseline;
+    try {
+      cases = target.select(agent);
+      if (options.baseline !== undefined && baseline === undefined) {
+        baselineFile = baselinePath(options.baseline, agent);
+        baseline = await readBaseline(baselineFile);
+      }
+    } catch (e) {
+      if (!(e instanceof UsageError || e instanceof BaselineError)) throw e;
+      console.error(`wsconform: ${sanitize(e.message)}`);
+      return { status: 2 };
     }
-    const runs = await runCases(options.cases, {
-      ...session,
-      jobs: options.jobs,
-      onCaseDone: async (run) => {
-        await writeCaseReport(options.out, agent, run);
-        const group = groupOf(run.spec.id)!;
-        const left = remaining.get(group.id)! - 1;
-        remaining.set(group.id, left);
-        if (left === 0) console.log(`  group ${group.id} (${group.title}) done`);
-      },
-    });
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const index = await writeIndex(options.out, agent, runs);
-    console.log(`\n${summarize(runs)} in ${seconds} s`);
-    const failures = runs.filter((r) => isFailing(r.verdict)).sort((a, b) =>
-      compareIds(a.spec.id, b.spec.id)
+
+    say(
+      `wsconform: ${cases.length} cases against ${sanitize(url.href)} (agent "${sanitize(agent)}")${
+        options.strict ? ", --strict" : ""
+      }`,
     );
-    for (const r of failures.slice(0, 20)) {
-      console.log(
-        `  FAILED ${r.spec.id} ${r.spec.title}: ${r.verdict.behavior}/${r.verdict.behaviorClose}`,
-      );
+    const startedAt = new Date();
+    const started = performance.now();
+    progress.begin(cases);
+    // For the JUnit failure messages: what a failing case expected and observed, in a line.
+    const events = new Map<string, CaseEvents>();
+    let runs: CaseOutcome[];
+    try {
+      runs = await runCases(cases, {
+        ...session,
+        jobs: options.jobs,
+        onCaseDone: async (run) => {
+          await writeCaseReport(options.out, agent, run);
+          if (failing(run.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
+          progress.caseDone(run);
+        },
+      });
+    } finally {
+      progress.end();
     }
-    if (failures.length > 20) console.log(`  … and ${failures.length - 20} more`);
-    console.log(`report: ${index}`);
-    return failures.length > 0 ? 1 : 0;
+    const elapsed = performance.now() - started;
+    await writeIndex(options.out, agent, runs);
+
+    const table = summaryTable(runs, { strict: options.strict, paint });
+    say();
+    say(table.text);
+    say(
+      `${runs.length} cases, ${table.failed} failed${
+        options.strict ? " (NON-STRICT counts, --strict)" : ""
+      } in ${formatSeconds(elapsed)}`,
+    );
+    const failures = runs.filter((r) => failing(r.verdict, options.strict))
+      .sort((a, b) => compareIds(a.spec.id, b.spec.id));
+    for (const r of failures.slice(0, LIST_LIMIT)) {
+      say(`  ${paint("FAILED", "red")} ${r.spec.id} ${r.spec.title}: ${pair(r.verdict)}`);
+    }
+    if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
+
+    let regressions: number | undefined;
+    if (baseline !== undefined) {
+      regressions = reportComparison(runs, baseline, baselineFile!, agent, options, progress);
+    }
+    let unwritten = false;
+    if (options.writeBaseline !== undefined) {
+      const path = baselinePath(options.writeBaseline, agent);
+      try {
+        await writeBaseline(path, makeBaseline(agent, runs));
+        say(`baseline written: ${path}`);
+      } catch (e) {
+        console.error(`wsconform: cannot write baseline ${path}: ${(e as Error).message}`);
+        unwritten = true;
+      }
+    }
+
+    const suite: JunitSuite = {
+      agent,
+      url: url.href,
+      started: startedAt,
+      elapsedMs: elapsed,
+      outcomes: runs,
+      events,
+    };
+    const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;
+    const status = unwritten ? 2 : bad ? 1 : 0;
+    return { status, suite, agent, failed: failures.length, regressions };
   } finally {
     await embedded?.close();
   }
+}
+
+/** Prints the comparison with a baseline; returns the number of regressions. */
+function reportComparison(
+  runs: readonly CaseOutcome[],
+  baseline: Baseline,
+  file: string,
+  agent: string,
+  options: CliOptions,
+  progress: Progress,
+): number {
+  const say = (text = "") => progress.line(text);
+  const paint = progress.paint.bind(progress);
+  const current: Record<string, { behavior: Behavior; behaviorClose: CloseBehavior }> = {};
+  for (const r of runs) {
+    current[r.spec.id] = { behavior: r.verdict.behavior, behaviorClose: r.verdict.behaviorClose };
+  }
+  const cmp = compareToBaseline(baseline, current, options.strict);
+  const titles = new Map(runs.map((r) => [r.spec.id, r.spec.title]));
+  const describe = (c: CaseChange) =>
+    `  ${c.id} ${titles.get(c.id)}: ${c.before ? pair(c.before) : "(not in baseline)"} -> ${
+      pair(c.after)
+    }`;
+  const list = (label: string, items: CaseChange[], style: "red" | "green" | "yellow") => {
+    if (items.length === 0) {
+      say(`${label}: none`);
+      return;
+    }
+    say(paint(`${label} (${items.length}):`, style));
+    for (const c of items.slice(0, LIST_LIMIT)) say(describe(c));
+    if (items.length > LIST_LIMIT) say(`  … and ${items.length - LIST_LIMIT} more`);
+  };
+  say();
+  const other = baseline.agent !== agent
+    ? `, recorded for agent "${sanitize(baseline.agent)}"`
+    : "";
+  say(
+    `baseline ${file}${other}: ${cmp.regressions.length} regressed, ` +
+      `${cmp.improvements.length} improved, ${cmp.changed.length} changed below the failing ` +
+      `line, ${cmp.added.length} new, ${cmp.unchanged} unchanged` +
+      (cmp.notRun.length > 0 ? ` (${cmp.notRun.length} baseline cases not run)` : ""),
+  );
+  list("regressions", cmp.regressions, "red");
+  list("improvements", cmp.improvements, "green");
+  if (cmp.changed.length > 0) list("other changes", cmp.changed, "yellow");
+  return cmp.regressions.length;
 }
 
 if (import.meta.main) {

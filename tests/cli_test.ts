@@ -1,12 +1,13 @@
 /**
  * The command line: exit codes, messages, and the reports a run leaves behind.
- * main() runs in this process with console output captured; one test runs the
+ * main() runs in this process with its output captured; one test runs the
  * real `deno run harness/cli.ts` to check the exit status of the process.
  */
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { main, USAGE } from "../harness/cli.ts";
+import { type CliIo, main, USAGE } from "../harness/cli.ts";
+import { colorEnabled, Progress, type ProgressOptions, summaryTable } from "../harness/progress.ts";
 import { caseReportName, type IndexJson } from "../harness/report.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
@@ -15,20 +16,34 @@ const CLI = new URL("../harness/cli.ts", import.meta.url).pathname;
 
 interface Captured {
   code: number;
+  /** Standard output, as lines. */
   stdout: string[];
   stderr: string[];
+  /** Standard output exactly as written. */
+  raw: string;
 }
 
-/** Runs main() with console.log/console.error captured (and restored, whatever happens). */
-async function runMain(args: string[]): Promise<Captured> {
-  const stdout: string[] = [], stderr: string[] = [];
+/**
+ * Runs main() with its output captured: standard output through the injected
+ * writer (off a terminal, NO_COLOR unset, unless `io` says otherwise), and
+ * console.error (restored, whatever happens).
+ */
+async function runMain(args: string[], io: CliIo = {}): Promise<Captured> {
+  const chunks: string[] = [], stderr: string[] = [];
   const { log, error } = console;
   const text = (parts: unknown[]) => parts.map(String).join(" ");
-  console.log = (...parts: unknown[]) => void stdout.push(text(parts));
+  console.log = (...parts: unknown[]) => void chunks.push(text(parts) + "\n");
   console.error = (...parts: unknown[]) => void stderr.push(text(parts));
   try {
-    const code = await main(args);
-    return { code, stdout, stderr };
+    const code = await main(args, {
+      isTTY: false,
+      env: () => undefined,
+      write: (t) => void chunks.push(t),
+      ...io,
+    });
+    const raw = chunks.join("");
+    const stdout = raw === "" ? [] : raw.replace(/\n$/, "").split("\n");
+    return { code, stdout, stderr, raw };
   } finally {
     console.log = log;
     console.error = error;
@@ -145,7 +160,21 @@ Deno.test("cli: --help exits 0 and prints the usage", async () => {
     assert.deepEqual(result.stderr, [], flag);
     const text = result.stdout.join("\n");
     assert.equal(text, USAGE);
-    for (const option of ["--cases", "--exclude", "--agent", "--jobs", "--out", "--ca"]) {
+    for (
+      const option of [
+        "--cases",
+        "--exclude",
+        "--agent",
+        "--jobs",
+        "--out",
+        "--ca",
+        "--strict",
+        "--junit",
+        "--baseline",
+        "--write-baseline",
+        "--spec",
+      ]
+    ) {
       assert.ok(text.includes(option), `usage names ${option}`);
     }
     assert.match(text, /Usage:/);
@@ -205,13 +234,12 @@ Deno.test("cli: runs against the strict server write Autobahn-shaped reports", a
         },
       );
 
-      await t.step("one report file per case, with what was observed", async () => {
+      await t.step("one report file and one page per case, with what was observed", async () => {
         const files = [];
         for await (const e of Deno.readDir(out)) files.push(e.name);
-        assert.deepEqual(
-          files.sort(),
-          ["index.json", ...selected.map((id) => caseReportName(STRICT_AGENT, id))].sort(),
-        );
+        const json = selected.map((id) => caseReportName(STRICT_AGENT, id));
+        const html = json.map((name) => name.replace(/\.json$/, ".html"));
+        assert.deepEqual(files.sort(), ["index.html", "index.json", ...json, ...html].sort());
         for (const id of selected) {
           const report = JSON.parse(
             await Deno.readTextFile(`${out}/${caseReportName(STRICT_AGENT, id)}`),
@@ -274,4 +302,225 @@ Deno.test("cli: a server that does not answer pings fails group 2: exit 1", asyn
   } finally {
     await server.close();
   }
+});
+
+// --- --strict, progress and the summary ---------------------------------------
+
+/** Control characters: none may reach a log (LF ends lines and is the only one allowed). */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/;
+
+/** A colour or style code (SGR). */
+const SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`);
+
+Deno.test("cli: new options exit 2 when misused", async (t) => {
+  const url = `ws://127.0.0.1:${closedPort()}/`;
+  await t.step("--junit with no file name", async () => {
+    assertUsageError(await runMain([url, "--junit", ""]), /--junit needs a file name/);
+  });
+  await t.step("--junit with no value", async () => {
+    assertUsageError(await runMain([url, "--junit"]), /junit/);
+  });
+  await t.step("--baseline that does not exist", async () => {
+    assertUsageError(
+      await runMain([url, "--baseline", "/nonexistent/base.json"]),
+      /cannot read --baseline \/nonexistent\/base\.json/,
+    );
+  });
+  await t.step("--spec with a URL", async () => {
+    assertUsageError(await runMain([url, "--spec", "/nonexistent.json"]), /--spec .*drop a URL/);
+  });
+  await t.step("--strict takes no value", async () => {
+    assertUsageError(await runMain([url, "--strict=yes"]), /strict/);
+  });
+});
+
+Deno.test("cli: --strict counts NON-STRICT as failed", async () => {
+  // Without fail-fast, 6.4.x are NON-STRICT (see conformance_test.ts).
+  const server = startStrictServer({ flaws: ["no-fail-fast"] });
+  try {
+    await withTempDir(async (out) => {
+      const args = [server.url, "--cases", "6.4.1,6.4.2", "--out", out];
+      const lenient = await runMain(args);
+      assert.equal(lenient.code, 0, lenient.stdout.join("\n"));
+      const text = lenient.stdout.join("\n");
+      assert.match(text, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+0\n/);
+      assert.match(text, /\n2 cases, 0 failed in /);
+
+      const strict = await runMain([...args, "--strict", "--junit", `${out}/junit.xml`]);
+      assert.equal(strict.code, 1, strict.stdout.join("\n"));
+      const strictText = strict.stdout.join("\n");
+      assert.match(strictText, /\(agent "wsconform-strict"\), --strict\n/);
+      assert.match(strictText, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+2\n/);
+      assert.match(strictText, /\n2 cases, 2 failed \(NON-STRICT counts, --strict\) in /);
+      assert.match(strictText, /\n {2}FAILED 6\.4\.1 .*: NON-STRICT\/OK\n/);
+      const xml = await Deno.readTextFile(`${out}/junit.xml`);
+      assert.match(xml, /failures="2"/);
+      assert.match(xml, /observed NON-STRICT \(--strict\)/);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: off a terminal, one plain line per group and no control characters", async () => {
+  const server = startStrictServer({ flaws: ["no-pong"] });
+  try {
+    await withTempDir(async (out) => {
+      // An agent name with escape sequences, as a hostile Server header could carry.
+      const agent = "evil\x1b[2J\x1b[31m\ttab\x07";
+      const result = await runMain(
+        [server.url, "--cases", "1.1.1,1.1.2,2.1", "--out", out, "--agent", agent],
+        { env: () => undefined },
+      );
+      assert.equal(result.code, 1);
+      assert.ok(!CONTROL.test(result.raw), JSON.stringify(result.raw));
+      assert.deepEqual(result.stdout.slice(0, 3), [
+        `wsconform: 3 cases against ${server.url} (agent "evil?[2J?[31m?tab?")`,
+        "  group 1 (Framing) done: 2 cases, 0 failed",
+        "  group 2 (Pings and pongs) done: 1 case, 1 failed",
+      ]);
+      assert.equal(result.stdout.at(-1), `        ${out}/index.json`);
+      assert.equal(result.stdout.at(-2), `report: ${out}/index.html`);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: on a terminal, a live line, then the table; colour unless NO_COLOR", async (t) => {
+  const server = startStrictServer({ flaws: ["no-pong"] });
+  try {
+    await withTempDir(async (out) => {
+      const args = [server.url, "--cases", "1.1.1,2.1", "--out", out];
+      await t.step("colour", async () => {
+        const result = await runMain(args, { isTTY: true, env: () => undefined, columns: 100 });
+        assert.equal(result.code, 1);
+        assert.ok(result.raw.includes("\r\x1b[K  0/2 cases · "), "a live line redrawn in place");
+        assert.ok(result.raw.includes("\r\x1b[K  2/2 cases · \x1b[31m1 failed\x1b[0m · "));
+        assert.ok(!result.raw.includes("group 1 (Framing) done"), "no group lines on a terminal");
+        assert.ok(result.raw.includes("\x1b[31mFAILED\x1b[0m 2.1 "));
+        // The live line is cleared before the table is printed.
+        const table = result.raw.indexOf("\x1b[1mgroup ");
+        assert.ok(table > 0 && result.raw.lastIndexOf("\r\x1b[K", table) > 0);
+        assert.ok(!result.raw.slice(table).includes("\r"), "nothing redrawn after the table");
+      });
+      await t.step("NO_COLOR", async () => {
+        const env = (name: string) => name === "NO_COLOR" ? "1" : undefined;
+        const result = await runMain(args, { isTTY: true, env, columns: 100 });
+        assert.equal(result.code, 1);
+        assert.ok(result.raw.includes("\r\x1b[K  2/2 cases · 1 failed · "));
+        assert.ok(!SGR.test(result.raw), "no colour codes");
+      });
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("progress: the writer, driven directly", async (t) => {
+  const cases = ["1.1.1", "1.1.2", "2.1"].map((id) => ({ id }));
+  const ok = { behavior: "OK", behaviorClose: "OK" } as const;
+  const nonStrict = { behavior: "NON-STRICT", behaviorClose: "OK" } as const;
+  const failed = { behavior: "FAILED", behaviorClose: "OK" } as const;
+  let clock = 0;
+  const make = (isTTY: boolean, extra: Partial<ProgressOptions> = {}) => {
+    const chunks: string[] = [];
+    const progress = new Progress({
+      isTTY,
+      env: () => undefined,
+      write: (t) => void chunks.push(t),
+      now: () => clock,
+      tickMs: 0,
+      ...extra,
+    });
+    return { progress, chunks };
+  };
+
+  await t.step("colorEnabled follows the terminal and NO_COLOR", () => {
+    assert.equal(colorEnabled(false, () => undefined), false);
+    assert.equal(colorEnabled(true, () => undefined), true);
+    assert.equal(colorEnabled(true, () => "1"), false);
+    assert.equal(colorEnabled(true, () => ""), true, "an empty NO_COLOR is unset (no-color.org)");
+  });
+
+  await t.step("off a terminal: a line per finished group", () => {
+    const { progress, chunks } = make(false);
+    progress.begin(cases);
+    progress.caseDone({ spec: { id: "1.1.2" }, verdict: ok });
+    progress.caseDone({ spec: { id: "2.1" }, verdict: failed });
+    progress.line("between\x1b[31m");
+    progress.caseDone({ spec: { id: "1.1.1" }, verdict: nonStrict });
+    progress.end();
+    assert.deepEqual(chunks, [
+      "  group 2 (Pings and pongs) done: 1 case, 1 failed\n",
+      "between?[31m\n",
+      "  group 1 (Framing) done: 2 cases, 0 failed\n",
+    ]);
+  });
+
+  await t.step("with strict, NON-STRICT counts as failed", () => {
+    const { progress, chunks } = make(false, { strict: true });
+    progress.begin(cases);
+    for (const id of ["1.1.1", "1.1.2"]) progress.caseDone({ spec: { id }, verdict: nonStrict });
+    progress.end();
+    assert.deepEqual(chunks, ["  group 1 (Framing) done: 2 cases, 2 failed\n"]);
+  });
+
+  await t.step("on a terminal: redrawn with \\r, cleared around lines and at the end", () => {
+    clock = 0;
+    const { progress, chunks } = make(true, { env: () => "1" });
+    progress.begin(cases);
+    clock = 1500;
+    progress.caseDone({ spec: { id: "2.1" }, verdict: failed });
+    progress.line("a line");
+    clock = 3000;
+    progress.caseDone({ spec: { id: "1.1.1" }, verdict: ok });
+    clock = 3010; // within 50 ms of the last redraw: skipped
+    progress.caseDone({ spec: { id: "1.1.2" }, verdict: ok });
+    progress.end();
+    assert.deepEqual(chunks, [
+      "\r\x1b[K  0/3 cases · 0 failed · 0.0 s",
+      "\r\x1b[K  1/3 cases · 1 failed · 2 Pings and pongs · 1.5 s",
+      "\r\x1b[K",
+      "a line\n",
+      "\r\x1b[K  1/3 cases · 1 failed · 2 Pings and pongs · 1.5 s",
+      "\r\x1b[K  2/3 cases · 1 failed · 1 Framing · 3.0 s",
+      // The last case always redraws.
+      "\r\x1b[K  3/3 cases · 1 failed · 1 Framing · 3.0 s",
+      "\r\x1b[K",
+    ]);
+  });
+
+  await t.step("the live line fits the terminal, colour codes aside", () => {
+    clock = 0;
+    const { progress, chunks } = make(true, { columns: 24 });
+    progress.begin(cases);
+    clock = 100;
+    progress.caseDone({ spec: { id: "2.1" }, verdict: failed });
+    progress.end();
+    for (const chunk of chunks) {
+      // deno-lint-ignore no-control-regex
+      const visible = chunk.replace(/\r|\x1b\[K|\x1b\[[0-9;]*m/g, "");
+      assert.ok([...visible].length <= 23, JSON.stringify(chunk));
+    }
+    assert.ok(chunks[1].includes("\x1b[31m"), "coloured");
+    assert.ok(chunks[1].endsWith("\x1b[0m"), "a cut line still resets the colour");
+  });
+
+  await t.step("the summary table", () => {
+    const runs = [
+      { spec: { id: "1.1.1" }, verdict: ok },
+      { spec: { id: "1.1.2" }, verdict: nonStrict },
+      { spec: { id: "2.1" }, verdict: failed },
+    ];
+    const plain = summaryTable(runs);
+    assert.equal(plain.failed, 1);
+    assert.deepEqual(plain.text.split("\n").map((l) => l.split(/\s{2,}/).join("|")), [
+      "group|cases|ok|non-strict|info|failed",
+      "1 Framing|2|1|1|0|0",
+      "2 Pings and pongs|1|0|0|0|1",
+    ]);
+    assert.equal(summaryTable(runs, { strict: true }).failed, 2);
+  });
 });
