@@ -110,8 +110,44 @@ export interface Expectation {
   autoClose?: boolean;
   /** A WRONG CODE close verdict also fails the behaviour (Autobahn's 7.x cases). */
   wrongCodeFails?: boolean;
-  /** The RFC leaves the outcome open: both verdicts are INFORMATIONAL, with what was observed. */
-  informational?: boolean;
+  /**
+   * The level of the requirement (default "must"). Breaking a "should" gives
+   * NON-STRICT instead of a failure. "may": the RFC leaves the outcome open,
+   * and both verdicts are INFORMATIONAL, with what was observed.
+   */
+  level?: Level;
+}
+
+/**
+ * The opening handshake a case sends, as changes to a valid request (§4.1).
+ * Absent: the valid request.
+ */
+export interface HandshakeSpec {
+  method?: string;
+  /** Request target (path and query); default the URL's. */
+  target?: string;
+  httpVersion?: string;
+  /**
+   * Header changes, matched case-insensitively against the valid request's
+   * headers: a string (or several, sent as repeated lines) replaces or adds the
+   * header, written with the name as given here; null removes it.
+   */
+  headers?: Record<string, string | string[] | null>;
+  /** Frames sent in the same write as the request, before any answer. */
+  frames?: FrameFields[];
+}
+
+/** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
+export type Level = "must" | "should" | "may";
+
+/** What the server must do with the case's handshake. */
+export interface HandshakeExpectation {
+  /** Complete the handshake (101), or refuse it with an HTTP error. */
+  outcome: "accept" | "refuse";
+  /** Refusal statuses that are right (default [400]); another 4xx is tolerated (NON-STRICT). */
+  statuses?: number[];
+  /** A refusal must carry Sec-WebSocket-Version listing 13 (§4.4). */
+  listsVersion13?: boolean;
 }
 
 export interface CaseSpec {
@@ -123,6 +159,8 @@ export interface CaseSpec {
   rfc: string;
   /** The requirement checked, in our own words. */
   requirement: string;
+  /** A handshake other than the valid one, and what the server must do with it. */
+  handshake?: { request: HandshakeSpec; expect: HandshakeExpectation };
   steps: Step[];
   expect: Expectation;
   /** Where and why this case departs from Autobahn's. */

@@ -3,6 +3,8 @@
  * as bytes, computes Sec-WebSocket-Accept. No I/O.
  */
 
+import type { HandshakeSpec } from "./case.ts";
+
 /** The GUID of §1.3, appended to the key before hashing. */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -57,6 +59,28 @@ export function clientRequest(
   if (options.origin) headers.push(["Origin", options.origin]);
   if (options.userAgent) headers.push(["User-Agent", options.userAgent]);
   return { target: (url.pathname || "/") + url.search, headers };
+}
+
+/**
+ * Applies a case's changes to a request: each named header (matched without
+ * regard to case) is replaced in place, added at the end, or removed (null).
+ */
+export function changeRequest(base: RequestOptions, changes: HandshakeSpec): RequestOptions {
+  let headers = base.headers.slice();
+  for (const [name, value] of Object.entries(changes.headers ?? {})) {
+    const lower = name.toLowerCase();
+    const at = headers.findIndex(([n]) => n.toLowerCase() === lower);
+    headers = headers.filter(([n]) => n.toLowerCase() !== lower);
+    if (value === null) continue;
+    const lines = (Array.isArray(value) ? value : [value]).map((v): [string, string] => [name, v]);
+    headers.splice(at < 0 ? headers.length : at, 0, ...lines);
+  }
+  return {
+    method: changes.method ?? base.method,
+    target: changes.target ?? base.target,
+    httpVersion: changes.httpVersion ?? base.httpVersion,
+    headers,
+  };
 }
 
 export interface HttpHead {

@@ -5,7 +5,7 @@
  * does (fail on protocol errors with a close frame, 1 s closing-handshake
  * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
  */
-import type { CaseSpec, FrameFields, Step } from "./case.ts";
+import type { CaseSpec, FrameFields, Level, Step } from "./case.ts";
 import {
   closePayload,
   decodeHeader,
@@ -19,20 +19,30 @@ import {
   isKnownOpcode,
   isValidCloseCode,
   maskInPlace,
+  minimalLengthForm,
   Opcode,
 } from "./frame.ts";
 import {
+  changeRequest,
   checkResponse,
   clientRequest,
   encodeRequest,
   generateKey,
+  headerTokens,
   headerValues,
   parseHead,
+  parseStatusLine,
 } from "./handshake.ts";
 import { eventsEqual, type ObservedEvent, PayloadCache, resolveEvents } from "./payload.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { Utf8Validator } from "./utf8.ts";
-import { type CloseObservation, judge, type Verdict } from "./verdict.ts";
+import {
+  type CloseObservation,
+  type HandshakeObservation,
+  judge,
+  type Verdict,
+  type Violation,
+} from "./verdict.ts";
 import { WireLog } from "./wirelog.ts";
 
 export interface SessionOptions {
@@ -64,6 +74,8 @@ export interface CaseRun {
   received: ObservedEvent[];
   expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
   close: CloseObservation;
+  handshake: HandshakeObservation;
+  violations: Violation[];
   http: { request?: string; response?: string };
   /** The server's Server header, when it sent one. */
   serverHeader?: string;
@@ -122,6 +134,9 @@ class ClientSession {
     openHandshakeTimeout: false,
   };
   readonly http: { request?: string; response?: string } = {};
+  readonly handshake: HandshakeObservation = { versions: [], problems: [] };
+  /** Rules the server broke in what it sent (checked in every case). */
+  readonly violations: Violation[] = [];
   serverHeader?: string;
 
   #state: State = "connecting";
@@ -140,6 +155,8 @@ class ClientSession {
   #roundTrips?: { remaining: number; frame: FrameFields };
   /** The closing handshake was started by a close step of the case. */
   #closedByStep = false;
+  /** The server has sent its close frame. */
+  #peerSentClose = false;
 
   constructor(spec: CaseSpec, options: SessionOptions) {
     this.spec = spec;
@@ -177,7 +194,12 @@ class ClientSession {
       this.#transport?.close();
     }
     if (!this.close.opened) this.#resolveExpected(); // for the report
-    const verdict = judge(this.spec.expect, this.expected, this.received, this.close);
+    const verdict = judge(this.spec, this.expected, {
+      received: this.received,
+      close: this.close,
+      handshake: this.handshake,
+      violations: this.violations,
+    });
     return {
       spec: this.spec,
       started,
@@ -186,6 +208,8 @@ class ClientSession {
       received: this.received,
       expected: this.expected,
       close: this.close,
+      handshake: this.handshake,
+      violations: this.violations,
       http: this.http,
       serverHeader: this.serverHeader,
       wire: this.log,
@@ -217,9 +241,20 @@ class ClientSession {
     }
     const transport = new Transport(conn, this.log);
     this.#transport = transport;
-    const key = generateKey();
-    const request = encodeRequest(clientRequest(url, key, { userAgent: this.options.userAgent }));
-    this.http.request = latin1.decode(request);
+    const changes = this.spec.handshake?.request;
+    const base = clientRequest(url, generateKey(), { userAgent: this.options.userAgent });
+    const req = changes ? changeRequest(base, changes) : base;
+    // The accept value and the subprotocol check follow what was actually sent.
+    const key = headerValues(req.headers, "sec-websocket-key")[0] ?? "";
+    const offered = headerTokens(req.headers, "sec-websocket-protocol");
+    const head0 = encodeRequest(req);
+    this.http.request = latin1.decode(head0);
+    const early = changes?.frames?.length
+      ? this.#encodeFrames(
+        changes.frames.map((f) => ({ fields: f, payload: this.payloads.resolve(f.payload) })),
+      )
+      : undefined;
+    const request = early ? concat([head0, early]) : head0;
 
     let head: Uint8Array = new Uint8Array(0);
     const outcome = new Promise<string | undefined>((resolve) => {
@@ -236,18 +271,22 @@ class ClientSession {
         if (parsed.type === "error") return resolve(`invalid handshake response: ${parsed.reason}`);
         this.http.response = latin1.decode(head.subarray(0, parsed.head.length));
         this.serverHeader = headerValues(parsed.head.headers, "server")[0];
+        this.handshake.status = parseStatusLine(parsed.head.startLine)?.status;
+        this.handshake.versions = headerValues(parsed.head.headers, "sec-websocket-version");
         // Bytes after the head are frames; keep them for the parser.
         this.#parser.push(head.slice(parsed.head.length));
         // Frames may follow at once: buffer them in the parser until the check is done.
         transport.onData = (more) => this.#parser.push(more);
-        checkResponse(parsed.head, key).then((problems) =>
-          resolve(problems.length ? problems.join("; ") : undefined)
-        );
+        checkResponse(parsed.head, key, offered).then((problems) => {
+          this.handshake.problems = problems;
+          resolve(problems.length ? problems.join("; ") : undefined);
+        });
       };
     });
     transport.send(request);
     const failure = await outcome;
     if (failure) {
+      if (this.handshake.problems.length === 0) this.handshake.problems = [failure];
       this.log.note(`opening handshake failed: ${failure}`);
       this.close.notCleanReason = failure;
       this.#state = "closed";
@@ -350,6 +389,13 @@ class ClientSession {
     frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
     delivery: { chop?: number; sync?: boolean } = {},
   ): void {
+    this.#transport!.send(this.#encodeFrames(frames), delivery);
+  }
+
+  /** Encodes frames as the client (logged as sent). */
+  #encodeFrames(
+    frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
+  ): Uint8Array {
     const keys = randomBytes(4 * frames.length);
     const list = frames.map(({ fields, payload }, i) => ({
       ...fields,
@@ -363,7 +409,7 @@ class ClientSession {
     const bytes = encodeFrames(list);
     let i = 0;
     this.#logFrames(bytes, list.length, () => list[i++].payload);
-    this.#transport!.send(bytes, delivery);
+    return bytes;
   }
 
   /**
@@ -403,8 +449,48 @@ class ClientSession {
         return;
       }
       this.log.frame("rx", event.header, event.payload);
+      this.#checkServerFrame(event.header);
       this.#onFrame(event.header, event.payload);
     }
+  }
+
+  /**
+   * The checks every case makes on what the server sends (§5.1, §5.2, §5.5.1),
+   * whatever the case is about. Each broken rule is reported once per case.
+   */
+  #checkServerFrame(header: FrameHeader): void {
+    if (header.masked) this.#violate("masked", "5.1", "must", "a frame from the server was masked");
+    if (header.lengthForm !== minimalLengthForm(header.length)) {
+      this.#violate(
+        "length-form",
+        "5.2",
+        "must",
+        `a ${header.length}-byte payload used the ${header.lengthForm}-bit length form, not the minimal one`,
+      );
+    }
+    if (header.rsv !== 0) {
+      this.#violate(
+        "rsv",
+        "5.2",
+        "must",
+        `RSV bits ${header.rsv} set with no extension negotiated`,
+      );
+    }
+    if (this.#peerSentClose && !isControlOpcode(header.opcode)) {
+      this.#violate(
+        "data-after-close",
+        "5.5.1",
+        "must",
+        "a data frame followed the server's close frame",
+      );
+    }
+    if (header.opcode === Opcode.Close) this.#peerSentClose = true;
+  }
+
+  #violate(rule: string, rfc: string, level: Level, detail: string): void {
+    if (this.violations.some((v) => v.rule === rule)) return;
+    this.violations.push({ rule, rfc, level, detail });
+    this.log.note(`rule broken (§${rfc}): ${detail}`);
   }
 
   #onFrame(header: FrameHeader, payload: Uint8Array): void {
@@ -457,6 +543,12 @@ class ClientSession {
     // Recorded before it is judged, so an invalid code the peer sent shows as WRONG CODE.
     this.close.remoteCloseCode = code;
     if (code !== undefined && !isValidCloseCode(code)) {
+      this.#violate(
+        "close-code",
+        "7.4",
+        "must",
+        `the server sent close code ${code}, which no endpoint may send`,
+      );
       return this.#fail(1002, `invalid close code ${code}`);
     }
     const reason = payload.subarray(2);

@@ -2,7 +2,7 @@
  * Verdicts with Autobahn|Testsuite's meanings, so reports can be compared
  * case by case. Pure: computed from what a session observed.
  */
-import type { Expectation } from "./case.ts";
+import type { CaseSpec, Expectation, HandshakeExpectation, Level } from "./case.ts";
 import { type ObservedEvent, sequenceMatches } from "./payload.ts";
 
 export type Behavior = "OK" | "NON-STRICT" | "INFORMATIONAL" | "UNIMPLEMENTED" | "FAILED";
@@ -39,6 +39,25 @@ export interface CloseObservation {
   openHandshakeTimeout: boolean;
 }
 
+/** What the server answered to the opening handshake. */
+export interface HandshakeObservation {
+  /** HTTP status, when a response head arrived. */
+  status?: number;
+  /** Sec-WebSocket-Version values of the response (a refusal must list 13). */
+  versions: string[];
+  /** Why the response does not establish a connection, when it does not. */
+  problems: string[];
+}
+
+/** A rule the server broke in what it sent, found by the checks every case makes. */
+export interface Violation {
+  rule: string;
+  /** RFC 6455 section. */
+  rfc: string;
+  level: Level;
+  detail: string;
+}
+
 export interface Verdict {
   behavior: Behavior;
   behaviorClose: CloseBehavior;
@@ -56,17 +75,108 @@ export function isFailing(v: Pick<Verdict, "behavior" | "behaviorClose">): boole
     v.behaviorClose === "WRONG CODE" || v.behaviorClose === "UNCLEAN";
 }
 
+/** What a session observed, as judge() needs it. */
+export interface Observation {
+  received: ObservedEvent[];
+  close: CloseObservation;
+  handshake?: HandshakeObservation;
+  violations?: Violation[];
+}
+
 /**
  * Judges a finished case. `expectedEvents` are the expectation's alternatives
  * already resolved to bytes. `suiteIsServer` tells the direction: a client that
  * leaves the TCP close to the server is only preferred when the suite is the client.
  */
 export function judge(
+  spec: Pick<CaseSpec, "expect" | "handshake">,
+  expectedEvents: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] },
+  observed: Observation,
+  suiteIsServer = false,
+): Verdict {
+  const { expect } = spec;
+  const { received, close } = observed;
+  const v = judgeEvents(expect, expectedEvents, received, close, suiteIsServer);
+  if (spec.handshake?.expect.outcome === "refuse") {
+    judgeRefusal(v, spec.handshake.expect, observed.handshake);
+  }
+  applyLevel(v, expect.level ?? "must");
+  // What the server sent is checked in every case, whatever the case's own level.
+  const broken = (observed.violations ?? []).filter((x) => x.level !== "may");
+  if (broken.length > 0 && v.behavior !== "FAILED") {
+    const must = broken.some((x) => x.level === "must");
+    v.behavior = must ? "FAILED" : "NON-STRICT";
+    v.matched = undefined;
+    v.result = `The server broke ${must ? "a MUST" : "a SHOULD"} in what it sent: ${
+      broken.map((x) => `${x.detail} (§${x.rfc})`).join("; ")
+    }.`;
+  }
+  return v;
+}
+
+/** A refused handshake is the right outcome; a 101 is the failure the level weighs. */
+function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeObservation): void {
+  const status = hs?.status;
+  if (status === 101 && hs!.problems.length === 0) {
+    v.behavior = "FAILED";
+    v.matched = undefined;
+    v.result = "The server accepted (101) a handshake it must refuse.";
+    return;
+  }
+  if (status === undefined || status === 101) {
+    v.behavior = v.behaviorClose = "FAILED";
+    v.result = v.resultClose = "The server sent no HTTP error response: " +
+      (hs?.problems.join("; ") || "the connection ended without one") + ".";
+    return;
+  }
+  v.behaviorClose = "OK";
+  v.resultClose = `The server refused the handshake with ${status}.`;
+  const statuses = expect.statuses ?? [400];
+  if (expect.listsVersion13 && !hs!.versions.some((x) => x.split(/\s*,\s*/).includes("13"))) {
+    v.behavior = "FAILED";
+    v.result = `The refusal (${status}) does not list version 13 in Sec-WebSocket-Version.`;
+  } else if (statuses.includes(status)) {
+    v.behavior = "OK";
+    v.result = `The server refused the handshake with ${status}, as required.`;
+  } else if (status >= 400 && status < 500) {
+    v.behavior = "NON-STRICT";
+    v.result = `The server refused the handshake with ${status}; ${
+      statuses.join(" or ")
+    } is the fitting status.`;
+  } else {
+    v.behavior = "FAILED";
+    v.result = `The server answered ${status}, not a client error status.`;
+  }
+  v.matched = undefined;
+}
+
+/** Weighs a verdict by the requirement's level: a broken SHOULD is NON-STRICT, a MAY informational. */
+function applyLevel(v: Verdict, level: Level): void {
+  if (level === "may") {
+    v.result = v.matched === "ok"
+      ? `Informational: the events matched the first alternative. ${v.result}`
+      : v.matched === "nonStrict"
+      ? `Informational: the events matched the second alternative. ${v.result}`
+      : `Informational: the RFC leaves the outcome open. ${v.result}`;
+    v.behavior = "INFORMATIONAL";
+    v.behaviorClose = "INFORMATIONAL";
+  } else if (level === "should" && isFailing(v)) {
+    v.result = `Not strict (a SHOULD of the RFC): ${v.result}`;
+    v.behavior = "NON-STRICT";
+    if (v.behaviorClose !== "OK") {
+      v.resultClose = `Not strict (a SHOULD of the RFC): ${v.resultClose}`;
+      v.behaviorClose = "INFORMATIONAL";
+    }
+  }
+}
+
+/** Autobahn's rules for the events and the close. */
+function judgeEvents(
   expect: Expectation,
   expectedEvents: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] },
   received: ObservedEvent[],
   close: CloseObservation,
-  suiteIsServer = false,
+  suiteIsServer: boolean,
 ): Verdict {
   const v: Verdict = {
     behavior: "FAILED",
@@ -131,15 +241,6 @@ export function judge(
   if (expect.wrongCodeFails && v.behaviorClose === "WRONG CODE") {
     v.behavior = "FAILED";
     v.result = v.resultClose;
-  }
-  if (expect.informational) {
-    v.result = v.matched === "ok"
-      ? "Informational: the events matched the first alternative."
-      : v.matched === "nonStrict"
-      ? "Informational: the events matched the second alternative."
-      : "Informational: the RFC leaves the outcome open.";
-    v.behavior = "INFORMATIONAL";
-    v.behaviorClose = "INFORMATIONAL";
   }
   return v;
 }
