@@ -17,6 +17,22 @@ import type { CaseSpec, GroupSpec } from "./case.ts";
 import { caseReportName, compareIds, type IndexEntry, type IndexJson } from "./report.ts";
 import { type Behavior, type CloseBehavior, isFailing } from "./verdict.ts";
 
+/** The rules every case checks on the server's frames (masking, length form, RSV, close codes). */
+function checksSection(r: CaseReportJson): Html {
+  const broken = objects<NonNullable<CaseReportJson["violations"]>[number]>(r.violations);
+  if (broken.length === 0) {
+    return markup`<p>Every frame the server sent was unmasked, used the minimal length form, had no
+RSV bit set, carried a valid close code, and no data frame followed its close frame.</p>`;
+  }
+  return markup`<ul class="violations">${
+    broken.map((v) =>
+      markup`<li class="mismatch"><strong>${
+        (v.level ?? "must").toUpperCase()
+      }</strong> broken (RFC 6455 §${v.rfc ?? "?"}): ${v.detail ?? ""}</li>`
+    )
+  }</ul>`;
+}
+
 // ---------------------------------------------------------------------------
 // Markup that escapes what it is given
 
@@ -106,6 +122,7 @@ export interface CaseReportJson {
   httpResponse?: string | null;
   wirelog?: WireLogEntry[];
   wirelogElided?: Record<string, number>;
+  violations?: { rule?: string; rfc?: string; level?: string; detail?: string }[];
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -1184,6 +1201,8 @@ ${verdicts}
 ${events}
 <h2 id="close">Close</h2>
 ${closeSection(r)}
+<h2 id="checks">Checks on what the server sent</h2>
+${checksSection(r)}
 <h2 id="steps">Steps</h2>
 ${stepList}
 <h2 id="handshake">Opening handshake</h2>

@@ -97,6 +97,8 @@ export function caseReport(run: CaseRun, agent: string) {
     },
     received: describeEvents(run.received),
     close: run.close,
+    handshake: run.handshake,
+    violations: run.violations,
     steps: spec.steps,
     httpRequest: run.http.request ?? null,
     httpResponse: run.http.response ?? null,
