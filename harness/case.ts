@@ -126,6 +126,8 @@ export interface HandshakeSpec {
   method?: string;
   /** Request target (path and query); default the URL's. */
   target?: string;
+  /** Query parameters appended to the URL's target (keeps the endpoint's path). */
+  query?: string;
   httpVersion?: string;
   /**
    * Header changes, matched case-insensitively against the valid request's

@@ -58,10 +58,17 @@ Options:
   --spec FILE           run an Autobahn fuzzingclient.json: its servers in turn, with their
                         agent names, cases, exclude-cases and exclude-agent-cases, into its
                         outdir (cannot be combined with a URL, --cases, --exclude, --agent)
+  --protocol-only       run only the cases whose verdict does not depend on an echo, for a
+                        server that does not echo messages back: the cases that need one are
+                        not run (not in the report, <skipped/> in JUnit, never a regression)
   --help                this text
 
 In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's name in file-name
 form; a --spec run of several servers needs it in --write-baseline.
+
+Most cases judge the server by the echo of what the suite sent. Before the run, the suite sends
+the target one text message: when it is not echoed within 1 s, a warning says that the cases
+that need an echo will fail, and that --protocol-only runs only the others.
 
 Exit status: 0 no case failed, 1 some case failed (with --baseline: some case got worse),
 2 bad usage or unreachable target.`;
@@ -95,7 +102,24 @@ export interface CliOptions {
   spec?: string;
   /** Things ignored in the spec file, to print on stderr. */
   warnings: string[];
+  /** Run only the cases that do not need an echo (--protocol-only). */
+  protocolOnly: boolean;
 }
+
+/** Why --protocol-only leaves a case out, as the summary and JUnit say it. */
+export const NOT_RUN_REASON = "need an echo; --protocol-only";
+
+/**
+ * Whether a case's verdict depends on the server echoing what the suite sent:
+ * its expectation (OK or NON-STRICT) lists a message, or it runs round trips.
+ */
+export function needsEcho(spec: CaseSpec): boolean {
+  const { ok, nonStrict = [] } = spec.expect;
+  return [...ok, ...nonStrict].some((e) => "message" in e) ||
+    spec.steps.some((step) => "roundTrips" in step);
+}
+
+const NONE_LEFT = "--protocol-only: every selected case needs an echo, so none is left to run";
 
 /** A case pattern as a test on ids: an id, a glob, or a prefix (`6`, `6.4`) meaning `6.*`. */
 function casePattern(pattern: string): (id: string) => boolean {
@@ -192,6 +216,7 @@ export function parseCli(args: string[]): CliOptions | "help" {
         baseline: { type: "string" },
         "write-baseline": { type: "string" },
         spec: { type: "string" },
+        "protocol-only": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -244,6 +269,16 @@ export function parseCli(args: string[]): CliOptions | "help" {
     const cases = selectCases(ALL_CASES, values.cases, values.exclude);
     targets = [{ url, agent: values.agent, select: () => cases }];
   }
+  const protocolOnly = values["protocol-only"] ?? false;
+  if (protocolOnly) {
+    // Known before any run: a selection left empty is a usage error at once.
+    for (const target of targets) {
+      if (target.agent === undefined && values.spec !== undefined) continue;
+      if (target.select(target.agent ?? "").every(needsEcho)) {
+        throw new UsageError(target.origin ? `${target.origin}: ${NONE_LEFT}` : NONE_LEFT);
+      }
+    }
+  }
 
   let caCerts: string[] | undefined;
   if (values.ca !== undefined) {
@@ -290,14 +325,27 @@ export function parseCli(args: string[]): CliOptions | "help" {
     writeBaseline: writeBaselineTo,
     spec: values.spec,
     warnings,
+    protocolOnly,
   };
+}
+
+/** The text message the probe expects back. */
+const ECHO_PROBE = "wsconform echo probe";
+
+/** What the probe learnt of the target. */
+interface ProbeResult {
+  serverHeader?: string;
+  /** Whether the target echoed a text message; undefined when not checked or not open. */
+  echoes?: boolean;
 }
 
 /**
  * Checks that the target can be reached at all (a clear exit 2 within seconds
  * beats 301 failed cases), and learns its Server header for the agent name.
+ * With `checkEcho`, sends one text message after the handshake and tells
+ * whether it came back within 1 s (the cases that need an echo fail otherwise).
  */
-async function probe(url: URL, options: SessionOptions): Promise<string | undefined> {
+async function probe(url: URL, options: SessionOptions, checkEcho: boolean): Promise<ProbeResult> {
   const conn = await connectRaw({ url, caCerts: options.caCerts, timeoutMs: 4000 });
   conn.close();
   const run = await runCase({
@@ -305,11 +353,22 @@ async function probe(url: URL, options: SessionOptions): Promise<string | undefi
     title: "Opening handshake probe",
     rfc: "4.1",
     requirement: "The server completes the opening handshake.",
-    steps: [{ close: { code: 1000 } }],
-    expect: { ok: [], close: { by: "suite", codes: [1000], clean: false } },
+    // The echo closes at once (autoClose); without it, the suite closes after 1 s.
+    steps: checkEcho
+      ? [{ message: { payload: ECHO_PROBE } }, { closeAfter: 1 }]
+      : [{ close: { code: 1000 } }],
+    expect: {
+      ok: checkEcho ? [{ message: ECHO_PROBE }] : [],
+      close: { by: "suite", codes: [1000], clean: false },
+    },
     timeout: 6,
   }, options);
-  return run.serverHeader;
+  const first = run.received[0];
+  const echoes = checkEcho && run.close.opened
+    ? first?.type === "message" && !first.binary &&
+      new TextDecoder().decode(first.payload) === ECHO_PROBE
+    : undefined;
+  return { serverHeader: run.serverHeader, echoes };
 }
 
 /** Where the output goes; tests inject all of it. */
@@ -358,6 +417,10 @@ interface TargetResult {
   agent?: string;
   failed?: number;
   regressions?: number;
+  /** Cases selected but not run (--protocol-only). */
+  notRun?: CaseSpec[];
+  /** The target did not echo the probe: how many failed cases need an echo. */
+  noEcho?: { failedNeedingEcho: number };
 }
 
 export async function main(args: string[], io: CliIo = {}): Promise<number> {
@@ -412,7 +475,8 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
       if (r.suite === undefined) continue;
       say(
         `${sanitize(r.agent!)}: ${r.suite.outcomes.length} cases, ${r.failed} failed` +
-          (r.regressions !== undefined ? `, ${r.regressions} regressed` : ""),
+          (r.regressions !== undefined ? `, ${r.regressions} regressed` : "") +
+          (r.notRun?.length ? `, ${r.notRun.length} not run (${NOT_RUN_REASON})` : ""),
       );
     }
     const skipped = results.length - ran.length;
@@ -424,6 +488,15 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   say(`report: ${options.out}/index.html`);
   say(`        ${options.out}/index.json`);
   if (junitPath !== undefined) say(`junit:  ${junitPath}`);
+  for (const r of ran) {
+    if (r.noEcho === undefined) continue;
+    const who = options.targets.length > 1 ? `agent "${sanitize(r.agent!)}"` : "the target";
+    say(
+      `hint: ${who} does not echo messages: ${r.noEcho.failedNeedingEcho} of its ${r.failed} ` +
+        `failed cases need an echo; rerun with --protocol-only to test only what does not ` +
+        `depend on an echo`,
+    );
+  }
   return status;
 }
 
@@ -448,19 +521,27 @@ async function runTarget(
   try {
     const url = target.url ?? new URL(embedded!.url);
     const session: SessionOptions = { url, caCerts: options.caCerts, userAgent: "wsconform" };
-    let serverHeader: string | undefined;
+    let serverHeader: string | undefined, echoes: boolean | undefined;
     try {
-      serverHeader = await probe(url, session);
+      ({ serverHeader, echoes } = await probe(url, session, !options.protocolOnly));
     } catch (e) {
       console.error(`wsconform: cannot reach ${url.href}: ${sanitize((e as Error).message)}`);
       return { status: 2 };
     }
     const agent = target.agent ?? embedded?.agent ?? serverHeader ?? url.host;
     let cases: CaseSpec[];
+    let notRun: CaseSpec[] = [];
     let baseline = options.baselineData;
     let baselineFile = options.baseline;
     try {
       cases = target.select(agent);
+      if (options.protocolOnly) {
+        notRun = cases.filter(needsEcho);
+        cases = cases.filter((c) => !needsEcho(c));
+        if (cases.length === 0) {
+          throw new UsageError(target.origin ? `${target.origin}: ${NONE_LEFT}` : NONE_LEFT);
+        }
+      }
       if (options.baseline !== undefined && baseline === undefined) {
         baselineFile = baselinePath(options.baseline, agent);
         baseline = await readBaseline(baselineFile);
@@ -471,10 +552,19 @@ async function runTarget(
       return { status: 2 };
     }
 
+    const needingEcho = cases.filter(needsEcho).length;
+    if (echoes === false && needingEcho > 0) {
+      console.error(
+        `wsconform: warning: ${sanitize(url.href)} does not echo messages (a text message sent ` +
+          `after the handshake did not come back within 1 s): the ${needingEcho} cases that ` +
+          `need an echo will fail; rerun with --protocol-only to test only what does not ` +
+          `depend on an echo`,
+      );
+    }
     say(
       `wsconform: ${cases.length} cases against ${sanitize(url.href)} (agent "${sanitize(agent)}")${
         options.strict ? ", --strict" : ""
-      }`,
+      }${options.protocolOnly ? `, --protocol-only (${notRun.length} not run)` : ""}`,
     );
     const startedAt = new Date();
     const started = performance.now();
@@ -512,6 +602,7 @@ async function runTarget(
       say(`  ${paint("FAILED", "red")} ${r.spec.id} ${r.spec.title}: ${pair(r.verdict)}`);
     }
     if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
+    if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
 
     let regressions: number | undefined;
     if (baseline !== undefined) {
@@ -536,10 +627,14 @@ async function runTarget(
       elapsedMs: elapsed,
       outcomes: runs,
       events,
+      notRun: { cases: notRun, reason: NOT_RUN_REASON },
     };
     const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;
     const status = unwritten ? 2 : bad ? 1 : 0;
-    return { status, suite, agent, failed: failures.length, regressions };
+    const noEcho = echoes === false && needingEcho > 0
+      ? { failedNeedingEcho: failures.filter((r) => needsEcho(r.spec)).length }
+      : undefined;
+    return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho };
   } finally {
     await embedded?.close();
   }

@@ -77,7 +77,10 @@ export function changeRequest(base: RequestOptions, changes: HandshakeSpec): Req
   }
   return {
     method: changes.method ?? base.method,
-    target: changes.target ?? base.target,
+    target: changes.target ??
+      (changes.query
+        ? `${base.target}${base.target.includes("?") ? "&" : "?"}${changes.query}`
+        : base.target),
     httpVersion: changes.httpVersion ?? base.httpVersion,
     headers,
   };

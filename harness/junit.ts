@@ -7,6 +7,7 @@
  */
 import { groupOf } from "../fixtures/mod.ts";
 import { behaviorFails, closeFails } from "./baseline.ts";
+import type { CaseSpec } from "./case.ts";
 import type { ObservedEvent } from "./payload.ts";
 import { caseReportName, compareIds } from "./report.ts";
 import type { CaseOutcome } from "./runner.ts";
@@ -63,6 +64,8 @@ export interface JunitSuite {
   outcomes: readonly CaseOutcome[];
   /** For failing cases, by id: the events expected and observed (see eventsOf). */
   events?: ReadonlyMap<string, CaseEvents>;
+  /** Cases selected but not run, and why: written as <skipped/> testcases. */
+  notRun?: { cases: readonly CaseSpec[]; reason: string };
 }
 
 /** The events of a case in words, for a failure message. */
@@ -183,7 +186,11 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
   let tests = 0, failures = 0, skipped = 0, totalMs = 0;
   const body: string[] = [];
   for (const suite of suites) {
-    const outcomes = [...suite.outcomes].sort((a, b) => compareIds(a.spec.id, b.spec.id));
+    const notRun = (suite.notRun?.cases ?? []).map((spec) => ({ spec, duration: 0 }));
+    const outcomes: (CaseOutcome | { spec: CaseSpec; duration: number })[] = [
+      ...suite.outcomes,
+      ...notRun,
+    ].sort((a, b) => compareIds(a.spec.id, b.spec.id));
     let suiteFailures = 0, suiteSkipped = 0;
     const cases: string[] = [];
     for (const o of outcomes) {
@@ -192,6 +199,15 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
       const attrs = `classname="${escapeXmlAttr(classname)}" name="${
         escapeXmlAttr(`${o.spec.id} ${o.spec.title}`)
       }" time="${seconds(o.duration)}"`;
+      if (!("verdict" in o)) {
+        suiteSkipped++;
+        cases.push(
+          `    <testcase ${attrs}>\n      <skipped message="${
+            escapeXmlAttr(`not run: ${suite.notRun!.reason}`)
+          }"/>\n    </testcase>`,
+        );
+        continue;
+      }
       const failure = failureOf(o, strict, suite.agent, suite.events?.get(o.spec.id));
       if (failure) {
         suiteFailures++;

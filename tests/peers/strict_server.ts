@@ -16,6 +16,7 @@ import {
   isControlOpcode,
   isKnownOpcode,
   isValidCloseCode,
+  minimalLengthForm,
   Opcode,
 } from "../../harness/frame.ts";
 import {
@@ -44,6 +45,37 @@ export const FLAWS = [
   "close-code-1000-on-error",
   "drop-on-error",
   "accept-version-8",
+  // Opening handshake (§4.2.1, §4.2.2, §4.4, §9, RFC 7692 §5).
+  "accept-bad-key",
+  "accept-any-method",
+  "accept-no-host",
+  "accept-no-upgrade-token",
+  "strict-token-match",
+  "reject-query-string",
+  "select-unoffered-protocol",
+  "accept-unknown-extension",
+  "ignore-early-frames",
+  "no-426-version-list",
+  // Masking and header encodings (§5.1-§5.3).
+  "reject-zero-mask",
+  "header-needs-one-read",
+  "reject-non-minimal-lengths",
+  "accept-msb-length",
+  // What the server sends (§5.1, §5.2, §7.4).
+  "mask-server-frames",
+  "non-minimal-server-lengths",
+  "rsv-on-server-frames",
+  "send-invalid-close-code",
+  "data-after-close",
+  // Close, limits, keepalive (§5.5.1, §7, §10.4).
+  "refuse-1012-1014",
+  "echo-1015",
+  "accept-invalid-close-reason",
+  "reject-125-close",
+  "process-data-after-close",
+  "limit-wrong-code",
+  "slow-tcp-close",
+  "idle-ping",
 ] as const;
 
 /** A deliberate deviation from RFC 6455; see FLAWS. */
@@ -78,6 +110,20 @@ const CLOSE_WAIT_MS = 1000;
 const LINGER_MS = 1000;
 /** An open connection with no traffic for this long is dropped, so no wait is unbounded. */
 const IDLE_MS = 60_000;
+/** Flaw idle-ping: ping a client silent for this long, and again as long as it stays silent. */
+const IDLE_PING_MS = 1000;
+/** Flaw slow-tcp-close: delay between the closing handshake and closing TCP. */
+const SLOW_CLOSE_MS = 3000;
+/** Flaw process-data-after-close: how long data frames after the client's close are still echoed. */
+const AFTER_CLOSE_GRACE_MS = 100;
+/** The headers of a valid request as RFC 6455 §4.1 writes them (flaw strict-token-match). */
+const CANONICAL: Record<string, string | undefined> = {
+  Host: undefined,
+  Upgrade: "websocket",
+  Connection: "Upgrade",
+  "Sec-WebSocket-Key": undefined,
+  "Sec-WebSocket-Version": undefined,
+};
 const READ_SIZE = 64 * 1024;
 const SERVER_HEADER = "Server: wsconform-strict";
 /** base64 of exactly 16 bytes, with canonical (zero) padding bits (RFC 4648 §3.5). */
@@ -136,11 +182,24 @@ class Connection {
   #fed = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #dropped = false;
+  /** Writes in progress, chained so that timer-driven frames never interleave with others. */
+  #writing: Promise<void> = Promise.resolve();
+  /** The next deadline closes TCP gracefully even though the state is "closed" (slow-tcp-close). */
+  #shutdownOnDeadline = false;
+  /** Flaw accept-msb-length: the bytes the parser still holds (and maybe more before them). */
+  #recent: Uint8Array[] | undefined;
+  /** Flaw process-data-after-close: the client's close code, while its reply is held back. */
+  #heldClose: { code: number | undefined } | undefined;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Flaw idle-ping: the pinging interval, and when the client last sent anything. */
+  #pinger: ReturnType<typeof setInterval> | undefined;
+  #lastRead = Date.now();
 
   constructor(conn: Deno.TcpConn, config: Config) {
     this.#conn = conn;
     this.#config = config;
     this.#parser = new FrameParser({ maxPayload: config.maxMessage });
+    if (config.flaws.has("accept-msb-length")) this.#recent = [];
     try {
       conn.setNoDelay(true); // pongs and close frames are small and must not wait
     } catch { /* the client may already be gone */ }
@@ -164,6 +223,7 @@ class Connection {
         const buffer = new Uint8Array(READ_SIZE);
         const n = await this.#conn.read(buffer);
         if (n === null) break; // the client closed TCP
+        this.#lastRead = Date.now();
         if (this.state === "open") this.#arm(IDLE_MS);
         await this.#onBytes(buffer.subarray(0, n));
       }
@@ -185,23 +245,43 @@ class Connection {
 
   #onDeadline(): void {
     // The client never answered our close frame: close TCP from our side anyway.
-    if (this.state === "closing") this.#shutdown().catch(() => this.#drop());
+    const shutdown = this.state === "closing" || this.#shutdownOnDeadline;
+    this.#shutdownOnDeadline = false;
+    if (shutdown) this.#shutdown().catch(() => this.#drop());
     else this.#drop();
   }
 
   // --- I/O helpers --------------------------------------------------------
 
-  async #write(bytes: Uint8Array): Promise<void> {
-    // A write blocked by a client that does not read ends with the deadline, which closes TCP.
-    for (let written = 0; written < bytes.length;) {
-      written += await this.#conn.write(bytes.subarray(written));
-      if (this.state === "open") this.#arm(IDLE_MS);
-    }
+  /** Writes bytes after any write in progress; `rearm` false leaves the idle deadline alone. */
+  #write(bytes: Uint8Array, rearm = true): Promise<void> {
+    const write = this.#writing.then(async () => {
+      // A write blocked by a client that does not read ends with the deadline, which closes TCP.
+      for (let written = 0; written < bytes.length;) {
+        written += await this.#conn.write(bytes.subarray(written));
+        if (rearm && this.state === "open") this.#arm(IDLE_MS);
+      }
+    });
+    this.#writing = write.catch(() => {});
+    return write;
   }
 
-  /** Sends one unmasked frame, FIN set, minimal length form. */
-  #send(opcode: number, payload: Uint8Array): Promise<void> {
-    return this.#write(encodeFrame({ opcode, payload }));
+  /** Sends one unmasked frame, FIN set, minimal length form, RSV clear (unless flawed). */
+  #send(opcode: number, payload: Uint8Array, rsv = 0, rearm = true): Promise<void> {
+    return this.#write(
+      encodeFrame({
+        opcode,
+        payload,
+        rsv,
+        // Flaw mask-server-frames: a server must not mask (§5.1).
+        maskKey: this.#has("mask-server-frames")
+          ? crypto.getRandomValues(new Uint8Array(4))
+          : undefined,
+        // Flaw non-minimal-server-lengths: the minimal form is required (§5.2).
+        lengthForm: this.#has("non-minimal-server-lengths") ? 64 : undefined,
+      }),
+      rearm,
+    );
   }
 
   /**
@@ -220,6 +300,8 @@ class Connection {
     this.#dropped = true;
     this.state = "closed";
     clearTimeout(this.#timer);
+    clearTimeout(this.#graceTimer);
+    clearInterval(this.#pinger);
     try {
       this.#conn.close();
     } catch { /* already closed */ }
@@ -260,14 +342,30 @@ class Connection {
       `Sec-WebSocket-Accept: ${await acceptFor(verdict.key)}`,
     ];
     if (verdict.protocol !== undefined) lines.push(`Sec-WebSocket-Protocol: ${verdict.protocol}`);
+    if (verdict.extension !== undefined) {
+      lines.push(`Sec-WebSocket-Extensions: ${verdict.extension}`);
+    }
     lines.push(SERVER_HEADER);
     await this.#write(encodeHead(lines));
     this.state = "open";
     this.#arm(IDLE_MS);
-    // Bytes after the head in the same read are already frames.
+    if (this.#has("idle-ping")) {
+      // Flaw idle-ping: the RFC lets a server ping (§5.5.2); the strict one never does.
+      let lastPing = 0;
+      this.#pinger = setInterval(() => {
+        const now = Date.now();
+        if (this.state !== "open" || now - Math.max(this.#lastRead, lastPing) < IDLE_PING_MS) {
+          return;
+        }
+        lastPing = now;
+        this.#send(Opcode.Ping, encoder.encode("idle"), 0, false).catch(() => this.#drop());
+      }, IDLE_PING_MS / 10);
+    }
+    // Bytes after the head in the same read are already frames
+    // (flaw ignore-early-frames: they are thrown away).
     const rest = this.#head.subarray(parsed.head.length);
     this.#head = new Uint8Array(0);
-    if (rest.length > 0) await this.#onFrameBytes(rest);
+    if (rest.length > 0 && !this.#has("ignore-early-frames")) await this.#onFrameBytes(rest);
   }
 
   async #reject(reject: Reject): Promise<void> {
@@ -286,12 +384,34 @@ class Connection {
   // --- frames (§5) --------------------------------------------------------
 
   async #onFrameBytes(bytes: Uint8Array): Promise<void> {
-    this.#parser.push(bytes);
+    const parser = this.#parser;
+    if (
+      this.#has("header-needs-one-read") && this.state === "open" &&
+      parser.pendingHeader === undefined && parser.buffered > 0
+    ) {
+      // Flaw header-needs-one-read: the previous read ended inside a frame header.
+      return this.#drop();
+    }
+    parser.push(bytes);
+    this.#recent?.push(bytes);
+    try {
+      await this.#parseFrames();
+    } finally {
+      this.#trimRecent();
+    }
+  }
+
+  async #parseFrames(): Promise<void> {
     while (this.state === "open" || this.state === "closing") {
+      const held = this.#parser.buffered;
       const event = this.#parser.next();
       if (event === undefined) {
         if (this.state === "open") await this.#onPartialFrame();
         return;
+      }
+      if (event.type === "oversize" && this.#recent && event.header.length >= 1n << 63n) {
+        this.#restartWithoutMsb(held);
+        continue;
       }
       if (this.state === "closing") {
         // After failing, only the client's close frame matters (§7.1.7).
@@ -303,10 +423,39 @@ class Connection {
       if (event.type === "oversize") {
         // The parser stops here, so a close reply could not be parsed any more.
         // The header check says why: 1002 for a 64-bit length with the MSB set, else 1009.
-        return await this.#fail(this.#begin(event.header) ?? [1009, "frame too big"], true);
+        return await this.#fail(this.#begin(event.header) ?? this.#tooBig("frame too big"), true);
       }
       await this.#onFrame(event.header, event.payload);
     }
+  }
+
+  /**
+   * Flaw accept-msb-length: the parser stopped at a 64-bit length with the MSB
+   * set; parse again from that header (the last `held` bytes seen), MSB cleared.
+   */
+  #restartWithoutMsb(held: number): void {
+    const recent = this.#recent!;
+    const all = concat(recent, recent.reduce((n, chunk) => n + chunk.length, 0));
+    const rest = all.slice(all.length - held);
+    rest[2] &= 0x7f; // the first byte of the 64-bit length
+    this.#parser = new FrameParser({ maxPayload: this.#config.maxMessage });
+    this.#parser.push(rest);
+    this.#recent = [rest];
+  }
+
+  /** Flaw accept-msb-length: keeps only the chunks that hold bytes the parser still holds. */
+  #trimRecent(): void {
+    const recent = this.#recent;
+    if (!recent) return;
+    let total = recent.reduce((n, chunk) => n + chunk.length, 0);
+    while (recent.length > 0 && total - recent[0].length >= this.#parser.buffered) {
+      total -= recent.shift()!.length;
+    }
+  }
+
+  /** A message over the limit: 1009 (§7.4.1); flaw limit-wrong-code says 1002. */
+  #tooBig(reason: string): Failure {
+    return [this.#has("limit-wrong-code") ? 1002 : 1009, reason];
   }
 
   /** Acts on a frame not yet complete: its header, and its text bytes so far (fail fast, §8.1). */
@@ -325,6 +474,7 @@ class Connection {
     if (failure) return await this.#fail(failure, header.opcode === Opcode.Close);
     this.#frame = undefined;
     if (this.#ignore) return;
+    if (this.#heldClose && isControlOpcode(header.opcode)) return; // only data, see #onClose
     switch (header.opcode) {
       case Opcode.Ping:
         // Answered at once, even between the frames of a fragmented message (§5.4, §5.5.2).
@@ -375,8 +525,17 @@ class Connection {
     if (!header.masked && !this.#has("accept-unmasked")) {
       return [1002, "client frame not masked"]; // §5.1
     }
+    if (header.masked && this.#has("reject-zero-mask") && header.maskKey!.every((b) => b === 0)) {
+      return [1002, "all-zero masking key"]; // flaw: any 32-bit key is valid (§5.3)
+    }
     if (header.rsv !== 0 && !this.#has("accept-rsv")) {
       return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    }
+    if (
+      this.#has("reject-non-minimal-lengths") &&
+      header.lengthForm !== minimalLengthForm(header.length)
+    ) {
+      return [1002, "non-minimal payload length"]; // flaw: §5.2 binds senders only
     }
     if (header.length >= 1n << 63n) {
       return [1002, "64-bit payload length with the most significant bit set"]; // §5.2
@@ -401,7 +560,7 @@ class Connection {
       return [1002, "new data frame inside a fragmented message"]; // §5.4
     }
     if ((message?.size ?? 0) + Number(header.length) > this.#config.maxMessage) {
-      return [1009, `message over ${this.#config.maxMessage} bytes`]; // §7.4.1
+      return this.#tooBig(`message over ${this.#config.maxMessage} bytes`); // §7.4.1
     }
     return "ok";
   }
@@ -432,29 +591,57 @@ class Connection {
     if (this.#has("truncate-long-echo") && data.length > 125) data = data.subarray(0, 125);
     if (this.#has("corrupt-large-echo") && data.length >= MiB) data[data.length - 1] ^= 0xff;
     const binary = this.#has("echo-fragmented-as-binary") && message.frames > 1;
-    await this.#send(binary ? Opcode.Binary : message.opcode, data);
+    // Flaw rsv-on-server-frames: RSV1 with no extension negotiated (§5.2).
+    const rsv = this.#has("rsv-on-server-frames") ? 4 : 0;
+    await this.#send(binary ? Opcode.Binary : message.opcode, data, rsv);
   }
 
   // --- closing (§5.5.1, §7) -----------------------------------------------
 
   /** A close frame from the client while open: validate it, echo its code, close TCP. */
   async #onClose(payload: Uint8Array): Promise<void> {
+    if (this.#heldClose) return; // flaw process-data-after-close: a second close is ignored
     let code: number | undefined;
     // The client has sent its close frame already: after ours, no other is coming.
     if (payload.length === 1) return await this.#fail([1002, "close payload of 1 byte"], true);
+    if (payload.length === 125 && this.#has("reject-125-close")) {
+      return await this.#fail([1002, "close payload of 125 bytes"], true); // flaw: §5.5 allows 125
+    }
     if (payload.length >= 2) {
       code = (payload[0] << 8) | payload[1];
-      if (!isValidCloseCode(code) && !this.#has("accept-invalid-close-codes")) {
+      if (!this.#acceptsCloseCode(code)) {
         return await this.#fail([1002, `invalid close code ${code}`], true);
       }
-      if (!isValidUtf8(payload.subarray(2))) {
+      if (!this.#has("accept-invalid-close-reason") && !isValidUtf8(payload.subarray(2))) {
         return await this.#fail([1007, "close reason is not valid UTF-8"], true);
       }
     }
+    if (this.#has("process-data-after-close")) {
+      // Flaw: data frames after the client's close are still echoed for a while
+      // before the reply (§5.5.1 and §1.4: nothing after a close frame counts).
+      this.#heldClose = { code };
+      this.#graceTimer = setTimeout(() => {
+        if (this.state === "open") this.#replyToClose(code).catch(() => this.#drop());
+      }, AFTER_CLOSE_GRACE_MS);
+      return;
+    }
+    await this.#replyToClose(code);
+  }
+
+  async #replyToClose(code: number | undefined): Promise<void> {
     this.#message = undefined;
     this.state = "closed"; // everything after the client's close frame is ignored
     if (!this.#has("no-close-reply")) await this.#send(Opcode.Close, closePayload(code));
+    // Flaw data-after-close: nothing may follow a close frame (§5.5.1).
+    if (this.#has("data-after-close")) await this.#send(Opcode.Text, encoder.encode("after close"));
     await this.#finishClosingHandshake();
+  }
+
+  /** Close codes a close frame may carry (§7.4); some flaws change the list. */
+  #acceptsCloseCode(code: number): boolean {
+    if (code >= 1012 && code <= 1014 && this.#has("refuse-1012-1014")) return false;
+    if (code === 1015 && this.#has("echo-1015")) return true;
+    return isValidCloseCode(code) || this.#has("accept-invalid-close-codes");
   }
 
   /** Both close frames have crossed: the server closes TCP first (§7.1.1). */
@@ -462,6 +649,13 @@ class Connection {
     if (this.#has("keep-tcp-open")) {
       this.state = "closed";
       this.#arm(IDLE_MS); // wait for the client to close TCP, but not forever
+      return;
+    }
+    if (this.#has("slow-tcp-close")) {
+      // Flaw: TCP stays open SLOW_CLOSE_MS after the closing handshake (§7.1.1: "immediately").
+      this.state = "closed";
+      this.#shutdownOnDeadline = true;
+      this.#arm(SLOW_CLOSE_MS);
       return;
     }
     await this.#shutdown();
@@ -480,7 +674,9 @@ class Connection {
     this.state = "closing";
     this.#message = undefined;
     this.#arm(CLOSE_WAIT_MS);
-    const sent = this.#has("close-code-1000-on-error") ? 1000 : code;
+    let sent = this.#has("close-code-1000-on-error") ? 1000 : code;
+    // Flaw send-invalid-close-code: 1005 must never be sent in a close frame (§7.4.1).
+    if (sent === 1002 && this.#has("send-invalid-close-code")) sent = 1005;
     await this.#send(Opcode.Close, closePayload(sent, encoder.encode(reason)));
     if (noCloseToCome) await this.#finishClosingHandshake();
   }
@@ -489,6 +685,8 @@ class Connection {
 interface Accept {
   key: string;
   protocol?: string;
+  /** Only under flaw accept-unknown-extension: the strict server accepts no extension. */
+  extension?: string;
 }
 
 interface Reject {
@@ -500,27 +698,49 @@ interface Reject {
 
 /** Checks an opening handshake request against §4.2.1. */
 function checkRequest(head: HttpHead, config: Config): Accept | Reject {
+  const has = (flaw: Flaw) => config.flaws.has(flaw);
   const bad = (reason: string): Reject => ({ status: 400, reason });
   const headers = head.headers;
   const line = /^(\S+) (\S+) (\S+)$/.exec(head.startLine);
   if (!line) return bad("malformed request line");
   const [, method, target, version] = line;
-  if (method !== "GET") return bad(`method ${method}, expected GET`);
-  if (version !== "HTTP/1.1") return bad(`${version}, expected HTTP/1.1`);
+  if (!has("accept-any-method")) {
+    if (method !== "GET") return bad(`method ${method}, expected GET`);
+    if (version !== "HTTP/1.1") return bad(`${version}, expected HTTP/1.1`);
+  }
   if (!target.startsWith("/") && !/^https?:\/\//i.test(target)) {
     return bad("request target is neither a resource name nor an absolute http(s) URI");
   }
-  const hosts = headerValues(headers, "host");
-  if (hosts.length !== 1 || hosts[0] === "") return bad("exactly one non-empty Host header needed");
-  if (!headerTokens(headers, "upgrade").includes("websocket")) {
-    return bad("Upgrade header lacks the websocket token");
+  // Flaw reject-query-string: a resource name may have a query (§3, §4.1 item 3).
+  if (has("reject-query-string") && target.includes("?")) return bad("query string in target");
+  // Flaw strict-token-match: header names are case-insensitive and Upgrade and
+  // Connection hold case-insensitive token lists (§4.2.1, RFC 7230 §3.2, §6.1).
+  if (has("strict-token-match")) {
+    for (const [name, value] of Object.entries(CANONICAL)) {
+      const lines = headers.filter(([n]) => n === name);
+      if (lines.length === 0 || (value !== undefined && lines[0][1] !== value)) {
+        return bad(`expected header "${name}${value === undefined ? "" : `: ${value}`}"`);
+      }
+    }
   }
-  if (!headerTokens(headers, "connection").includes("upgrade")) {
-    return bad("Connection header lacks the Upgrade token");
+  const hosts = headerValues(headers, "host");
+  if ((hosts.length !== 1 || hosts[0] === "") && !has("accept-no-host")) {
+    return bad("exactly one non-empty Host header needed");
+  }
+  if (!has("accept-no-upgrade-token")) {
+    if (!headerTokens(headers, "upgrade").includes("websocket")) {
+      return bad("Upgrade header lacks the websocket token");
+    }
+    if (!headerTokens(headers, "connection").includes("upgrade")) {
+      return bad("Connection header lacks the Upgrade token");
+    }
   }
   const versions = headerValues(headers, "sec-websocket-version");
-  const known = config.flaws.has("accept-version-8") ? ["13", "8"] : ["13"];
-  if (versions.length !== 1 || !known.includes(versions[0])) {
+  // Flaw accept-version-8: versions 8 and 14, and no version at all, pass as 13 (§4.2.1 item 6).
+  const known = has("accept-version-8") ? ["13", "8", "14", undefined] : ["13"];
+  if (versions.length > 1 || !known.includes(versions[0])) {
+    // Flaw no-426-version-list: §4.2.2 item 4 asks for 426 listing the versions spoken.
+    if (has("no-426-version-list")) return bad("only WebSocket version 13 is supported");
     // §4.4: name the versions we speak; RFC 7230 §6.7 asks a 426 to carry Upgrade.
     return {
       status: 426,
@@ -529,7 +749,7 @@ function checkRequest(head: HttpHead, config: Config): Accept | Reject {
     };
   }
   const keys = headerValues(headers, "sec-websocket-key");
-  if (keys.length !== 1 || !KEY.test(keys[0])) {
+  if ((keys.length !== 1 || !KEY.test(keys[0])) && !has("accept-bad-key")) {
     return bad("Sec-WebSocket-Key must appear once and be base64 of 16 bytes");
   }
   // Subprotocol names are case-sensitive tokens, each offered once (§4.1 item 10).
@@ -539,10 +759,16 @@ function checkRequest(head: HttpHead, config: Config): Accept | Reject {
   if (offered.some((name) => !TOKEN.test(name)) || new Set(offered).size !== offered.length) {
     return bad("malformed Sec-WebSocket-Protocol");
   }
-  const protocol = offered.length > 0 && config.protocols.includes(offered[0])
+  let protocol = offered.length > 0 && config.protocols.includes(offered[0])
     ? offered[0]
     : undefined;
-  return { key: keys[0], protocol };
+  // Flaw select-unoffered-protocol: only an offered subprotocol may be selected (§4.2.2).
+  if (has("select-unoffered-protocol")) protocol = "chat";
+  // Flaw accept-unknown-extension: the strict server implements no extension (§9.1).
+  const extension = has("accept-unknown-extension")
+    ? headerValues(headers, "sec-websocket-extensions").join(",").split(",")[0]?.trim() || undefined
+    : undefined;
+  return { key: keys[0] ?? "", protocol, extension };
 }
 
 function encodeHead(lines: string[], body?: Uint8Array): Uint8Array {

@@ -35,6 +35,8 @@ interface FrameSpec {
   masked?: boolean;
   lengthForm?: 7 | 16 | 64;
   declaredLength?: bigint;
+  /** Default a random key. */
+  maskKey?: Uint8Array;
 }
 
 function bytesOf(payload: Uint8Array | string | undefined): Uint8Array {
@@ -45,7 +47,9 @@ function frame(spec: FrameSpec): Uint8Array {
   return encodeFrame({
     ...spec,
     payload: bytesOf(spec.payload),
-    maskKey: spec.masked === false ? undefined : crypto.getRandomValues(new Uint8Array(4)),
+    maskKey: spec.masked === false
+      ? undefined
+      : spec.maskKey ?? crypto.getRandomValues(new Uint8Array(4)),
   });
 }
 
@@ -100,7 +104,10 @@ class RawClient {
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
   }
 
-  request(headers: HeaderList = []): Uint8Array {
+  request(
+    headers: HeaderList = [],
+    line: { method?: string; target?: string; httpVersion?: string } = {},
+  ): Uint8Array {
     const defaults: HeaderList = [
       ["Host", "127.0.0.1"],
       ["Upgrade", "websocket"],
@@ -112,7 +119,7 @@ class RawClient {
     const names = new Set(headers.map(([n]) => n.toLowerCase()));
     const merged = [...defaults.filter(([n]) => !names.has(n.toLowerCase())), ...headers]
       .filter(([, v]) => v !== "");
-    return encodeRequest({ target: "/", headers: merged });
+    return encodeRequest({ target: "/", ...line, headers: merged });
   }
 
   /** Writes bytes; a peer that already closed is not an error (the transcript shows it). */
@@ -231,10 +238,15 @@ async function withClient<T>(server: StrictServer, body: (c: RawClient) => Promi
 }
 
 /** An open WebSocket client: handshake done and checked. */
-async function withOpen<T>(server: StrictServer, body: (c: RawClient) => Promise<T>): Promise<T> {
+async function withOpen<T>(
+  server: StrictServer,
+  body: (c: RawClient) => Promise<T>,
+  headers: HeaderList = [],
+): Promise<T> {
   return await withClient(server, async (c) => {
-    await c.write(c.request());
-    assert.deepEqual(await checkResponse(await c.readHead(), c.key), []);
+    await c.write(c.request(headers));
+    const offered = headerTokens(headers, "sec-websocket-protocol");
+    assert.deepEqual(await checkResponse(await c.readHead(), c.key, offered), []);
     return await body(c);
   });
 }
@@ -251,6 +263,89 @@ async function handshakeStatus(
     const versions = headerValues(head.headers, "sec-websocket-version");
     return head.startLine.split(" ")[1] + (versions.length ? ` version=${versions}` : "");
   });
+}
+
+type RequestLine = { method?: string; target?: string; httpVersion?: string };
+
+/** handshakeStatus for several requests: header overrides, or a request line. */
+async function handshakeStatuses(
+  server: StrictServer,
+  requests: (HeaderList | RequestLine)[],
+): Promise<string> {
+  const seen: string[] = [];
+  for (const request of requests) {
+    seen.push(
+      await withClient(server, async (c) => {
+        await c.write(Array.isArray(request) ? c.request(request) : c.request([], request));
+        const head = await c.readHead();
+        const versions = headerValues(head.headers, "sec-websocket-version");
+        return head.startLine.split(" ")[1] + (versions.length ? ` version=${versions}` : "");
+      }),
+    );
+  }
+  return seen.join(", ");
+}
+
+/** The values of `name` in the answers to requests offering each of `offers` in `header`. */
+async function answered(
+  server: StrictServer,
+  header: string,
+  offers: string[],
+  name = header,
+): Promise<string> {
+  const seen: string[] = [];
+  for (const offer of offers) {
+    seen.push(
+      await withClient(server, async (c) => {
+        await c.write(c.request(offer === "" ? [] : [[header, offer]]));
+        const head = await c.readHead();
+        assert.deepEqual(head.startLine.split(" ")[1], "101");
+        return headerValues(head.headers, name).join(" + ") || "none";
+      }),
+    );
+  }
+  return seen.join(", ");
+}
+
+/** Sends `parts` as separate TCP segments, `gap` ms apart (Nagle off). */
+async function trickle(c: RawClient, parts: Uint8Array[], gap = 20): Promise<void> {
+  c.conn.setNoDelay(true);
+  for (const part of parts) {
+    await c.write(part);
+    await new Promise((r) => setTimeout(r, gap));
+  }
+}
+
+/** The bytes one at a time. */
+function bytewise(bytes: Uint8Array): Uint8Array[] {
+  return [...bytes].map((b) => new Uint8Array([b]));
+}
+
+/** The first frame the server sends in answer to `bytes`, with its header's encoding. */
+function echoHeader(server: StrictServer, bytes: Uint8Array): Promise<string> {
+  return withOpen(server, async (c) => {
+    await c.write(bytes);
+    const event = await c.next();
+    await c.close(1000);
+    const rest = await c.transcript();
+    if (event.type !== "frame") return `${describe(event)} | ${rest}`;
+    const { masked, rsv, lengthForm } = event.header;
+    return `${describe(event)} masked=${masked} rsv=${rsv} form=${lengthForm} | ${rest}`;
+  });
+}
+
+/** Sends close codes, one connection each; the transcripts. */
+async function closeCodes(server: StrictServer, codes: number[]): Promise<string> {
+  const seen: string[] = [];
+  for (const code of codes) {
+    seen.push(
+      await withOpen(server, async (c) => {
+        await c.close(code);
+        return await c.transcript();
+      }),
+    );
+  }
+  return seen.join(" ; ");
 }
 
 Deno.test("handshake: 101, right accept, Server header, frames in the same segment", async () => {
@@ -511,6 +606,125 @@ Deno.test("close: a client that never answers our close is cut off within about 
   });
 });
 
+Deno.test("handshake: §4.2.1 refusals (400, 426 listing 13) and valid variants accepted", async () => {
+  await withServer({}, async (server) => {
+    const refusals: [string, (HeaderList | RequestLine)[], string][] = [
+      ["version", [
+        [["Sec-WebSocket-Version", "8"]],
+        [["Sec-WebSocket-Version", "14"]],
+        [["Sec-WebSocket-Version", ""]],
+        [["Sec-WebSocket-Version", "13"], ["Sec-WebSocket-Version", "13"]],
+      ], "426 version=13, 426 version=13, 426 version=13, 426 version=13"],
+      ["key", [
+        [["Sec-WebSocket-Key", ""]],
+        [["Sec-WebSocket-Key", generateKey()], ["Sec-WebSocket-Key", generateKey()]],
+        [["Sec-WebSocket-Key", "c2hvcnQ="]],
+        [["Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAAAA"]], // 18 bytes
+      ], "400, 400, 400, 400"],
+      [
+        "request line",
+        [{ method: "POST" }, { method: "get" }, { httpVersion: "HTTP/1.0" }],
+        "400, 400, 400",
+      ],
+      ["host and tokens", [
+        [["Host", ""]],
+        [["Upgrade", ""]],
+        [["Upgrade", "h2c"]],
+        [["Connection", ""]],
+        [["Connection", "keep-alive"]],
+      ], "400, 400, 400, 400, 400"],
+      ["accepted", [
+        [["Upgrade", "WebSocket"]],
+        [["Upgrade", "h2c, websocket"]],
+        [["Connection", "keep-alive, Upgrade"]],
+        [["Connection", "UPGRADE"]],
+        [["host", "127.0.0.1"], ["upgrade", "websocket"], ["CONNECTION", "Upgrade"]],
+        [["sec-websocket-key", generateKey()], ["SEC-WEBSOCKET-VERSION", "13"]],
+        { target: "/chat?room=1&x=%20" },
+      ], "101, 101, 101, 101, 101, 101, 101"],
+    ];
+    for (const [name, requests, expected] of refusals) {
+      assert.deepEqual(await handshakeStatuses(server, requests), expected, name);
+    }
+    // No extension is ever accepted, valid offer or not (RFC 7692 §5); no subprotocol unoffered.
+    assert.deepEqual(
+      await answered(server, "Sec-WebSocket-Extensions", [
+        "permessage-deflate",
+        "permessage-deflate; client_max_window_bits=7",
+        "x-unknown, permessage-deflate",
+      ]),
+      "none, none, none",
+    );
+  });
+  await withServer({ protocols: ["chat", "soap"] }, async (server) => {
+    assert.deepEqual(
+      await answered(server, "Sec-WebSocket-Protocol", ["", "superchat", "chat", "soap, chat"]),
+      "none, none, chat, soap",
+    );
+  });
+});
+
+Deno.test("frames: every header form one byte per segment; zero mask; non-minimal lengths", async () => {
+  await withServer({}, async (server) => {
+    await withOpen(server, async (c) => {
+      const frames = [
+        frame({ opcode: Opcode.Text, payload: "a" }), // 6-byte header
+        frame({ opcode: Opcode.Binary, payload: new Uint8Array(126) }), // 8
+        frame({ opcode: Opcode.Binary, payload: new Uint8Array(65536) }), // 14
+        frame({ opcode: Opcode.Text, payload: "b", lengthForm: 16 }), // non-minimal 16-bit
+        frame({ opcode: Opcode.Text, payload: "c", lengthForm: 64 }), // non-minimal 64-bit
+        frame({ opcode: Opcode.Text, payload: "z", maskKey: new Uint8Array(4) }),
+      ];
+      for (const bytes of frames) {
+        const header = bytes.length - (bytes.length > 1000 ? 65536 : bytes.length > 100 ? 126 : 1);
+        await trickle(c, [...bytewise(bytes.subarray(0, header)), bytes.subarray(header)], 5);
+      }
+      await c.close(1000);
+      assert.deepEqual(
+        await c.transcript(),
+        'text "a" | binary 126 bytes | binary 65536 bytes | text "b" | text "c" | text "z" | ' +
+          "close 1000 | eof",
+      );
+    });
+  });
+});
+
+Deno.test("close: 1012-1014 accepted, 1015 refused, 125 bytes, reason checked in pieces", async () => {
+  await withServer({}, async (server) => {
+    assert.deepEqual(
+      await closeCodes(server, [1012, 1013, 1014, 1015]),
+      "close 1012 | eof ; close 1013 | eof ; close 1014 | eof ; close 1002 | eof",
+    );
+    const seen = await withOpen(server, async (c) => {
+      await c.close(3000, "é".repeat(61) + "x"); // 2 + 123 bytes
+      return await c.transcript();
+    });
+    assert.deepEqual(seen, "close 3000 | eof");
+    // An invalid reason whose close frame arrives in several segments: 1007 once it is whole.
+    const pieces = await withOpen(server, async (c) => {
+      c.sentClose = true;
+      const bytes = closeFrame(1000, new Uint8Array([0x61, 0xed, 0xa0, 0x80, 0x62]));
+      await trickle(c, [bytes.subarray(0, 1), bytes.subarray(1, 7), bytes.subarray(7)]);
+      return await c.transcript();
+    });
+    assert.deepEqual(pieces, "close 1007 | eof");
+  });
+});
+
+Deno.test("close: data after the client's close is ignored, even in a later segment", async () => {
+  await withServer({}, async (server) => {
+    const seen = await withOpen(server, async (c) => {
+      c.sentClose = true;
+      await trickle(c, [
+        joinBytes(closeFrame(1000), frame({ opcode: Opcode.Text, payload: "same" })),
+        frame({ opcode: Opcode.Ping, payload: "later" }),
+      ], 5);
+      return await c.transcript();
+    });
+    assert.deepEqual(seen, "close 1000 | eof");
+  });
+});
+
 /**
  * For each flaw, a probe whose transcript differs between the strict server
  * and the flawed one. Every probe ends with the client's close 1000, so a
@@ -518,7 +732,15 @@ Deno.test("close: a client that never answers our close is cut off within about 
  */
 const probes: Record<
   Flaw,
-  { probe: (server: StrictServer) => Promise<string>; strict: string; flawed: string }
+  {
+    probe: (server: StrictServer) => Promise<string>;
+    strict: string;
+    flawed: string;
+    /** What the flawed server answers to a plain echo and close; default the strict answer. */
+    sanity?: string;
+    /** Headers of that echo's handshake. */
+    sanityHeaders?: HeaderList;
+  }
 > = {
   "truncate-long-echo": {
     probe: (s) => sending(s, frame({ opcode: Opcode.Binary, payload: new Uint8Array(200) })),
@@ -632,19 +854,234 @@ const probes: Record<
     flawed: "eof",
   },
   "accept-version-8": {
-    probe: (s) => handshakeStatus(s, [["Sec-WebSocket-Version", "8"]]),
-    strict: "426 version=13",
+    probe: (s) =>
+      handshakeStatuses(s, [
+        [["Sec-WebSocket-Version", "8"]],
+        [["Sec-WebSocket-Version", "14"]],
+        [["Sec-WebSocket-Version", ""]],
+      ]),
+    strict: "426 version=13, 426 version=13, 426 version=13",
+    flawed: "101, 101, 101",
+  },
+  "accept-bad-key": {
+    probe: (s) =>
+      handshakeStatuses(s, [
+        [["Sec-WebSocket-Key", ""]],
+        [["Sec-WebSocket-Key", generateKey()], ["Sec-WebSocket-Key", generateKey()]],
+        [["Sec-WebSocket-Key", "c2hvcnQ="]],
+      ]),
+    strict: "400, 400, 400",
+    flawed: "101, 101, 101",
+  },
+  "accept-any-method": {
+    probe: (s) => handshakeStatuses(s, [{ method: "POST" }, { httpVersion: "HTTP/1.0" }]),
+    strict: "400, 400",
+    flawed: "101, 101",
+  },
+  "accept-no-host": {
+    probe: (s) => handshakeStatuses(s, [[["Host", ""]]]),
+    strict: "400",
     flawed: "101",
+  },
+  "accept-no-upgrade-token": {
+    probe: (s) => handshakeStatuses(s, [[["Upgrade", ""]], [["Connection", "keep-alive"]]]),
+    strict: "400, 400",
+    flawed: "101, 101",
+  },
+  "strict-token-match": {
+    probe: (s) =>
+      handshakeStatuses(s, [
+        [["Upgrade", "WebSocket"]],
+        [["Connection", "keep-alive, Upgrade"]],
+        [["host", "127.0.0.1"], ["SEC-WEBSOCKET-VERSION", "13"]],
+      ]),
+    strict: "101, 101, 101",
+    flawed: "400, 400, 400",
+  },
+  "reject-query-string": {
+    probe: (s) => handshakeStatuses(s, [{ target: "/chat?room=1&x=%20" }]),
+    strict: "101",
+    flawed: "400",
+  },
+  "select-unoffered-protocol": {
+    probe: (s) => answered(s, "Sec-WebSocket-Protocol", ["", "superchat, soap"]),
+    strict: "none, none",
+    flawed: "chat, chat",
+    sanityHeaders: [["Sec-WebSocket-Protocol", "chat"]],
+  },
+  "accept-unknown-extension": {
+    probe: (s) =>
+      answered(s, "Sec-WebSocket-Extensions", [
+        "x-unknown",
+        "permessage-deflate; client_max_window_bits=7",
+      ]),
+    strict: "none, none",
+    flawed: "x-unknown, permessage-deflate; client_max_window_bits=7",
+  },
+  "ignore-early-frames": {
+    probe: (s) =>
+      withClient(s, async (c) => {
+        await c.write(joinBytes(c.request(), frame({ opcode: Opcode.Text, payload: "early" })));
+        assert.deepEqual(await checkResponse(await c.readHead(), c.key), []);
+        await c.close(1000);
+        return await c.transcript();
+      }),
+    strict: 'text "early" | close 1000 | eof',
+    flawed: "close 1000 | eof",
+  },
+  "no-426-version-list": {
+    probe: (s) => handshakeStatuses(s, [[["Sec-WebSocket-Version", "8"]]]),
+    strict: "426 version=13",
+    flawed: "400",
+  },
+  "reject-zero-mask": {
+    probe: (s) =>
+      sending(s, frame({ opcode: Opcode.Text, payload: "z", maskKey: new Uint8Array(4) })),
+    strict: 'text "z" | close 1000 | eof',
+    flawed: "close 1002 | eof",
+  },
+  "header-needs-one-read": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        await trickle(c, bytewise(frame({ opcode: Opcode.Text, payload: "s" })));
+        await c.close(1000);
+        return await c.transcript();
+      }),
+    strict: 'text "s" | close 1000 | eof',
+    flawed: "eof",
+  },
+  "reject-non-minimal-lengths": {
+    probe: (s) =>
+      sending(
+        s,
+        frame({ opcode: Opcode.Text, payload: "n", lengthForm: 16 }),
+        frame({ opcode: Opcode.Binary, payload: "m", lengthForm: 64 }),
+      ),
+    strict: 'text "n" | binary "m" | close 1000 | eof',
+    flawed: "close 1002 | eof",
+  },
+  "accept-msb-length": {
+    probe: (s) =>
+      sending(
+        s,
+        frame({ opcode: Opcode.Binary, payload: "abc", declaredLength: (1n << 63n) + 3n }),
+      ),
+    strict: "close 1002 | eof",
+    flawed: 'binary "abc" | close 1000 | eof',
+  },
+  "mask-server-frames": {
+    probe: (s) => echoHeader(s, frame({ opcode: Opcode.Text, payload: "h" })),
+    strict: 'text "h" masked=false rsv=0 form=7 | close 1000 | eof',
+    flawed: 'text "h" masked=true rsv=0 form=7 | close 1000 | eof',
+  },
+  "non-minimal-server-lengths": {
+    probe: (s) => echoHeader(s, frame({ opcode: Opcode.Text, payload: "h" })),
+    strict: 'text "h" masked=false rsv=0 form=7 | close 1000 | eof',
+    flawed: 'text "h" masked=false rsv=0 form=64 | close 1000 | eof',
+  },
+  "rsv-on-server-frames": {
+    probe: (s) => echoHeader(s, frame({ opcode: Opcode.Text, payload: "h" })),
+    strict: 'text "h" masked=false rsv=0 form=7 | close 1000 | eof',
+    flawed: 'text "h" masked=false rsv=4 form=7 | close 1000 | eof',
+  },
+  "send-invalid-close-code": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Text, payload: "u", masked: false })),
+    strict: "close 1002 | eof",
+    flawed: "close 1005 | eof",
+  },
+  "data-after-close": {
+    probe: (s) => sending(s),
+    strict: "close 1000 | eof",
+    flawed: 'close 1000 | text "after close" | eof',
+    sanity: 'text "ok" | close 1000 | text "after close" | eof',
+  },
+  "refuse-1012-1014": {
+    probe: (s) => closeCodes(s, [1012, 1013, 1014]),
+    strict: "close 1012 | eof ; close 1013 | eof ; close 1014 | eof",
+    flawed: "close 1002 | eof ; close 1002 | eof ; close 1002 | eof",
+  },
+  "echo-1015": {
+    probe: (s) => closeCodes(s, [1015]),
+    strict: "close 1002 | eof",
+    flawed: "close 1015 | eof",
+  },
+  "accept-invalid-close-reason": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        c.sentClose = true;
+        await c.write(closeFrame(1000, new Uint8Array([0x6f, 0x6b, 0xc0])));
+        return await c.transcript();
+      }),
+    strict: "close 1007 | eof",
+    flawed: "close 1000 | eof",
+  },
+  "reject-125-close": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        await c.close(1000, "r".repeat(123));
+        return await c.transcript();
+      }),
+    strict: "close 1000 | eof",
+    flawed: "close 1002 | eof",
+  },
+  "process-data-after-close": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        c.sentClose = true;
+        await c.write(joinBytes(closeFrame(1000), frame({ opcode: Opcode.Text, payload: "late" })));
+        return await c.transcript();
+      }),
+    strict: "close 1000 | eof",
+    flawed: 'text "late" | close 1000 | eof',
+  },
+  "limit-wrong-code": {
+    probe: (s) =>
+      sending(s, frame({ opcode: Opcode.Binary, declaredLength: 64n * BigInt(MiB) + 1n })),
+    strict: "close 1009 | eof",
+    flawed: "close 1002 | eof",
+  },
+  "slow-tcp-close": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        await c.close(1000);
+        const reply = describe(await c.next());
+        const start = Date.now();
+        const end = describe(await c.next(5000));
+        const ms = Date.now() - start;
+        return `${reply} | ${end} ${ms < 1000 ? "within 1 s" : ms < 2500 ? "slow" : "after ~3 s"}`;
+      }),
+    strict: "close 1000 | eof within 1 s",
+    flawed: "close 1000 | eof after ~3 s",
+    sanity: 'text "ok" | close 1000 | timeout',
+  },
+  "idle-ping": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        const idle = describe(await c.next(1800)); // the flawed server pings after 1 s
+        await c.close(1000);
+        return `${idle} | ${await c.transcript()}`;
+      }),
+    strict: "timeout | close 1000 | eof",
+    flawed: 'ping "idle" | close 1000 | eof',
   },
 };
 
 /** Opens a connection, writes the frames and a close 1000 in one go, and returns the transcript. */
 function sending(server: StrictServer, ...frames: Uint8Array[]): Promise<string> {
+  return sendingWith(server, [], ...frames);
+}
+
+/** sending, with these handshake headers. */
+function sendingWith(
+  server: StrictServer,
+  headers: HeaderList,
+  ...frames: Uint8Array[]
+): Promise<string> {
   return withOpen(server, async (c) => {
     c.sentClose = true;
     await c.write(joinBytes(...frames, closeFrame(1000)));
     return await c.transcript();
-  });
+  }, headers);
 }
 
 Deno.test("flaws: each one changes exactly the behaviour it names", async (t) => {
@@ -658,9 +1095,14 @@ Deno.test("flaws: each one changes exactly the behaviour it names", async (t) =>
           assert.deepEqual(await probe(server), expectedFlawed, `flaw ${flaw}`);
           // Everything else still works: a plain echo and a clean close.
           if (flaw !== "no-close-reply" && flaw !== "keep-tcp-open") {
+            const { sanity, sanityHeaders } = probes[flaw];
             assert.deepEqual(
-              await sending(server, frame({ opcode: Opcode.Text, payload: "ok" })),
-              'text "ok" | close 1000 | eof',
+              await sendingWith(
+                server,
+                sanityHeaders ?? [],
+                frame({ opcode: Opcode.Text, payload: "ok" }),
+              ),
+              sanity ?? 'text "ok" | close 1000 | eof',
             );
           }
         });

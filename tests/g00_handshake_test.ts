@@ -1,0 +1,429 @@
+/**
+ * Group 0 (opening handshake) proven against the strict reference server:
+ * every case passes against it (OK / OK; the informational ones
+ * INFORMATIONAL), and each case names the flaw that breaks its rule; under
+ * that flaw the case fails (NON-STRICT where the rule is a SHOULD) while the
+ * other group-0 cases keep their strict verdict, except where a flaw's own
+ * nature changes them too (listed, with why). The informational cases cannot
+ * fail by design: two peers that behave differently get different observed
+ * results instead.
+ *
+ * The group's cases are small (no payload over 16 KiB), so the strict server
+ * runs in this process.
+ *
+ *   deno test --allow-all tests/g00_handshake_test.ts
+ */
+
+import assert from "node:assert/strict";
+import type { CaseSpec } from "../harness/case.ts";
+import { caseReport } from "../harness/report.ts";
+import { type CaseOutcome, runCases } from "../harness/runner.ts";
+import { type Behavior, type CloseBehavior, isFailing, type Verdict } from "../harness/verdict.ts";
+import { group } from "../fixtures/g00_handshake.ts";
+import { type Flaw, FLAWS, startStrictServer } from "./peers/strict_server.ts";
+
+const CASES: readonly CaseSpec[] = group.cases;
+const IDS = CASES.map((c) => c.id);
+const AGENT = "wsconform-strict";
+
+// ---------------------------------------------------------------------------
+// Running the group
+
+interface Result {
+  outcome: CaseOutcome;
+  /** HTTP status of the server's answer to the opening handshake, if any. */
+  status?: number;
+  report: ReturnType<typeof caseReport>;
+}
+
+/** Runs `cases` against `url`; results by case id, with each case's JSON report. */
+async function runGroup(
+  url: string,
+  cases: readonly CaseSpec[] = CASES,
+): Promise<Map<string, Result>> {
+  const seen = new Map<string, Omit<Result, "outcome">>();
+  const outcomes = await runCases(cases, {
+    url: new URL(url),
+    jobs: 16,
+    onCaseDone: (run) => {
+      seen.set(run.spec.id, { status: run.handshake.status, report: caseReport(run, AGENT) });
+    },
+  });
+  return new Map(outcomes.map((o) => [o.spec.id, { outcome: o, ...seen.get(o.spec.id)! }]));
+}
+
+/** The group against the strict server (127.0.0.1, any free port) with `flaws`. */
+async function runStrict(flaws: readonly Flaw[]): Promise<Map<string, Result>> {
+  const server = startStrictServer({ flaws: [...flaws] });
+  try {
+    return await runGroup(server.url);
+  } finally {
+    await server.close();
+  }
+}
+
+let strictRun: Promise<Map<string, Result>> | undefined;
+/** The run against the strict server, done once and shared. */
+function strictResults(): Promise<Map<string, Result>> {
+  return strictRun ??= runStrict([]);
+}
+
+/**
+ * A second peer for the informational cases: Deno's own server, which refuses
+ * a foreign Origin with 403 and, unlike the strict server, reads a 16 KiB
+ * request head.
+ */
+function serveOriginChecking(): { url: string; close(): Promise<void> } {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const origin = request.headers.get("origin");
+    if (origin !== null && origin !== new URL(request.url).origin) {
+      return new Response("foreign origin\n", { status: 403 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = (event) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(event.data);
+    };
+    socket.onerror = () => {};
+    return response;
+  });
+  const { port } = server.addr as Deno.NetAddr;
+  return { url: `ws://127.0.0.1:${port}/`, close: () => server.shutdown() };
+}
+
+// ---------------------------------------------------------------------------
+// The table: each case, the flaw that breaks its rule, and the verdict then
+
+interface Expected {
+  behavior: Behavior;
+  behaviorClose: CloseBehavior;
+}
+
+const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
+  behavior,
+  behaviorClose,
+});
+/** An accept case whose handshake never completes. */
+const NO_CONNECTION = v("FAILED", "FAILED");
+/** A refuse case the server accepted (the suite then closes cleanly), or refused wrongly. */
+const WRONG_ANSWER = v("FAILED", "OK");
+
+interface Row {
+  /** Case ids; "0.2.1-7" stands for 0.2.1 to 0.2.7. */
+  cases: string;
+  /** The flaws that break the rule these cases check; each gives `verdict`. */
+  flaws: Flaw[];
+  verdict: Expected;
+  why: string;
+}
+
+const RULES: Row[] = [
+  {
+    cases: "0.1.1",
+    flaws: ["select-unoffered-protocol"],
+    verdict: NO_CONNECTION,
+    why: "§4.2.2: the valid request must get a valid 101; this flaw's 101 names a " +
+      "subprotocol never offered, so no connection is established.",
+  },
+  {
+    cases: "0.1.2-7",
+    flaws: ["strict-token-match"],
+    verdict: NO_CONNECTION,
+    why: "§4.2.1: header names and the Upgrade and Connection tokens are case-insensitive, " +
+      "Connection is a token list; the flaw wants them exactly as in the RFC's example.",
+  },
+  {
+    cases: "0.1.8",
+    flaws: ["reject-query-string"],
+    verdict: NO_CONNECTION,
+    why: "§3, §4.1: the resource name includes the query; the flaw refuses any target with one.",
+  },
+  {
+    cases: "0.2.1-7",
+    flaws: ["accept-bad-key"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.1, §11.3.1: exactly one key, base64 of 16 bytes; the flaw takes any.",
+  },
+  {
+    cases: "0.2.8-10",
+    flaws: ["accept-version-8", "no-426-version-list"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.2, §4.4: another version must be refused, listing 13; one flaw accepts 8, 14 " +
+      "and none, the other refuses with 400 and no Sec-WebSocket-Version.",
+  },
+  {
+    cases: "0.2.11-12",
+    flaws: ["accept-any-method"],
+    verdict: WRONG_ANSWER,
+    why: "§4.1, §4.2.1: an HTTP/1.1 GET only; the flaw accepts POST and HTTP/1.0.",
+  },
+  {
+    cases: "0.2.13",
+    flaws: ["accept-no-host"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.1: Host is required; the flaw accepts a request without it.",
+  },
+  {
+    cases: "0.2.14-17",
+    flaws: ["accept-no-upgrade-token"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.1: Upgrade must hold websocket and Connection Upgrade; the flaw checks neither.",
+  },
+  {
+    cases: "0.3.1-4",
+    flaws: ["select-unoffered-protocol"],
+    verdict: NO_CONNECTION,
+    why: "§4.2.2: only an offered subprotocol may be selected; the flaw always selects chat, " +
+      "which no case offers, and the suite fails such a 101 (§4.1).",
+  },
+  {
+    cases: "0.4.1-4",
+    flaws: ["accept-unknown-extension"],
+    verdict: NO_CONNECTION,
+    why: "§9.1, RFC 7692 §5: an unknown extension or an invalid permessage-deflate offer must " +
+      "be declined; the flaw echoes the first offer.",
+  },
+  {
+    cases: "0.5.1-2",
+    flaws: ["ignore-early-frames"],
+    verdict: v("NON-STRICT", "OK"),
+    why: "A SHOULD: frames read together with the request head are still frames; the flaw " +
+      "drops them, no echo comes, and the suite's timer closes (1001, echoed).",
+  },
+];
+
+/** Other cases a flaw changes by its nature, beyond the rule it breaks. */
+const COLLATERAL: Row[] = [
+  {
+    cases: "0.1.2-8",
+    flaws: ["select-unoffered-protocol"],
+    verdict: NO_CONNECTION,
+    why: "Every 101 of this flaw names an unoffered subprotocol: no handshake it accepts is valid.",
+  },
+  {
+    cases: "0.4.1-4",
+    flaws: ["select-unoffered-protocol"],
+    verdict: NO_CONNECTION,
+    why: "As above.",
+  },
+  {
+    cases: "0.5.1-2",
+    flaws: ["select-unoffered-protocol"],
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
+    why: "As above; the case's level (SHOULD) then weighs the failed handshake as not strict.",
+  },
+  {
+    cases: "0.2.10",
+    flaws: ["strict-token-match"],
+    verdict: WRONG_ANSWER,
+    why: "The flaw wants Sec-WebSocket-Version under its canonical name and refuses its " +
+      "absence with 400 before the version check, so the refusal lacks the list of versions.",
+  },
+];
+
+/** The handshake flaws of the strict server; each must break some case here. */
+const HANDSHAKE_FLAWS: Flaw[] = [
+  "accept-version-8",
+  "accept-bad-key",
+  "accept-any-method",
+  "accept-no-host",
+  "accept-no-upgrade-token",
+  "strict-token-match",
+  "reject-query-string",
+  "select-unoffered-protocol",
+  "accept-unknown-extension",
+  "ignore-early-frames",
+  "no-426-version-list",
+];
+
+/** "0.2.1-7" -> 0.2.1 ... 0.2.7; a plain id stands for itself. Every id must exist. */
+function expand(range: string): string[] {
+  const m = /^(.*\.)(\d+)-(\d+)$/.exec(range);
+  const out = m
+    ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i))
+    : [range];
+  for (const id of out) assert.ok(IDS.includes(id), `${range}: no case ${id}`);
+  return out;
+}
+
+const INFORMATIONAL = CASES.filter((c) => c.expect.level === "may").map((c) => c.id);
+
+function summary(verdict: Pick<Verdict, "behavior" | "behaviorClose">): string {
+  return `${verdict.behavior} / ${verdict.behaviorClose}`;
+}
+
+function explain(r: Result): string {
+  const { spec, verdict } = r.outcome;
+  return `${spec.id}: ${summary(verdict)} (status ${r.status ?? "none"}); ${verdict.result} ` +
+    verdict.resultClose;
+}
+
+/** What each flaw must turn each case into: its rule rows, then the collateral ones. */
+function expectations(flaw: Flaw): Map<string, { row: Row; broken: boolean }> {
+  const out = new Map<string, { row: Row; broken: boolean }>();
+  for (const [rows, broken] of [[RULES, true], [COLLATERAL, false]] as const) {
+    for (const row of rows.filter((r) => r.flaws.includes(flaw))) {
+      for (const id of expand(row.cases)) {
+        assert.ok(!out.has(id), `${flaw}: case ${id} is in two rows`);
+        out.set(id, { row, broken });
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+Deno.test("group 0: ids, levels and shapes; the table covers every case", () => {
+  assert.equal(group.id, "0");
+  assert.equal(new Set(IDS).size, IDS.length, "ids are unique");
+  for (const c of CASES) {
+    assert.match(c.id, /^0\.[1-6]\.\d+$/);
+    assert.ok(c.id.slice(0, 3) in group.subgroups!, `${c.id} has a subgroup title`);
+    assert.ok(c.rfc.length > 0 && c.requirement.length > 40, c.id);
+    // The requirement names its level, as the verdict weighs it.
+    const level = c.expect.level ?? "must";
+    assert.match(c.requirement, { must: /MUST/, should: /SHOULD/, may: /MAY/ }[level], c.id);
+    if (c.handshake?.expect.outcome === "refuse") {
+      assert.deepEqual(c.steps, [{ close: { code: 1000 } }], c.id);
+      assert.deepEqual(c.expect, { ok: [], close: { by: "suite", codes: [1000], clean: false } });
+    } else {
+      assert.equal(c.expect.close.by, "suite", c.id);
+      assert.equal(c.expect.close.clean, true, c.id);
+    }
+  }
+  assert.deepEqual(INFORMATIONAL, ["0.6.1", "0.6.2"]);
+  assert.deepEqual(
+    CASES.filter((c) => c.expect.level === "should").map((c) => c.id),
+    ["0.5.1", "0.5.2"],
+  );
+  assert.deepEqual(
+    CASES.filter((c) => c.handshake?.expect.outcome === "refuse").map((c) => c.id),
+    expand("0.2.1-17"),
+  );
+  // Every case with a rule has exactly one rule row, naming flaws the server has.
+  const ruled = RULES.flatMap((r) => expand(r.cases));
+  assert.equal(new Set(ruled).size, ruled.length, "one rule row per case");
+  assert.deepEqual(
+    new Set(ruled),
+    new Set(IDS.filter((id) => !INFORMATIONAL.includes(id))),
+    "every non-informational case has a rule row",
+  );
+  for (const row of [...RULES, ...COLLATERAL]) {
+    for (const flaw of row.flaws) assert.ok((FLAWS as readonly string[]).includes(flaw), flaw);
+  }
+  // A broken rule fails its case, or is NON-STRICT where the rule is a SHOULD.
+  for (const row of RULES) {
+    for (const id of expand(row.cases)) {
+      const should = CASES.find((c) => c.id === id)!.expect.level === "should";
+      if (should) assert.equal(row.verdict.behavior, "NON-STRICT", id);
+      else assert.ok(isFailing(row.verdict), id);
+    }
+  }
+  assert.deepEqual(
+    new Set(RULES.flatMap((r) => r.flaws)),
+    new Set(HANDSHAKE_FLAWS),
+    "every handshake flaw breaks some case's rule",
+  );
+});
+
+Deno.test("strict server: every case OK / OK, the informational ones INFORMATIONAL", async () => {
+  const strict = await strictResults();
+  assert.equal(strict.size, CASES.length);
+  const wrong: string[] = [];
+  for (const r of strict.values()) {
+    const info = INFORMATIONAL.includes(r.outcome.spec.id);
+    const expected = info ? "INFORMATIONAL / INFORMATIONAL" : "OK / OK";
+    if (summary(r.outcome.verdict) !== expected) wrong.push(`not ${expected}: ${explain(r)}`);
+    if (!info && r.outcome.verdict.matched === "nonStrict") wrong.push(`non-strict: ${explain(r)}`);
+  }
+  assert.deepEqual(wrong, []);
+  // The strict server accepts with 101, and refuses version errors with 426, others with 400.
+  for (const [id, r] of strict) {
+    const expected = id.startsWith("0.2.")
+      ? (expand("0.2.8-10").includes(id) ? 426 : 400)
+      : id === "0.6.1"
+      ? 431
+      : 101;
+    assert.equal(r.status, expected, id);
+  }
+});
+
+Deno.test("refusal cases: the report holds the HTTP request and response", async () => {
+  const strict = await strictResults();
+  for (const id of expand("0.2.1-17")) {
+    const { report, status } = strict.get(id)!;
+    assert.equal(report.behavior, "OK", id);
+    assert.match(report.result, new RegExp(`refused the handshake with ${status}`), id);
+    assert.ok(report.httpRequest?.endsWith("\r\n\r\n"), id);
+    assert.ok(report.httpResponse !== null, id);
+    assert.match(report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${status} `), id);
+    assert.match(report.httpResponse!, /\r\nServer: wsconform-strict\r\n/, id);
+    if (status === 426) assert.match(report.httpResponse!, /\r\nSec-WebSocket-Version: 13\r\n/);
+  }
+  const request = (id: string) => strict.get(id)!.report.httpRequest!;
+  assert.match(request("0.2.11"), /^POST \/ HTTP\/1\.1\r\n/);
+  assert.match(request("0.2.12"), /^GET \/ HTTP\/1\.0\r\n/);
+  assert.doesNotMatch(request("0.2.13"), /\r\nHost:/i);
+  assert.equal(request("0.2.2").match(/\r\nSec-WebSocket-Key: /g)?.length, 2);
+  assert.doesNotMatch(request("0.2.10"), /Sec-WebSocket-Version/i);
+});
+
+Deno.test("flaws: each breaks the cases whose rule it violates, the others keep their verdict", async (t) => {
+  const strict = await strictResults();
+  for (const flaw of HANDSHAKE_FLAWS) {
+    await t.step(flaw, async () => {
+      const expected = expectations(flaw);
+      const flawed = await runStrict([flaw]);
+      const wrong: string[] = [];
+      for (const id of IDS) {
+        const r = flawed.get(id)!;
+        const got = r.outcome.verdict;
+        const entry = expected.get(id);
+        if (!entry) {
+          const before = strict.get(id)!.outcome.verdict;
+          if (summary(got) !== summary(before)) {
+            wrong.push(`unlisted case changed from ${summary(before)}: ${explain(r)}`);
+          }
+          continue;
+        }
+        if (summary(got) !== summary(entry.row.verdict)) {
+          wrong.push(`expected ${summary(entry.row.verdict)}: ${explain(r)}`);
+        }
+        const should = r.outcome.spec.expect.level === "should";
+        if (entry.broken && !(should ? got.behavior === "NON-STRICT" : isFailing(got))) {
+          wrong.push(`rule not seen as broken: ${explain(r)}`);
+        }
+      }
+      assert.deepEqual(wrong, []);
+    });
+  }
+});
+
+Deno.test("informational cases: two peers that differ get different observed results", async () => {
+  const cases = CASES.filter((c) => INFORMATIONAL.includes(c.id));
+  const strict = await strictResults();
+  const peer = serveOriginChecking();
+  let other: Map<string, Result>;
+  try {
+    other = await runGroup(peer.url, cases);
+  } finally {
+    await peer.close();
+  }
+  // 0.6.1: the strict server reads at most 8 KiB of head (431); Deno reads 16 KiB and accepts.
+  // 0.6.2: the strict server ignores Origin; the other peer refuses a foreign one (403).
+  const statuses: Record<string, [number, number]> = { "0.6.1": [431, 101], "0.6.2": [101, 403] };
+  for (const c of cases) {
+    const a = strict.get(c.id)!, b = other.get(c.id)!;
+    for (const r of [a, b]) {
+      assert.equal(summary(r.outcome.verdict), "INFORMATIONAL / INFORMATIONAL", explain(r));
+      assert.ok(!isFailing(r.outcome.verdict), c.id);
+      assert.match(r.report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${r.status} `), c.id);
+    }
+    assert.deepEqual([a.status, b.status], statuses[c.id], c.id);
+    assert.notEqual(a.outcome.verdict.result, b.outcome.verdict.result, c.id);
+    const [accepted, refused] = a.status === 101 ? [a, b] : [b, a];
+    assert.match(accepted.outcome.verdict.result, /^Informational: the events matched/);
+    assert.match(refused.outcome.verdict.result, /^Informational: .*never completed/);
+  }
+});
