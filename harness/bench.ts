@@ -2,11 +2,13 @@
  * `deno task bench`: runs the suite as users run it (the CLI, in a child
  * process) and prints wall time, case count and peak RSS.
  *
- *   1. a full run against the embedded Deno server (goal: <= 5 s, <= 256 MB);
- *   2. a full run against a server that accepts TCP and never answers the
+ *   1. the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB);
+ *   2. every case against the embedded Deno server;
+ *   3. a full run against a server that accepts TCP and never answers the
  *      handshake (goal: <= 60 s). Skip it with --quick.
  */
 import { parseArgs } from "node:util";
+import { AUTOBAHN_GROUP_IDS } from "../fixtures/mod.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
@@ -116,7 +118,11 @@ if (import.meta.main) {
   console.log(
     `wsconform bench on ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}\n`,
   );
-  print("full run against the embedded Deno server (goal: <= 5 s, <= 256 MB)", await runSuite([]));
+  print(
+    "the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB)",
+    await runSuite(["--cases", AUTOBAHN_GROUP_IDS.join(",")]),
+  );
+  print("\nevery case against the embedded Deno server", await runSuite([]));
   if (!values.quick) {
     const silent = silentServer();
     try {

@@ -19,7 +19,14 @@ const AGENT = `Deno/${Deno.version.deno}`;
 
 /** Serves in this process. */
 export function serveReference(port = 0): ReferenceServer {
-  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port,
+    onListen: () => {},
+    // Deno.upgradeWebSocket throws on some malformed handshakes; Deno.serve then
+    // answers 500, as it does by default, only without logging each one.
+    onError: () => new Response("Internal Server Error", { status: 500 }),
+  }, (request) => {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("wsconform reference server: connect with WebSocket\n", { status: 426 });
     }

@@ -1,0 +1,706 @@
+/**
+ * Groups 8 (masking and header encodings) and 11 (close, limits and
+ * keepalive) proven against the strict reference server: every case passes
+ * against it (OK / OK; the informational ones INFORMATIONAL), and each case
+ * with a rule names the flaw that breaks it; under that flaw the case fails
+ * (NON-STRICT where the rule is a SHOULD) while every other case of both
+ * groups keeps its strict verdict, except where the flaw's nature changes
+ * them too (listed, with why). The informational cases cannot fail on their
+ * own rule: two peers that behave differently get different observations.
+ *
+ * Then the checks every case makes on what the server sends (§5.1, §5.2,
+ * §5.5.1, §7.4): under each server-output flaw, cases of groups 1, 7 and 8
+ * record the violation with its rule and section, and are FAILED.
+ *
+ * The strict server runs in this process: the groups' timers are 1 s and
+ * more (the 20 ms pauses between header bytes only need to be longer than a
+ * read), and their large messages (16 MiB, 64 MiB + 1) run last, the largest alone.
+ *
+ *   deno test --allow-all tests/g08_g11_test.ts
+ */
+
+import assert from "node:assert/strict";
+import type { CaseSpec, GroupSpec, Level } from "../harness/case.ts";
+import { runCases } from "../harness/runner.ts";
+import { type CaseRun, runCase } from "../harness/session.ts";
+import {
+  type Behavior,
+  type CloseBehavior,
+  isFailing,
+  type Verdict,
+  type Violation,
+} from "../harness/verdict.ts";
+import { group as framing } from "../fixtures/g01_framing.ts";
+import { group as close } from "../fixtures/g07_close.ts";
+import { group as masking } from "../fixtures/g08_masking.ts";
+import { group as closeLimits } from "../fixtures/g11_close_limits.ts";
+import { type Flaw, FLAWS, startStrictServer } from "./peers/strict_server.ts";
+
+const CASES: readonly CaseSpec[] = [...masking.cases, ...closeLimits.cases];
+const IDS = CASES.map((c) => c.id);
+const MiB = 1024 * 1024;
+/** Room for 11.6.2 (16 MiB) beside the small cases; 11.6.3 (64 MiB + 1) runs alone anyway. */
+const MEMORY_BUDGET = 128 * MiB;
+
+// ---------------------------------------------------------------------------
+// Running the groups
+
+/** What a test keeps of a finished case. */
+interface Result {
+  spec: CaseSpec;
+  verdict: Verdict;
+  remoteCloseCode?: number;
+  violations: Violation[];
+  /** Ping frames the server sent, and pongs the suite answered with. */
+  pings: number;
+  pongs: number;
+}
+
+function keep(run: CaseRun): Result {
+  const frames = run.wire.entries.filter((e) => e.kind === "frame");
+  return {
+    spec: run.spec,
+    verdict: run.verdict,
+    remoteCloseCode: run.close.remoteCloseCode,
+    violations: run.violations,
+    pings: frames.filter((e) => e.dir === "rx" && e.opcode === 9).length,
+    pongs: frames.filter((e) => e.dir === "tx" && e.opcode === 10).length,
+  };
+}
+
+/** Runs `cases` against the strict server (127.0.0.1, any free port) with `flaws`. */
+async function runStrict(
+  flaws: readonly Flaw[],
+  cases: readonly CaseSpec[] = CASES,
+  maxMessage?: number,
+): Promise<Map<string, Result>> {
+  const server = startStrictServer({ flaws: [...flaws], maxMessage });
+  const results = new Map<string, Result>();
+  try {
+    await runCases(cases, {
+      url: new URL(server.url),
+      jobs: 16,
+      memoryBudget: MEMORY_BUDGET,
+      onCaseDone: (run) => void results.set(run.spec.id, keep(run)),
+    });
+  } finally {
+    await server.close();
+  }
+  return results;
+}
+
+let strictRun: Promise<Map<string, Result>> | undefined;
+/** The run against the strict server, done once and shared. */
+function strictResults(): Promise<Map<string, Result>> {
+  return strictRun ??= runStrict([]);
+}
+
+// ---------------------------------------------------------------------------
+// Case sets, as ranges
+
+/** "8.2.4-6" stands for 8.2.4 to 8.2.6; a plain id for itself. Every id must exist. */
+function expand(range: string): string[] {
+  const m = /^(.*\.)(\d+)-(\d+)$/.exec(range);
+  const out = m
+    ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i))
+    : [range];
+  for (const id of out) assert.ok(IDS.includes(id), `${range}: no case ${id}`);
+  return out;
+}
+
+const expandAll = (ranges: readonly string[]) => ranges.flatMap(expand);
+
+const levelOf = (id: string): Level => CASES.find((c) => c.id === id)!.expect.level ?? "must";
+const INFORMATIONAL = IDS.filter((id) => levelOf(id) === "may");
+
+/** The peer fails the connection (its close is not required to be clean). */
+const PEER_FAILS = ["8.1.1-3", "8.2.1-3", "8.4.1-3", "11.2.1-2"];
+/** The suite closes after an echo; a clean close is required. */
+const ECHO_CLEAN = ["8.1.4-5", "8.2.4-6"];
+/** The suite's close frame; a clean close is required. */
+const CLOSE_CLEAN_MUST = ["11.3.1", "11.4.1-2"];
+const CLOSE_CLEAN_SHOULD = ["11.1.1-3", "11.5.1"];
+/** The suite closes; the peer may fail (close not required clean). */
+const CLOSE_UNCLEAN = ["11.1.4", "11.6.3"];
+/** Informational cases where the strict server answers the suite's close frame. */
+const REPLIES_TO_CLOSE_INFO = ["11.6.1-2", "11.7.1"];
+/** The cases where the strict server fails the connection with 1002. */
+const FAILS_1002 = ["8.1.1-3", "8.2.1-3", "8.4.1-3"];
+
+// ---------------------------------------------------------------------------
+// The table
+
+interface Expected {
+  behavior: Behavior;
+  behaviorClose: CloseBehavior;
+}
+
+const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
+  behavior,
+  behaviorClose,
+});
+const FAILED_FAILED = v("FAILED", "FAILED");
+
+interface Row {
+  cases: string[];
+  flaws: Flaw[];
+  verdict: Expected;
+  /** Which alternative the events must match; absent: not checked. */
+  matched?: "ok" | "nonStrict" | "none";
+  /** The close code the server must send; null: none. Absent: not checked. */
+  code?: number | null;
+  /** The rule the suite's own checks on server frames must record (server-output flaws). */
+  violation?: { rule: string; rfc: string };
+  why: string;
+}
+
+/** Each case with a rule of its own, and the flaws that break that rule. */
+const RULES: Row[] = [
+  {
+    cases: ["8.1.1-3", "8.2.1-3"],
+    flaws: ["accept-unmasked"],
+    verdict: FAILED_FAILED,
+    why: "§5.1: an unmasked client frame must fail the connection; the flaw echoes it (or " +
+      "answers the ping), and the suite has to close.",
+  },
+  {
+    cases: ["8.1.4-5"],
+    flaws: ["reject-zero-mask"],
+    verdict: FAILED_FAILED,
+    code: 1002,
+    why: "§5.3: 00000000 is a masking key like any other; the flaw fails the connection (1002) " +
+      "instead of echoing.",
+  },
+  {
+    cases: ["8.2.4-6"],
+    flaws: ["header-needs-one-read"],
+    verdict: FAILED_FAILED,
+    code: null,
+    why: "§5.2: a header is a byte stream like any other; the flaw drops TCP when a header " +
+      "arrives in more than one read, so no echo comes.",
+  },
+  {
+    cases: ["8.4.1-3"],
+    flaws: ["accept-msb-length"],
+    verdict: FAILED_FAILED,
+    why: "§5.2: the MSB of a 64-bit length must be 0; the flaw clears it and reads a 5-byte (or " +
+      "empty) message, which it echoes.",
+  },
+  {
+    cases: ["11.1.1-3"],
+    flaws: ["refuse-1012-1014"],
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
+    code: 1002,
+    why: "§7.4.2 and the IANA registry: 1012-1014 are valid codes a peer SHOULD accept; the " +
+      "flaw fails with 1002, a wrong code, weighed as not strict.",
+  },
+  {
+    cases: ["11.1.4"],
+    flaws: ["echo-1015"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    code: 1015,
+    violation: { rule: "close-code", rfc: "7.4" },
+    why: "§7.4.1: a peer SHOULD refuse 1015, and the refusal alone would be NON-STRICT; but " +
+      "the flaw echoes 1015, which MUST NOT be sent, and the check on what the server sends " +
+      "fails the case.",
+  },
+  {
+    cases: ["11.2.1-2"],
+    flaws: ["accept-invalid-close-reason"],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1000,
+    why: "§5.5.1, §8.1: an invalid UTF-8 close reason must fail the connection; the flaw " +
+      "answers with a normal close (1000).",
+  },
+  {
+    cases: ["11.3.1"],
+    flaws: ["reject-125-close"],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1002,
+    why: "§5.5: 125 bytes is a legal control payload; the flaw fails the close with 1002.",
+  },
+  {
+    cases: ["11.4.1-2"],
+    flaws: ["process-data-after-close"],
+    verdict: v("FAILED", "OK"),
+    code: 1000,
+    why: "§5.5.1: nothing after a close frame is processed; the flaw echoes the data frame " +
+      "that follows the close before answering it.",
+  },
+  {
+    cases: ["11.5.1"],
+    flaws: ["slow-tcp-close"],
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
+    code: 1000,
+    why: "§7.1.1: the server SHOULD close TCP at once after the closing handshake; the flaw " +
+      "waits 3 s, the suite gives up after 1 s.",
+  },
+  {
+    cases: ["11.6.3"],
+    flaws: ["limit-wrong-code"],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1002,
+    why: "§7.4.1: a message refused for its size calls for 1009; the flaw says 1002.",
+  },
+];
+
+/** Other cases a flaw changes, beyond the rule it breaks (or, for output flaws, all of them). */
+const COLLATERAL: Row[] = [
+  // --- the closing of TCP ------------------------------------------------------
+  {
+    cases: [...ECHO_CLEAN, ...CLOSE_CLEAN_MUST],
+    flaws: ["slow-tcp-close"],
+    verdict: v("OK", "UNCLEAN"),
+    code: 1000,
+    why: "§7.1.1 again: these cases require a clean close, which includes the server closing " +
+      "TCP within the suite's 1 s.",
+  },
+  {
+    cases: ["11.1.1-3"],
+    flaws: ["slow-tcp-close"],
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
+    why: "As above, in cases whose own rule is a SHOULD.",
+  },
+  {
+    cases: [...PEER_FAILS, ...CLOSE_UNCLEAN],
+    flaws: ["slow-tcp-close"],
+    verdict: v("OK", "FAILED BY CLIENT"),
+    why: "After failing the connection the flaw also keeps TCP open; no clean close is " +
+      "required, the suite having to close TCP is only recorded.",
+  },
+  // --- informational cases: the observation differs ---------------------------------
+  {
+    cases: ["8.3.1-5"],
+    flaws: ["reject-non-minimal-lengths"],
+    verdict: v("INFORMATIONAL", "INFORMATIONAL"),
+    matched: "nonStrict",
+    code: 1002,
+    why: "The RFC leaves a longer length form to the receiver: the strict server echoes, the " +
+      "flaw refuses with 1002; both are recorded, neither fails.",
+  },
+  {
+    cases: ["8.3.4-5"],
+    flaws: ["header-needs-one-read"],
+    verdict: v("INFORMATIONAL", "INFORMATIONAL"),
+    matched: "nonStrict",
+    code: null,
+    why: "The flaw drops TCP on these headers written byte by byte; the case records a refusal.",
+  },
+  // --- server output: the checks every case makes on what the server sends -------------
+  {
+    cases: [...PEER_FAILS],
+    flaws: ["mask-server-frames"],
+    verdict: FAILED_FAILED,
+    violation: { rule: "masked", rfc: "5.1" },
+    why: "§5.1: a server must not mask; the suite fails the connection on the masked close " +
+      "frame (and echo), so the peer is not seen to fail it.",
+  },
+  {
+    cases: [...ECHO_CLEAN, ...CLOSE_CLEAN_MUST],
+    flaws: ["mask-server-frames"],
+    verdict: v("FAILED", "UNCLEAN"),
+    violation: { rule: "masked", rfc: "5.1" },
+    why: "§5.1 as above; the suite drops TCP on the masked echo or close reply.",
+  },
+  {
+    cases: ["8.3.1-5", ...CLOSE_CLEAN_SHOULD, ...REPLIES_TO_CLOSE_INFO],
+    flaws: ["mask-server-frames"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    violation: { rule: "masked", rfc: "5.1" },
+    why: "§5.1 as above: what the server sends is checked whatever the case's level.",
+  },
+  {
+    cases: [...CLOSE_UNCLEAN],
+    flaws: ["mask-server-frames"],
+    verdict: v("FAILED", "FAILED BY CLIENT"),
+    violation: { rule: "masked", rfc: "5.1" },
+    why: "§5.1 as above; the masked close frame is not taken as one, and the suite drops TCP.",
+  },
+  {
+    cases: [...PEER_FAILS, ...ECHO_CLEAN, ...CLOSE_CLEAN_MUST, ...CLOSE_CLEAN_SHOULD],
+    flaws: ["non-minimal-server-lengths"],
+    verdict: v("FAILED", "OK"),
+    violation: { rule: "length-form", rfc: "5.2" },
+    why: "§5.2: every frame must use the shortest length form; the flaw always uses 64 bits.",
+  },
+  {
+    cases: [...CLOSE_UNCLEAN],
+    flaws: ["non-minimal-server-lengths"],
+    verdict: v("FAILED", "OK"),
+    violation: { rule: "length-form", rfc: "5.2" },
+    why: "As above.",
+  },
+  {
+    cases: ["8.3.1-5", ...REPLIES_TO_CLOSE_INFO],
+    flaws: ["non-minimal-server-lengths"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    violation: { rule: "length-form", rfc: "5.2" },
+    why: "As above, whatever the case's level.",
+  },
+  {
+    cases: ["8.1.3"],
+    flaws: ["rsv-on-server-frames"],
+    verdict: FAILED_FAILED,
+    violation: { rule: "rsv", rfc: "5.2" },
+    why: "§5.2: no RSV bit without an extension; the flaw sets RSV1 on echoes, the suite " +
+      "fails the connection on the echo before the server fails it.",
+  },
+  {
+    cases: [...ECHO_CLEAN],
+    flaws: ["rsv-on-server-frames"],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1002,
+    violation: { rule: "rsv", rfc: "5.2" },
+    why: "As above: the suite fails with 1002, which the server echoes where 1000 was due.",
+  },
+  {
+    cases: ["8.3.1-5", "11.6.1-2"],
+    flaws: ["rsv-on-server-frames"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    violation: { rule: "rsv", rfc: "5.2" },
+    why: "As above, whatever the case's level.",
+  },
+  {
+    cases: [...FAILS_1002],
+    flaws: ["send-invalid-close-code"],
+    verdict: FAILED_FAILED,
+    code: 1005,
+    violation: { rule: "close-code", rfc: "7.4" },
+    why: "§7.4.1: 1005 must never be sent; the flaw fails connections with it instead of " +
+      "1002, and the suite fails the connection on it.",
+  },
+  {
+    cases: ["11.1.4"],
+    flaws: ["send-invalid-close-code"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    code: 1005,
+    violation: { rule: "close-code", rfc: "7.4" },
+    why: "As above, in a case whose own rule is a SHOULD.",
+  },
+  {
+    cases: [...ECHO_CLEAN, ...CLOSE_CLEAN_MUST, ...CLOSE_CLEAN_SHOULD],
+    flaws: ["data-after-close"],
+    verdict: v("FAILED", "OK"),
+    violation: { rule: "data-after-close", rfc: "5.5.1" },
+    why: "§5.5.1: nothing may follow a close frame; the flaw sends a text message after its " +
+      "close reply (an extra event too).",
+  },
+  {
+    cases: ["8.3.1-5", ...REPLIES_TO_CLOSE_INFO],
+    flaws: ["data-after-close"],
+    verdict: v("FAILED", "INFORMATIONAL"),
+    violation: { rule: "data-after-close", rfc: "5.5.1" },
+    why: "As above, whatever the case's level.",
+  },
+];
+
+/** The flaws of the strict server that concern these groups. */
+const MASKING_FLAWS: Flaw[] = [
+  "accept-unmasked",
+  "reject-zero-mask",
+  "header-needs-one-read",
+  "reject-non-minimal-lengths",
+  "accept-msb-length",
+];
+const OUTPUT_FLAWS: Flaw[] = [
+  "mask-server-frames",
+  "non-minimal-server-lengths",
+  "rsv-on-server-frames",
+  "send-invalid-close-code",
+  "data-after-close",
+];
+const CLOSE_FLAWS: Flaw[] = [
+  "refuse-1012-1014",
+  "echo-1015",
+  "accept-invalid-close-reason",
+  "reject-125-close",
+  "process-data-after-close",
+  "limit-wrong-code",
+  "slow-tcp-close",
+  "idle-ping",
+];
+
+/** What each flaw must turn each case into: its rule rows, then the collateral ones. */
+function expectations(flaw: Flaw): Map<string, { row: Row; rule: boolean }> {
+  const out = new Map<string, { row: Row; rule: boolean }>();
+  for (const [rows, rule] of [[RULES, true], [COLLATERAL, false]] as const) {
+    for (const row of rows.filter((r) => r.flaws.includes(flaw))) {
+      for (const id of expandAll(row.cases)) {
+        assert.ok(!out.has(id), `${flaw}: case ${id} is in two rows`);
+        out.set(id, { row, rule });
+      }
+    }
+  }
+  return out;
+}
+
+function summary(verdict: Verdict): string {
+  return `${verdict.behavior} / ${verdict.behaviorClose} (matched ${verdict.matched ?? "none"})`;
+}
+
+function explain(r: Result): string {
+  const rules = r.violations.map((x) => `${x.rule} §${x.rfc}`).join(", ") || "none";
+  return `${r.spec.id}: ${summary(r.verdict)}, close code ${r.remoteCloseCode ?? "none"}, ` +
+    `violations ${rules}; ${r.verdict.result} ${r.verdict.resultClose}`;
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+Deno.test("groups 8 and 11: ids, levels and shapes; the table covers every case", () => {
+  assert.equal(masking.id, "8");
+  assert.equal(closeLimits.id, "11");
+  assert.equal(new Set(IDS).size, IDS.length, "ids are unique");
+  const shapes: [GroupSpec, RegExp][] = [
+    [masking, /^8\.[1-4]\.\d+$/],
+    [closeLimits, /^11\.[1-7]\.\d+$/],
+  ];
+  for (const [g, pattern] of shapes) {
+    for (const c of g.cases) {
+      assert.match(c.id, pattern);
+      assert.ok(c.id.split(".").slice(0, 2).join(".") in g.subgroups!, `${c.id}: subgroup title`);
+      assert.ok(c.rfc.length > 0 && c.requirement.length > 40, c.id);
+      // The requirement names its level, as the verdict weighs it.
+      const level = c.expect.level ?? "must";
+      assert.match(c.requirement, { must: /MUST/, should: /SHOULD/, may: /MAY/ }[level], c.id);
+    }
+  }
+  assert.deepEqual(INFORMATIONAL, expandAll(["8.3.1-5", "11.6.1-2", "11.7.1"]));
+  assert.deepEqual(IDS.filter((id) => levelOf(id) === "should"), expandAll(["11.1.1-4", "11.5.1"]));
+  // The case sets above, checked against the fixtures' own expectations.
+  const byPeer = CASES.filter((c) => c.expect.close.by === "peer").map((c) => c.id);
+  assert.deepEqual(new Set(expandAll(PEER_FAILS)), new Set(byPeer));
+  const clean = CASES.filter((c) => c.expect.close.clean && c.expect.level !== "may");
+  assert.deepEqual(
+    new Set(expandAll([...ECHO_CLEAN, ...CLOSE_CLEAN_MUST, ...CLOSE_CLEAN_SHOULD])),
+    new Set(clean.map((c) => c.id)),
+  );
+  assert.equal(
+    INFORMATIONAL.length +
+      expandAll([...PEER_FAILS, ...ECHO_CLEAN, ...CLOSE_CLEAN_MUST, ...CLOSE_CLEAN_SHOULD])
+        .length +
+      expandAll(CLOSE_UNCLEAN).length,
+    IDS.length,
+    "every case is in one set",
+  );
+  // Every case with a rule of its own has exactly one rule row.
+  const ruled = RULES.flatMap((r) => expandAll(r.cases));
+  assert.equal(new Set(ruled).size, ruled.length, "one rule row per case");
+  assert.deepEqual(new Set(ruled), new Set(IDS.filter((id) => !INFORMATIONAL.includes(id))));
+  for (const row of [...RULES, ...COLLATERAL]) {
+    for (const flaw of row.flaws) assert.ok((FLAWS as readonly string[]).includes(flaw), flaw);
+    if (row.violation) assert.ok(row.verdict.behavior === "FAILED", row.why);
+  }
+  // A broken rule fails its case, or is NON-STRICT where the rule is a SHOULD (unless the
+  // flaw also breaks a MUST in what the server sends: then FAILED).
+  for (const row of RULES) {
+    for (const id of expandAll(row.cases)) {
+      if (levelOf(id) === "should" && !row.violation) {
+        assert.equal(row.verdict.behavior, "NON-STRICT", id);
+      } else assert.ok(isFailing(row.verdict), id);
+    }
+  }
+  for (const flaw of [...MASKING_FLAWS, ...OUTPUT_FLAWS, ...CLOSE_FLAWS]) {
+    assert.ok(FLAWS.includes(flaw), `the strict server has no flaw ${flaw}`);
+    expectations(flaw); // no case in two rows
+  }
+  // Every rule-breaking flaw is used; idle-ping only shows in the wire log (tested below),
+  // reject-non-minimal-lengths only in an informational observation.
+  assert.deepEqual(
+    new Set([...RULES, ...COLLATERAL].flatMap((r) => r.flaws)),
+    new Set([...MASKING_FLAWS, ...OUTPUT_FLAWS, ...CLOSE_FLAWS].filter((f) => f !== "idle-ping")),
+  );
+});
+
+Deno.test("strict server: every case OK / OK, the informational ones INFORMATIONAL", async () => {
+  const strict = await strictResults();
+  assert.equal(strict.size, CASES.length);
+  const wrong: string[] = [];
+  for (const r of strict.values()) {
+    const info = INFORMATIONAL.includes(r.spec.id);
+    // The strict server takes the first alternative everywhere: it echoes the longer
+    // length forms (8.3), echoes 1 and 16 MiB (11.6.1-2), and never closes an idle client.
+    const expected = info ? "INFORMATIONAL / INFORMATIONAL (matched ok)" : "OK / OK (matched ok)";
+    if (summary(r.verdict) !== expected) wrong.push(`not ${expected}: ${explain(r)}`);
+    if (r.violations.length > 0) wrong.push(`violations: ${explain(r)}`);
+  }
+  assert.deepEqual(wrong, []);
+  const codes = (ids: string[]) => ids.map((id) => strict.get(id)!.remoteCloseCode ?? null);
+  assert.deepEqual(codes(expandAll(FAILS_1002)), expandAll(FAILS_1002).map(() => 1002));
+  assert.deepEqual(codes(expandAll(["11.1.1-4", "11.2.1-2", "11.6.3"])), [
+    1012,
+    1013,
+    1014,
+    1002,
+    1007,
+    1007,
+    1009,
+  ]);
+  assert.equal(strict.get("11.7.1")!.pings, 0, "the strict server never pings");
+});
+
+Deno.test("flaws: each breaks the cases whose rule it violates, the others keep their verdict", async (t) => {
+  const strict = await strictResults();
+  for (const flaw of [...MASKING_FLAWS, ...OUTPUT_FLAWS, ...CLOSE_FLAWS]) {
+    await t.step(flaw, async () => {
+      const expected = expectations(flaw);
+      const flawed = await runStrict([flaw]);
+      const wrong: string[] = [];
+      for (const id of IDS) {
+        const r = flawed.get(id)!;
+        const entry = expected.get(id);
+        if (!entry) {
+          const before = strict.get(id)!;
+          if (summary(r.verdict) !== summary(before.verdict)) {
+            wrong.push(`unlisted case changed from ${summary(before.verdict)}: ${explain(r)}`);
+          }
+          if (r.violations.length > 0) wrong.push(`unlisted case with violations: ${explain(r)}`);
+          continue;
+        }
+        const { row, rule } = entry;
+        const got = r.verdict;
+        if (
+          got.behavior !== row.verdict.behavior || got.behaviorClose !== row.verdict.behaviorClose
+        ) {
+          wrong.push(
+            `expected ${row.verdict.behavior} / ${row.verdict.behaviorClose}: ${explain(r)}`,
+          );
+        }
+        if (row.matched !== undefined && (got.matched ?? "none") !== row.matched) {
+          wrong.push(`expected matched ${row.matched}: ${explain(r)}`);
+        }
+        if (row.code !== undefined && (r.remoteCloseCode ?? null) !== row.code) {
+          wrong.push(`expected close code ${row.code ?? "none"}: ${explain(r)}`);
+        }
+        const found = r.violations.map((x) => `${x.rule} §${x.rfc} ${x.level}`);
+        const want = row.violation ? [`${row.violation.rule} §${row.violation.rfc} must`] : [];
+        if (found.join() !== want.join()) {
+          wrong.push(`expected violations [${want}], got [${found}]: ${explain(r)}`);
+        }
+        const should = levelOf(id) === "should";
+        if (rule && !(should && !row.violation ? got.behavior === "NON-STRICT" : isFailing(got))) {
+          wrong.push(`rule not seen as broken: ${explain(r)}`);
+        }
+      }
+      assert.deepEqual(wrong, []);
+      if (flaw === "idle-ping") {
+        // Pings are answered by the suite and are no events: only the wire log shows them.
+        const idle = flawed.get("11.7.1")!;
+        assert.ok(idle.pings >= 2, `pings in 3 s of idling: ${idle.pings}`);
+        assert.equal(idle.pongs, idle.pings, "every ping answered");
+        assert.equal(strict.get("11.7.1")!.pings, 0);
+      }
+    });
+  }
+});
+
+Deno.test("11.6: the server's message limit shows in what the cases observe", async () => {
+  const cases = CASES.filter((c) => c.id.startsWith("11.6."));
+  const strict = await strictResults();
+  // The same server with a 4 MiB limit, and that server sending the wrong code.
+  const small = await runStrict([], cases, 4 * MiB);
+  const wrongCode = await runStrict(["limit-wrong-code"], cases, 4 * MiB);
+  const seen = (m: Map<string, Result>, id: string) => {
+    const r = m.get(id)!;
+    return `${summary(r.verdict)} ${r.remoteCloseCode ?? "none"}`;
+  };
+  const info = (matched: string, code: number) =>
+    `INFORMATIONAL / INFORMATIONAL (matched ${matched}) ${code}`;
+  // 1 MiB: under both limits, echoed.
+  for (const m of [strict, small, wrongCode]) assert.equal(seen(m, "11.6.1"), info("ok", 1000));
+  // 16 MiB: echoed under 64 MiB; refused under 4 MiB, with 1009 or (flawed) 1002.
+  assert.equal(seen(strict, "11.6.2"), info("ok", 1000));
+  assert.equal(seen(small, "11.6.2"), info("none", 1009));
+  assert.equal(seen(wrongCode, "11.6.2"), info("none", 1002));
+  assert.notEqual(strict.get("11.6.2")!.verdict.result, small.get("11.6.2")!.verdict.result);
+  // 64 MiB + 1: refused by every one of them; the code decides.
+  assert.equal(seen(strict, "11.6.3"), "OK / OK (matched ok) 1009");
+  assert.equal(seen(small, "11.6.3"), "OK / OK (matched ok) 1009");
+  assert.equal(seen(wrongCode, "11.6.3"), "FAILED / WRONG CODE (matched ok) 1002");
+});
+
+// ---------------------------------------------------------------------------
+// The checks on every frame the server sends, across groups
+
+/** Per server-output flaw: the rule it breaks, and cases of groups 1, 7 and 8 that show it. */
+const GLOBAL_CHECKS: { flaw: Flaw; rule: string; rfc: string; cases: string[]; note?: string }[] = [
+  {
+    flaw: "mask-server-frames",
+    rule: "masked",
+    rfc: "5.1",
+    cases: ["1.1.1", "1.2.3", "7.1.1", "7.3.3", "8.1.1", "8.1.4"],
+  },
+  {
+    flaw: "non-minimal-server-lengths",
+    rule: "length-form",
+    rfc: "5.2",
+    cases: ["1.1.2", "1.2.6", "7.1.1", "7.3.3", "8.1.1", "8.2.5"],
+  },
+  {
+    flaw: "rsv-on-server-frames",
+    rule: "rsv",
+    rfc: "5.2",
+    cases: ["1.1.1", "1.2.2", "7.1.1", "8.1.4", "8.2.4"],
+    note: "only echoes carry the bit: cases without an echo (7.3.3, 8.1.1) show nothing",
+  },
+  {
+    flaw: "send-invalid-close-code",
+    rule: "close-code",
+    rfc: "7.4",
+    cases: ["7.3.2", "7.9.1", "8.1.1", "8.4.1"],
+    note: "only failing connections send 1005: no group 1 case makes the server fail",
+  },
+  {
+    flaw: "data-after-close",
+    rule: "data-after-close",
+    rfc: "5.5.1",
+    cases: ["1.1.1", "1.2.1", "7.1.1", "7.3.3", "8.1.4"],
+  },
+];
+
+const OTHER_CASES: readonly CaseSpec[] = [...framing.cases, ...close.cases, ...masking.cases];
+
+Deno.test("every case checks what the server sends: server-output flaws fail cases of groups 1, 7 and 8", async (t) => {
+  const specOf = (id: string) => OTHER_CASES.find((c) => c.id === id)!;
+  const runAll = async (flaws: Flaw[], ids: string[]): Promise<CaseRun[]> => {
+    const server = startStrictServer({ flaws });
+    try {
+      return await Promise.all(ids.map((id) => runCase(specOf(id), { url: new URL(server.url) })));
+    } finally {
+      await server.close();
+    }
+  };
+  const everyId = [...new Set(GLOBAL_CHECKS.flatMap((g) => g.cases))];
+  for (const id of everyId) assert.ok(specOf(id), `no case ${id}`);
+  const strict = await runAll([], everyId);
+  for (const run of strict) {
+    assert.deepEqual(run.violations, [], run.spec.id);
+    assert.ok(!isFailing(run.verdict), `${run.spec.id}: ${summary(run.verdict)}`);
+  }
+  for (const check of GLOBAL_CHECKS) {
+    await t.step(check.flaw, async () => {
+      assert.ok(OUTPUT_FLAWS.includes(check.flaw));
+      for (const group of ["1.", "7.", "8."]) {
+        if (!check.cases.some((id) => id.startsWith(group))) {
+          assert.ok(check.note?.includes(`group ${group[0]}`), `${check.flaw}: no group ${group}`);
+        }
+      }
+      const runs = await runAll([check.flaw], check.cases);
+      for (const run of runs) {
+        const what = `${run.spec.id}: ${summary(run.verdict)}; ${run.verdict.result}`;
+        const hit = run.violations.find((x) => x.rule === check.rule);
+        assert.ok(hit, `${check.flaw}: no ${check.rule} violation in ${what}`);
+        assert.equal(hit.rfc, check.rfc, what);
+        assert.equal(hit.level, "must", what);
+        assert.ok(hit.detail.length > 0, what);
+        assert.equal(run.verdict.behavior, "FAILED", what);
+        assert.ok(isFailing(run.verdict), what);
+        // The violation is in the wire log too, with its section.
+        assert.ok(
+          run.wire.entries.some((e) => e.kind === "note" && e.text.includes(`§${check.rfc}`)),
+          what,
+        );
+      }
+    });
+  }
+});
