@@ -1238,7 +1238,7 @@ async function readCaseJson(
 }
 
 /** Case pages written at once; the pages of 4000-entry wire logs are a few MB each. */
-const WRITERS = 8;
+const WRITERS = 2;
 
 /**
  * Reads dir/index.json and the case reports it names, writes dir/index.html
