@@ -1,3 +1,4 @@
+import { runCli } from "./support.ts";
 /**
  * Baselines: the order of verdicts, what counts as worse, the file format, and
  * --baseline / --write-baseline through the command line.
@@ -19,7 +20,6 @@ import {
   makeBaseline,
   parseBaseline,
 } from "../harness/baseline.ts";
-import { type CliIo, main } from "../harness/cli.ts";
 import { type Behavior, type CloseBehavior, isFailing } from "../harness/verdict.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
@@ -212,23 +212,6 @@ Deno.test("baseline: {agent} in a path", () => {
 
 // --- through the command line -------------------------------------------------
 
-async function runMain(args: string[], io: CliIo = {}) {
-  const chunks: string[] = [], stderr: string[] = [];
-  const { error } = console;
-  console.error = (...parts: unknown[]) => void stderr.push(parts.map(String).join(" "));
-  try {
-    const code = await main(args, {
-      isTTY: false,
-      env: () => undefined,
-      write: (t) => void chunks.push(t),
-      ...io,
-    });
-    return { code, stdout: chunks.join(""), stderr: stderr.join("\n") };
-  } finally {
-    console.error = error;
-  }
-}
-
 /** The lines listed under a heading ("regressions (2):") up to the next unindented line. */
 function listed(stdout: string, heading: string): string[] {
   const lines = stdout.split("\n");
@@ -250,7 +233,7 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
   const cases = ["--cases", "1.1.1,2.*", "--out", `${dir}/reports`];
   try {
     await t.step("a run against the strict server writes the baseline", async () => {
-      const result = await runMain([good.url, ...cases, "--write-baseline", file]);
+      const result = await runCli([good.url, ...cases, "--write-baseline", file]);
       assert.equal(result.code, 0, result.stdout + result.stderr);
       assert.match(result.stdout, new RegExp(`baseline written: ${file}\n`));
       const baseline = parseBaseline(await Deno.readTextFile(file));
@@ -263,7 +246,7 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
     });
 
     await t.step("the same run with --baseline exits 0", async () => {
-      const result = await runMain([good.url, ...cases, "--baseline", file]);
+      const result = await runCli([good.url, ...cases, "--baseline", file]);
       assert.equal(result.code, 0, result.stdout + result.stderr);
       assert.match(result.stdout, /: 0 regressed, 0 improved, .* 12 unchanged/);
       assert.match(result.stdout, /\nregressions: none\n/);
@@ -271,7 +254,7 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
     });
 
     await t.step("a server that stopped answering pings regresses: exit 1, 2.1 named", async () => {
-      const result = await runMain([flawed.url, ...cases, "--baseline", file]);
+      const result = await runCli([flawed.url, ...cases, "--baseline", file]);
       assert.equal(result.code, 1, result.stdout + result.stderr);
       const regressions = listed(result.stdout, "regressions");
       assert.ok(
@@ -293,16 +276,16 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
     const known = `${dir}/base/known.json`;
     await t.step("known failures in the baseline do not fail the run", async () => {
       // Write the flawed server's baseline while comparing with the good one.
-      const first = await runMain([flawed.url, ...cases, "--write-baseline", known]);
+      const first = await runCli([flawed.url, ...cases, "--write-baseline", known]);
       assert.equal(first.code, 1);
-      const again = await runMain([flawed.url, ...cases, "--baseline", known]);
+      const again = await runCli([flawed.url, ...cases, "--baseline", known]);
       assert.equal(again.code, 0, again.stdout);
       assert.match(again.stdout, /8 failed/, "the failures are still reported");
       assert.match(again.stdout, /: 0 regressed, 0 improved/);
     });
 
     await t.step("fixing them is listed as improvements", async () => {
-      const result = await runMain([good.url, ...cases, "--baseline", known]);
+      const result = await runCli([good.url, ...cases, "--baseline", known]);
       assert.equal(result.code, 0);
       assert.equal(listed(result.stdout, "improvements").length, 8);
       assert.match(listed(result.stdout, "improvements")[0], /^2\.1 .*: FAILED\/OK -> OK\/OK$/);
@@ -312,7 +295,7 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
     await t.step("--baseline and --write-baseline on one file: compare, then update", async () => {
       const ratchet = `${dir}/ratchet.json`;
       await Deno.copyFile(file, ratchet);
-      const result = await runMain([
+      const result = await runCli([
         flawed.url,
         ...cases,
         "--baseline",
@@ -327,13 +310,13 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
 
     await t.step("{agent} in the file name", async () => {
       const template = `${dir}/per-agent/{agent}.json`;
-      const w = await runMain([good.url, ...cases, "--write-baseline", template]);
+      const w = await runCli([good.url, ...cases, "--write-baseline", template]);
       assert.equal(w.code, 0);
       await Deno.stat(`${dir}/per-agent/wsconform_strict.json`);
-      const r = await runMain([flawed.url, ...cases, "--baseline", template]);
+      const r = await runCli([flawed.url, ...cases, "--baseline", template]);
       assert.equal(r.code, 1);
       assert.match(r.stdout, new RegExp(`baseline ${dir}/per-agent/wsconform_strict\\.json`));
-      const missing = await runMain([
+      const missing = await runCli([
         flawed.url,
         ...cases,
         "--agent",
@@ -348,12 +331,12 @@ Deno.test("baseline: --write-baseline, then --baseline gates on regressions only
     await t.step(
       "a missing or broken --baseline is a usage error before any case runs",
       async () => {
-        const missing = await runMain([good.url, ...cases, "--baseline", `${dir}/nope.json`]);
+        const missing = await runCli([good.url, ...cases, "--baseline", `${dir}/nope.json`]);
         assert.equal(missing.code, 2);
         assert.equal(missing.stdout, "");
         assert.match(missing.stderr, /^wsconform: cannot read --baseline .*nope\.json/);
         await Deno.writeTextFile(`${dir}/broken.json`, `{"version": 7}`);
-        const broken = await runMain([good.url, ...cases, "--baseline", `${dir}/broken.json`]);
+        const broken = await runCli([good.url, ...cases, "--baseline", `${dir}/broken.json`]);
         assert.equal(broken.code, 2);
         assert.equal(broken.stdout, "");
         assert.match(broken.stderr, /^wsconform: baseline .*broken\.json: unsupported version 7/);

@@ -1,3 +1,4 @@
+import { runCli } from "./support.ts";
 /**
  * The command line: exit codes, messages, and the reports a run leaves behind.
  * main() runs in this process with its output captured; one test runs the
@@ -6,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { type CliIo, main, USAGE } from "../harness/cli.ts";
+import { type CliIo, USAGE } from "../harness/cli.ts";
 import { colorEnabled, Progress, type ProgressOptions, summaryTable } from "../harness/progress.ts";
 import { caseReportName, type IndexJson } from "../harness/report.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
@@ -29,25 +30,9 @@ interface Captured {
  * console.error (restored, whatever happens).
  */
 async function runMain(args: string[], io: CliIo = {}): Promise<Captured> {
-  const chunks: string[] = [], stderr: string[] = [];
-  const { log, error } = console;
-  const text = (parts: unknown[]) => parts.map(String).join(" ");
-  console.log = (...parts: unknown[]) => void chunks.push(text(parts) + "\n");
-  console.error = (...parts: unknown[]) => void stderr.push(text(parts));
-  try {
-    const code = await main(args, {
-      isTTY: false,
-      env: () => undefined,
-      write: (t) => void chunks.push(t),
-      ...io,
-    });
-    const raw = chunks.join("");
-    const stdout = raw === "" ? [] : raw.replace(/\n$/, "").split("\n");
-    return { code, stdout, stderr, raw };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const run = await runCli(args, io);
+  const stdout = run.stdout === "" ? [] : run.stdout.replace(/\n$/, "").split("\n");
+  return { code: run.code, stdout, stderr: run.stderrCalls, raw: run.stdout };
 }
 
 /** Lines of captured output (a captured call may hold several). */

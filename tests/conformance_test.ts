@@ -1,3 +1,4 @@
+import { type Expected, v } from "./support.ts";
 /**
  * The proof that wsconform's verdicts are true: every case passes against the
  * strict reference server, and each of the server's flaws (each breaking one
@@ -17,7 +18,7 @@
 import assert from "node:assert/strict";
 import type { CaseSpec } from "../harness/case.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { type Behavior, type CloseBehavior, isFailing, type Verdict } from "../harness/verdict.ts";
+import { isFailing, type Verdict } from "../harness/verdict.ts";
 import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import { type Flaw, FLAWS } from "./peers/strict_server.ts";
 
@@ -171,15 +172,6 @@ const BAD_CLOSE: Pattern[] = ["7.3.2", "7.3.6", "7.5.1", "7.9.*"];
 // ---------------------------------------------------------------------------
 // The table: flaw -> the cases it must change, and to what
 
-interface Expected {
-  behavior: Behavior;
-  behaviorClose: CloseBehavior;
-}
-
-const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
-  behavior,
-  behaviorClose,
-});
 const FAILED_OK = v("FAILED", "OK");
 const FAILED_FAILED = v("FAILED", "FAILED");
 

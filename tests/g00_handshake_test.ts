@@ -1,3 +1,4 @@
+import { type Expected, v } from "./support.ts";
 /**
  * Group 0 (opening handshake) proven against the strict reference server:
  * every case passes against it (OK / OK; the informational ones
@@ -18,7 +19,7 @@ import assert from "node:assert/strict";
 import type { CaseSpec } from "../harness/case.ts";
 import { caseReport } from "../harness/report.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { type Behavior, type CloseBehavior, isFailing, type Verdict } from "../harness/verdict.ts";
+import { isFailing, type Verdict } from "../harness/verdict.ts";
 import { group } from "../fixtures/g00_handshake.ts";
 import { type Flaw, FLAWS, startStrictServer } from "./peers/strict_server.ts";
 
@@ -93,15 +94,6 @@ function serveOriginChecking(): { url: string; close(): Promise<void> } {
 // ---------------------------------------------------------------------------
 // The table: each case, the flaw that breaks its rule, and the verdict then
 
-interface Expected {
-  behavior: Behavior;
-  behaviorClose: CloseBehavior;
-}
-
-const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
-  behavior,
-  behaviorClose,
-});
 /** An accept case whose handshake never completes. */
 const NO_CONNECTION = v("FAILED", "FAILED");
 /** A refuse case the server accepted (the suite then closes cleanly), or refused wrongly. */

@@ -1,3 +1,4 @@
+import { type Expected, v } from "./support.ts";
 /**
  * Groups 8 (masking and header encodings) and 11 (close, limits and
  * keepalive) proven against the strict reference server: every case passes
@@ -23,13 +24,7 @@ import assert from "node:assert/strict";
 import type { CaseSpec, GroupSpec, Level } from "../harness/case.ts";
 import { runCases } from "../harness/runner.ts";
 import { type CaseRun, runCase } from "../harness/session.ts";
-import {
-  type Behavior,
-  type CloseBehavior,
-  isFailing,
-  type Verdict,
-  type Violation,
-} from "../harness/verdict.ts";
+import { isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
 import { group as framing } from "../fixtures/g01_framing.ts";
 import { group as close } from "../fixtures/g07_close.ts";
 import { group as masking } from "../fixtures/g08_masking.ts";
@@ -130,15 +125,6 @@ const FAILS_1002 = ["8.1.1-3", "8.2.1-3", "8.4.1-3"];
 // ---------------------------------------------------------------------------
 // The table
 
-interface Expected {
-  behavior: Behavior;
-  behaviorClose: CloseBehavior;
-}
-
-const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
-  behavior,
-  behaviorClose,
-});
 const FAILED_FAILED = v("FAILED", "FAILED");
 
 interface Row {

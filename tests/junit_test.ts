@@ -1,3 +1,4 @@
+import { runCli } from "./support.ts";
 /**
  * JUnit XML: escaping, well-formedness (checked by a small strict XML 1.0
  * checker written here, not by the writer's own logic), one testcase per case
@@ -6,7 +7,6 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { type CliIo, main } from "../harness/cli.ts";
 import {
   escapeXmlAttr,
   escapeXmlText,
@@ -336,29 +336,12 @@ Deno.test("junit: events in a failure message are summarised", () => {
 
 // --- through the command line -------------------------------------------------
 
-async function runMain(args: string[], io: CliIo = {}) {
-  const chunks: string[] = [], stderr: string[] = [];
-  const { error } = console;
-  console.error = (...parts: unknown[]) => void stderr.push(parts.map(String).join(" "));
-  try {
-    const code = await main(args, {
-      isTTY: false,
-      env: () => undefined,
-      write: (t) => void chunks.push(t),
-      ...io,
-    });
-    return { code, stdout: chunks.join(""), stderr: stderr.join("\n") };
-  } finally {
-    console.error = error;
-  }
-}
-
 Deno.test("junit: --junit writes one testcase per case run", async () => {
   const server = startStrictServer({ flaws: ["no-pong"] });
   const dir = await Deno.makeTempDir({ prefix: "wsconform_junit_test_" });
   try {
     const file = `${dir}/sub/junit.xml`;
-    const result = await runMain([
+    const result = await runCli([
       server.url,
       "--cases",
       "1.1.*,2.*",
@@ -416,7 +399,7 @@ Deno.test("junit: a --junit file that cannot be written exits 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "wsconform_junit_test_" });
   try {
     // The path is a directory: the run completes, the XML cannot be written.
-    const result = await runMain([server.url, "--cases", "1.1.1", "--out", dir, "--junit", dir]);
+    const result = await runCli([server.url, "--cases", "1.1.1", "--out", dir, "--junit", dir]);
     assert.equal(result.code, 2, result.stdout + result.stderr);
     assert.match(result.stderr, /^wsconform: cannot write --junit /);
     assert.ok(!result.stdout.includes("junit:"), "no junit path is claimed");

@@ -1,3 +1,4 @@
+import { runCli } from "./support.ts";
 /**
  * --protocol-only, and the warning for a target that does not echo: against a
  * server that completes the handshake, answers pings and closes properly
@@ -7,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { main, needsEcho, NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
+import { needsEcho, NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
 import { compareIds, type IndexJson } from "../harness/report.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
@@ -15,26 +16,6 @@ interface Captured {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** Runs main() with standard output and console.error captured (restored whatever happens). */
-async function runMain(args: string[]): Promise<Captured> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  const text = (parts: unknown[]) => parts.map(String).join(" ");
-  console.log = (...parts: unknown[]) => void out.push(text(parts) + "\n");
-  console.error = (...parts: unknown[]) => void err.push(text(parts));
-  try {
-    const code = await main(args, {
-      isTTY: false,
-      env: () => undefined,
-      write: (t) => void out.push(t),
-    });
-    return { code, stdout: out.join(""), stderr: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
 }
 
 /** A WebSocket server that does everything right except echoing: it ignores messages. */
@@ -79,7 +60,7 @@ Deno.test("needsEcho: a message in the expectation, or round trips", () => {
 });
 
 Deno.test("--help names --protocol-only", async () => {
-  const result = await runMain(["--help"]);
+  const result = await runCli(["--help"]);
   assert.equal(result.code, 0);
   assert.match(result.stdout, /--protocol-only/);
   assert.match(USAGE, /--protocol-only {7}run only the cases whose verdict does not depend on/);
@@ -90,7 +71,7 @@ Deno.test("--protocol-only: a non-echo server gets only the cases that need no e
   try {
     await withTempDir(async (dir) => {
       const junit = `${dir}/junit.xml`;
-      const result = await runMain([server.url, "--protocol-only", "--out", dir, "--junit", junit]);
+      const result = await runCli([server.url, "--protocol-only", "--out", dir, "--junit", junit]);
       const all = `${result.stdout}\n${result.stderr}`;
       assert.notEqual(result.code, 2, all);
       // No warning: the probe's echo check is off, no case that needs one runs.
@@ -156,7 +137,7 @@ Deno.test("without --protocol-only: a non-echo server is detected and the way ou
   const server = startNonEchoServer();
   try {
     await withTempDir(async (dir) => {
-      const result = await runMain([server.url, "--cases", "1.1.1,1.1.2,2.1", "--out", dir]);
+      const result = await runCli([server.url, "--cases", "1.1.1,1.1.2,2.1", "--out", dir]);
       const all = `${result.stdout}\n${result.stderr}`;
       assert.equal(result.code, 1, all);
       // The warning comes before the run, with the number of cases that will fail.
@@ -179,7 +160,7 @@ Deno.test("no warning when no selected case needs an echo", async () => {
   const server = startNonEchoServer();
   try {
     await withTempDir(async (dir) => {
-      const result = await runMain([server.url, "--cases", "2.1,2.2", "--out", dir]);
+      const result = await runCli([server.url, "--cases", "2.1,2.2", "--out", dir]);
       assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
       assert.equal(result.stderr, "");
       assert.doesNotMatch(result.stdout, /hint:/);
@@ -193,7 +174,7 @@ Deno.test("an echoing server gets no warning", async () => {
   const server = startStrictServer();
   try {
     await withTempDir(async (dir) => {
-      const result = await runMain([server.url, "--cases", "1.1.1,2.1", "--out", dir]);
+      const result = await runCli([server.url, "--cases", "1.1.1,2.1", "--out", dir]);
       assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
       assert.equal(result.stderr, "");
       assert.doesNotMatch(result.stdout, /hint:|not run/);
@@ -207,14 +188,14 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
   const server = startNonEchoServer();
   try {
     await t.step("a selection of echo cases only is a usage error", async () => {
-      const result = await runMain([server.url, "--protocol-only", "--cases", "1.1.*,9"]);
+      const result = await runCli([server.url, "--protocol-only", "--cases", "1.1.*,9"]);
       assert.equal(result.code, 2);
       assert.equal(result.stdout, "");
       assert.match(result.stderr, /--protocol-only: every selected case needs an echo/);
     });
     await t.step("--cases and --exclude narrow the selection first", async () => {
       await withTempDir(async (dir) => {
-        const result = await runMain([
+        const result = await runCli([
           server.url,
           "--protocol-only",
           "--cases",
@@ -247,7 +228,7 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
             },
           }),
         );
-        const result = await runMain([
+        const result = await runCli([
           server.url,
           "--protocol-only",
           "--cases",
@@ -274,7 +255,7 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
             cases: ["1.1.1", "2.1", "2.2"],
           }),
         );
-        const result = await runMain(["--spec", spec, "--protocol-only"]);
+        const result = await runCli(["--spec", spec, "--protocol-only"]);
         assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
         const index: IndexJson = JSON.parse(await Deno.readTextFile(`${dir}/out/index.json`));
         assert.deepEqual(Object.keys(index.NoEcho).sort(), ["2.1", "2.2"]);
@@ -289,7 +270,7 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
             cases: ["1.*"],
           }),
         );
-        const refused = await runMain(["--spec", echoOnly, "--protocol-only"]);
+        const refused = await runCli(["--spec", echoOnly, "--protocol-only"]);
         assert.equal(refused.code, 2);
         assert.match(refused.stderr, /servers\[0\].*every selected case needs an echo/);
       });

@@ -1,3 +1,4 @@
+import { runCli } from "./support.ts";
 /**
  * --spec: Autobahn's fuzzingclient.json, parsed (harness/spec.ts) and run
  * through the command line against two strict servers, one of them flawed.
@@ -5,7 +6,6 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { type CliIo, main } from "../harness/cli.ts";
 import { caseReportName, type IndexJson } from "../harness/report.ts";
 import {
   DEFAULT_OUTDIR,
@@ -125,23 +125,6 @@ Deno.test("spec: agent globs pick the agent's exclusions", () => {
 
 // --- through the command line -------------------------------------------------
 
-async function runMain(args: string[], io: CliIo = {}) {
-  const chunks: string[] = [], stderr: string[] = [];
-  const { error } = console;
-  console.error = (...parts: unknown[]) => void stderr.push(parts.map(String).join(" "));
-  try {
-    const code = await main(args, {
-      isTTY: false,
-      env: () => undefined,
-      write: (t) => void chunks.push(t),
-      ...io,
-    });
-    return { code, stdout: chunks.join(""), stderr: stderr.join("\n") };
-  } finally {
-    console.error = error;
-  }
-}
-
 function closedPort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;
@@ -174,7 +157,7 @@ Deno.test("spec: --spec runs each server in turn into the spec's outdir", async 
   try {
     let run = { code: -1, stdout: "", stderr: "" };
     await t.step("exit 1: the flawed server fails", async () => {
-      run = await runMain(["--spec", specFile, "--junit", `${dir}/junit.xml`]);
+      run = await runCli(["--spec", specFile, "--junit", `${dir}/junit.xml`]);
       assert.equal(run.code, 1, run.stdout + run.stderr);
     });
 
@@ -223,7 +206,7 @@ Deno.test("spec: --spec runs each server in turn into the spec's outdir", async 
 
     await t.step("--out overrides the outdir; --write-baseline per agent", async () => {
       const out = `${dir}/elsewhere`;
-      const result = await runMain([
+      const result = await runCli([
         "--spec",
         specFile,
         "--out",
@@ -239,7 +222,7 @@ Deno.test("spec: --spec runs each server in turn into the spec's outdir", async 
       assert.equal(good.agent, "Good");
       assert.equal(noPong.agent, "NoPong/1.0");
       // Each server against its own baseline: nothing got worse.
-      const again = await runMain([
+      const again = await runCli([
         "--spec",
         specFile,
         "--out",
@@ -252,7 +235,7 @@ Deno.test("spec: --spec runs each server in turn into the spec's outdir", async 
     });
 
     await t.step("several servers need {agent} in --write-baseline", async () => {
-      const result = await runMain(["--spec", specFile, "--write-baseline", `${dir}/one.json`]);
+      const result = await runCli(["--spec", specFile, "--write-baseline", `${dir}/one.json`]);
       assert.equal(result.code, 2);
       assert.equal(result.stdout, "");
       assert.match(result.stderr, /--write-baseline: this run tests 2 servers; put "\{agent\}"/);
@@ -278,7 +261,7 @@ Deno.test("spec: an unreachable server exits 2, after the others ran", async () 
     }),
   );
   try {
-    const result = await runMain(["--spec", specFile]);
+    const result = await runCli(["--spec", specFile]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^wsconform: cannot reach ws:\/\/127\.0\.0\.1:\d+\/: /);
     // The second server has no agent in the spec: its Server header names it.
@@ -308,19 +291,19 @@ Deno.test("spec: bad spec files and clashing options exit 2 with one clear line"
   try {
     await t.step("invalid JSON", async () => {
       const file = await write("broken.json", `{"servers": [`);
-      expectUsage(await runMain(["--spec", file]), /spec .*broken\.json: not valid JSON/);
+      expectUsage(await runCli(["--spec", file]), /spec .*broken\.json: not valid JSON/);
     });
     await t.step("no servers", async () => {
       const file = await write("empty.json", `{"cases": ["*"]}`);
-      expectUsage(await runMain(["--spec", file]), /spec .*empty\.json: "servers" is missing/);
+      expectUsage(await runCli(["--spec", file]), /spec .*empty\.json: "servers" is missing/);
     });
     await t.step("a missing file", async () => {
-      expectUsage(await runMain(["--spec", `${dir}/none.json`]), /cannot read --spec .*none\.json/);
+      expectUsage(await runCli(["--spec", `${dir}/none.json`]), /cannot read --spec .*none\.json/);
     });
     await t.step("with a URL, --cases, --agent", async () => {
       const file = await write("ok.json", `{"servers": [{"url": "ws://127.0.0.1:1/"}]}`);
       expectUsage(
-        await runMain(["--spec", file, "ws://127.0.0.1:1/", "--cases", "1.*", "--agent", "x"]),
+        await runCli(["--spec", file, "ws://127.0.0.1:1/", "--cases", "1.*", "--agent", "x"]),
         /--spec names the servers, agents and cases itself: drop a URL, --cases, --agent/,
       );
     });
@@ -334,7 +317,7 @@ Deno.test("spec: bad spec files and clashing options exit 2 with one clear line"
         }),
       );
       expectUsage(
-        await runMain(["--spec", file]),
+        await runCli(["--spec", file]),
         /servers\[0\] \(agent "A"\): the selection leaves no case to run/,
       );
     });

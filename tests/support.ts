@@ -1,0 +1,49 @@
+/** Helpers shared by the project's tests. */
+import { type CliIo, main } from "../harness/cli.ts";
+import type { Behavior, CloseBehavior } from "../harness/verdict.ts";
+
+/** The two verdicts a case must get. */
+export interface Expected {
+  behavior: Behavior;
+  behaviorClose: CloseBehavior;
+}
+
+export const v = (behavior: Behavior, behaviorClose: CloseBehavior): Expected => ({
+  behavior,
+  behaviorClose,
+});
+
+export interface CliRun {
+  code: number;
+  /** Standard output exactly as written. */
+  stdout: string;
+  /** Everything written to console.error, one entry per call. */
+  stderrCalls: string[];
+  /** The same, joined with newlines. */
+  stderr: string;
+}
+
+/**
+ * Runs main() with its output captured: standard output through the injected
+ * writer (off a terminal, NO_COLOR unset, unless `io` says otherwise) and
+ * console.log, and console.error (restored, whatever happens).
+ */
+export async function runCli(args: string[], io: CliIo = {}): Promise<CliRun> {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  const text = (parts: unknown[]) => parts.map(String).join(" ");
+  console.log = (...parts: unknown[]) => void out.push(text(parts) + "\n");
+  console.error = (...parts: unknown[]) => void err.push(text(parts));
+  try {
+    const code = await main(args, {
+      isTTY: false,
+      env: () => undefined,
+      write: (t) => void out.push(t),
+      ...io,
+    });
+    return { code, stdout: out.join(""), stderrCalls: err, stderr: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
