@@ -1,4 +1,4 @@
-import { type Expected, v } from "./support.ts";
+import { expandRange, type Expected, v } from "./support.ts";
 /**
  * Group 0 (opening handshake) proven against the strict reference server:
  * every case passes against it (OK / OK; the informational ones
@@ -21,7 +21,7 @@ import { caseReport } from "../harness/report.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
 import { isFailing, type Verdict } from "../harness/verdict.ts";
 import { group } from "../fixtures/g00_handshake.ts";
-import { type Flaw, FLAWS, startStrictServer } from "./peers/strict_server.ts";
+import { type Flaw, FLAW_FAMILIES, FLAWS, startStrictServer } from "./peers/strict_server.ts";
 
 const CASES: readonly CaseSpec[] = group.cases;
 const IDS = CASES.map((c) => c.id);
@@ -213,29 +213,9 @@ const COLLATERAL: Row[] = [
 ];
 
 /** The handshake flaws of the strict server; each must break some case here. */
-const HANDSHAKE_FLAWS: Flaw[] = [
-  "accept-version-8",
-  "accept-bad-key",
-  "accept-any-method",
-  "accept-no-host",
-  "accept-no-upgrade-token",
-  "strict-token-match",
-  "reject-query-string",
-  "select-unoffered-protocol",
-  "accept-unknown-extension",
-  "ignore-early-frames",
-  "no-426-version-list",
-];
+const HANDSHAKE_FLAWS: readonly Flaw[] = FLAW_FAMILIES.handshake;
 
-/** "0.2.1-7" -> 0.2.1 ... 0.2.7; a plain id stands for itself. Every id must exist. */
-function expand(range: string): string[] {
-  const m = /^(.*\.)(\d+)-(\d+)$/.exec(range);
-  const out = m
-    ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i))
-    : [range];
-  for (const id of out) assert.ok(IDS.includes(id), `${range}: no case ${id}`);
-  return out;
-}
+const expand = (range: string): string[] => expandRange(range, IDS);
 
 const INFORMATIONAL = CASES.filter((c) => c.expect.level === "may").map((c) => c.id);
 

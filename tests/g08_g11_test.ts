@@ -1,4 +1,4 @@
-import { type Expected, v } from "./support.ts";
+import { expandRange, type Expected, v } from "./support.ts";
 /**
  * Groups 8 (masking and header encodings) and 11 (close, limits and
  * keepalive) proven against the strict reference server: every case passes
@@ -29,7 +29,7 @@ import { group as framing } from "../fixtures/g01_framing.ts";
 import { group as close } from "../fixtures/g07_close.ts";
 import { group as masking } from "../fixtures/g08_masking.ts";
 import { group as closeLimits } from "../fixtures/g11_close_limits.ts";
-import { type Flaw, FLAWS, startStrictServer } from "./peers/strict_server.ts";
+import { type Flaw, FLAW_FAMILIES, FLAWS, startStrictServer } from "./peers/strict_server.ts";
 
 const CASES: readonly CaseSpec[] = [...masking.cases, ...closeLimits.cases];
 const IDS = CASES.map((c) => c.id);
@@ -93,15 +93,7 @@ function strictResults(): Promise<Map<string, Result>> {
 // ---------------------------------------------------------------------------
 // Case sets, as ranges
 
-/** "8.2.4-6" stands for 8.2.4 to 8.2.6; a plain id for itself. Every id must exist. */
-function expand(range: string): string[] {
-  const m = /^(.*\.)(\d+)-(\d+)$/.exec(range);
-  const out = m
-    ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i))
-    : [range];
-  for (const id of out) assert.ok(IDS.includes(id), `${range}: no case ${id}`);
-  return out;
-}
+const expand = (range: string): string[] => expandRange(range, IDS);
 
 const expandAll = (ranges: readonly string[]) => ranges.flatMap(expand);
 
@@ -381,30 +373,9 @@ const COLLATERAL: Row[] = [
 ];
 
 /** The flaws of the strict server that concern these groups. */
-const MASKING_FLAWS: Flaw[] = [
-  "accept-unmasked",
-  "reject-zero-mask",
-  "header-needs-one-read",
-  "reject-non-minimal-lengths",
-  "accept-msb-length",
-];
-const OUTPUT_FLAWS: Flaw[] = [
-  "mask-server-frames",
-  "non-minimal-server-lengths",
-  "rsv-on-server-frames",
-  "send-invalid-close-code",
-  "data-after-close",
-];
-const CLOSE_FLAWS: Flaw[] = [
-  "refuse-1012-1014",
-  "echo-1015",
-  "accept-invalid-close-reason",
-  "reject-125-close",
-  "process-data-after-close",
-  "limit-wrong-code",
-  "slow-tcp-close",
-  "idle-ping",
-];
+const MASKING_FLAWS: readonly Flaw[] = FLAW_FAMILIES.masking;
+const OUTPUT_FLAWS: readonly Flaw[] = FLAW_FAMILIES.serverOutput;
+const CLOSE_FLAWS: readonly Flaw[] = FLAW_FAMILIES.close;
 
 /** What each flaw must turn each case into: its rule rows, then the collateral ones. */
 function expectations(flaw: Flaw): Map<string, { row: Row; rule: boolean }> {

@@ -47,3 +47,18 @@ export async function runCli(args: string[], io: CliIo = {}): Promise<CliRun> {
     console.error = error;
   }
 }
+
+/**
+ * Case ids written as ranges: "0.2.1-7" stands for 0.2.1 to 0.2.7, a plain id
+ * for itself. Every id must be one of `ids`.
+ */
+export function expandRange(range: string, ids: readonly string[]): string[] {
+  const m = /^(.*\.)(\d+)-(\d+)$/.exec(range);
+  const out = m
+    ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => m[1] + (Number(m[2]) + i))
+    : [range];
+  for (const id of out) {
+    if (!ids.includes(id)) throw new Error(`${range}: no case ${id}`);
+  }
+  return out;
+}

@@ -28,55 +28,72 @@ import {
 } from "../../harness/handshake.ts";
 import { isValidUtf8, Utf8Validator } from "../../harness/utf8.ts";
 
-export const FLAWS = [
-  "truncate-long-echo",
-  "no-pong",
-  "accept-rsv",
-  "accept-reserved-opcodes",
-  "accept-fragmented-control",
-  "no-utf8-check",
-  "no-fail-fast",
-  "accept-invalid-close-codes",
-  "no-close-reply",
-  "keep-tcp-open",
-  "corrupt-large-echo",
-  "echo-fragmented-as-binary",
-  "accept-unmasked",
-  "close-code-1000-on-error",
-  "drop-on-error",
-  "accept-version-8",
-  // Opening handshake (§4.2.1, §4.2.2, §4.4, §9, RFC 7692 §5).
-  "accept-bad-key",
-  "accept-any-method",
-  "accept-no-host",
-  "accept-no-upgrade-token",
-  "strict-token-match",
-  "reject-query-string",
-  "select-unoffered-protocol",
-  "accept-unknown-extension",
-  "ignore-early-frames",
-  "no-426-version-list",
-  // Masking and header encodings (§5.1-§5.3).
-  "reject-zero-mask",
-  "header-needs-one-read",
-  "reject-non-minimal-lengths",
-  "accept-msb-length",
-  // What the server sends (§5.1, §5.2, §7.4).
-  "mask-server-frames",
-  "non-minimal-server-lengths",
-  "rsv-on-server-frames",
-  "send-invalid-close-code",
-  "data-after-close",
-  // Close, limits, keepalive (§5.5.1, §7, §10.4).
-  "refuse-1012-1014",
-  "echo-1015",
-  "accept-invalid-close-reason",
-  "reject-125-close",
-  "process-data-after-close",
-  "limit-wrong-code",
-  "slow-tcp-close",
-  "idle-ping",
-] as const;
+/**
+ * The flaws by what they break; each family is proven by the tests of the
+ * groups that check those rules.
+ */
+export const FLAW_FAMILIES = {
+  /** Rules Autobahn's groups check (tests/conformance_test.ts). */
+  autobahn: [
+    "truncate-long-echo",
+    "no-pong",
+    "accept-rsv",
+    "accept-reserved-opcodes",
+    "accept-fragmented-control",
+    "no-utf8-check",
+    "no-fail-fast",
+    "accept-invalid-close-codes",
+    "no-close-reply",
+    "keep-tcp-open",
+    "corrupt-large-echo",
+    "echo-fragmented-as-binary",
+    "close-code-1000-on-error",
+    "drop-on-error",
+  ],
+  /** Opening handshake (§4.2.1, §4.2.2, §4.4, §9, RFC 7692 §5). */
+  handshake: [
+    "accept-version-8",
+    "accept-bad-key",
+    "accept-any-method",
+    "accept-no-host",
+    "accept-no-upgrade-token",
+    "strict-token-match",
+    "reject-query-string",
+    "select-unoffered-protocol",
+    "accept-unknown-extension",
+    "ignore-early-frames",
+    "no-426-version-list",
+  ],
+  /** Masking and header encodings (§5.1-§5.3). */
+  masking: [
+    "accept-unmasked",
+    "reject-zero-mask",
+    "header-needs-one-read",
+    "reject-non-minimal-lengths",
+    "accept-msb-length",
+  ],
+  /** What the server sends (§5.1, §5.2, §7.4). */
+  serverOutput: [
+    "mask-server-frames",
+    "non-minimal-server-lengths",
+    "rsv-on-server-frames",
+    "send-invalid-close-code",
+    "data-after-close",
+  ],
+  /** Close, limits, keepalive (§5.5.1, §7, §10.4). */
+  close: [
+    "refuse-1012-1014",
+    "echo-1015",
+    "accept-invalid-close-reason",
+    "reject-125-close",
+    "process-data-after-close",
+    "limit-wrong-code",
+    "slow-tcp-close",
+    "idle-ping",
+  ],
+} as const;
+
+export const FLAWS = Object.values(FLAW_FAMILIES).flat();
 
 /** A deliberate deviation from RFC 6455; see FLAWS. */
 export type Flaw = (typeof FLAWS)[number];
