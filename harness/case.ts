@@ -67,6 +67,12 @@ export type Step =
    * the connection is still open (Autobahn's continueLater).
    */
   | { wait: number; tag?: string }
+  /**
+   * Pause until `events` events have been observed in all. If they have not
+   * within `within` seconds, the suite starts the closing handshake (1000) and
+   * the remaining steps are skipped, as they are when the connection closed.
+   */
+  | { waitForEvents: { events: number; within: number } }
   /** In this many seconds, start the closing handshake with an empty close frame if still open. */
   | { closeAfter: number }
   /**
@@ -116,6 +122,14 @@ export interface Expectation {
    * and both verdicts are INFORMATIONAL, with what was observed.
    */
   level?: Level;
+  /**
+   * The peer may stop early by closing the connection itself (a server refusing
+   * a message too big for it): when it does, with the events so far a prefix of
+   * `ok`, its close code must be one of `codes` (or absent). A code outside them
+   * breaks a requirement of the given level; a refusal within them is judged at
+   * the case's own level.
+   */
+  refusal?: { codes: number[]; level: Level };
 }
 
 /**
@@ -138,6 +152,14 @@ export interface HandshakeSpec {
   /** Frames sent in the same write as the request, before any answer. */
   frames?: FrameFields[];
 }
+
+/**
+ * Figures a case can report:
+ * - `tcpCloseDelay`: how long the server took to close TCP after the closing handshake;
+ * - `peerKeepalive`: the pings the server sent, and whether and when it closed;
+ * - `messageSizeLimit`: the largest message echoed and the smallest one refused.
+ */
+export type Measurement = "tcpCloseDelay" | "peerKeepalive" | "messageSizeLimit";
 
 /** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
 export type Level = "must" | "should" | "may";
@@ -169,6 +191,8 @@ export interface CaseSpec {
   deviation?: string;
   /** Report timing prominently (performance cases). */
   reportTime?: boolean;
+  /** What the case measures and reports as findings, beside its verdicts (measure.ts). */
+  measure?: Measurement[];
   /** Upper bound on the case's duration in seconds; derived from the steps when absent. */
   timeout?: number;
 }

@@ -603,6 +603,10 @@ async function runTarget(
     }
     if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
     if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
+    const measured = runs.filter((r) => r.findings.length > 0)
+      .sort((a, b) => compareIds(a.spec.id, b.spec.id));
+    if (measured.length > 0) say("measured:");
+    for (const r of measured) say(`  ${r.spec.id} ${r.findings.map((f) => f.text).join(" ")}`);
 
     let regressions: number | undefined;
     if (baseline !== undefined) {

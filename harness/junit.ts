@@ -209,12 +209,18 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
         continue;
       }
       const failure = failureOf(o, strict, suite.agent, suite.events?.get(o.spec.id));
+      // What the case measured goes to its output, failing or not.
+      const measured = o.findings.length > 0
+        ? `      <system-out>${
+          escapeXmlText(o.findings.map((f) => f.text).join("\n"))
+        }</system-out>\n`
+        : "";
       if (failure) {
         suiteFailures++;
         cases.push(
           `    <testcase ${attrs}>\n      <failure message="${escapeXmlAttr(failure.message)}" ` +
             `type="${escapeXmlAttr(failure.type)}">${escapeXmlText(failure.detail)}</failure>\n` +
-            `    </testcase>`,
+            `${measured}    </testcase>`,
         );
       } else if (o.verdict.behavior === "UNIMPLEMENTED") {
         suiteSkipped++;
@@ -223,6 +229,8 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
             escapeXmlAttr(`UNIMPLEMENTED: ${o.verdict.result}`)
           }"/>\n    </testcase>`,
         );
+      } else if (measured) {
+        cases.push(`    <testcase ${attrs}>\n${measured}    </testcase>`);
       } else {
         cases.push(`    <testcase ${attrs}/>`);
       }

@@ -12,19 +12,30 @@ function patternBytes(pattern: string | { hex: string }): Uint8Array {
  * same buffer, even for a 16 MiB payload.
  */
 export class PayloadCache {
+  /** The longest repetition built so far of each pattern: shorter ones are views of it. */
   #cache = new Map<string, Uint8Array>();
 
   resolve(payload: Payload | undefined): Uint8Array {
     if (payload === undefined) return new Uint8Array(0);
     if (typeof payload === "string") return encoder.encode(payload);
     if ("hex" in payload) return Uint8Array.fromHex(payload.hex);
-    const key = JSON.stringify(payload);
+    const key = JSON.stringify(payload.repeat);
     let bytes = this.#cache.get(key);
-    if (!bytes) {
+    if (!bytes || bytes.length < payload.length) {
       bytes = repeatToLength(patternBytes(payload.repeat), payload.length);
       this.#cache.set(key, bytes);
     }
-    return bytes;
+    return bytes.length === payload.length ? bytes : bytes.subarray(0, payload.length);
+  }
+
+  /**
+   * Builds the longest repetition of each pattern among `payloads` first, so
+   * that a case sending 64 KiB, then 128 KiB, up to 64 MiB holds 64 MiB, not twice that.
+   */
+  warm(payloads: (Payload | undefined)[]): void {
+    const repeats = payloads.filter((p) => typeof p === "object" && "repeat" in p);
+    repeats.sort((a, b) => payloadLength(b) - payloadLength(a));
+    for (const p of repeats) this.resolve(p);
   }
 }
 

@@ -99,6 +99,8 @@ export function caseReport(run: CaseRun, agent: string) {
     close: run.close,
     handshake: run.handshake,
     violations: run.violations,
+    findings: run.findings,
+    timeline: run.timeline,
     steps: spec.steps,
     httpRequest: run.http.request ?? null,
     httpResponse: run.http.response ?? null,

@@ -12,6 +12,7 @@ export interface CaseOutcome {
   verdict: CaseRun["verdict"];
   duration: number;
   remoteCloseCode?: number;
+  findings: CaseRun["findings"];
 }
 
 export interface RunOptions extends SessionOptions {
@@ -87,6 +88,8 @@ function isPatient(spec: CaseSpec): boolean {
   const timers = spec.steps.flatMap((step) =>
     "wait" in step
       ? [0]
+      : "waitForEvents" in step
+      ? [step.waitForEvents.within]
       : "closeAfter" in step
       ? [step.closeAfter]
       : "failAfter" in step
@@ -136,7 +139,13 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
           : undefined;
         runCase(spec, { ...options, admit }).then(async (run) => {
           const { verdict, duration } = run;
-          results[index] = { spec, verdict, duration, remoteCloseCode: run.close.remoteCloseCode };
+          results[index] = {
+            spec,
+            verdict,
+            duration,
+            remoteCloseCode: run.close.remoteCloseCode,
+            findings: run.findings,
+          };
           await options.onCaseDone?.(run);
           running--;
           finished++;

@@ -33,7 +33,14 @@ import {
   parseHead,
   parseStatusLine,
 } from "./handshake.ts";
-import { eventsEqual, type ObservedEvent, PayloadCache, resolveEvents } from "./payload.ts";
+import { type Finding, measure, type Timeline } from "./measure.ts";
+import {
+  eventsEqual,
+  type ObservedEvent,
+  PayloadCache,
+  payloadLength,
+  resolveEvents,
+} from "./payload.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { Utf8Validator } from "./utf8.ts";
 import {
@@ -54,7 +61,10 @@ export interface SessionOptions {
   closeTimeoutMs?: number;
   /** Bound on the server closing TCP after the closing handshake (Autobahn: 1 s). */
   peerDropTimeoutMs?: number;
-  /** Largest message or frame accepted from the peer. */
+  /**
+   * Largest message or frame accepted from the peer (default 64 MiB); a case
+   * sending a larger message takes its echo whatever this says.
+   */
   maxMessage?: number;
   userAgent?: string;
   /**
@@ -76,6 +86,9 @@ export interface CaseRun {
   close: CloseObservation;
   handshake: HandshakeObservation;
   violations: Violation[];
+  /** What the case measured (its `measure` list), in sentences and figures. */
+  findings: Finding[];
+  timeline: Timeline;
   http: { request?: string; response?: string };
   /** The server's Server header, when it sent one. */
   serverHeader?: string;
@@ -101,6 +114,7 @@ export function caseBound(spec: CaseSpec, options: SessionOptions): number {
   let waits = 0, timers = 0;
   for (const step of spec.steps) {
     if ("wait" in step) waits += step.wait;
+    if ("waitForEvents" in step) waits += step.waitForEvents.within;
     if ("closeAfter" in step) timers = Math.max(timers, waits + step.closeAfter);
     if ("failAfter" in step) timers = Math.max(timers, waits + step.failAfter);
   }
@@ -137,6 +151,7 @@ class ClientSession {
   readonly handshake: HandshakeObservation = { versions: [], problems: [] };
   /** Rules the server broke in what it sent (checked in every case). */
   readonly violations: Violation[] = [];
+  readonly timeline: Timeline = { peerPings: [] };
   serverHeader?: string;
 
   #state: State = "connecting";
@@ -157,6 +172,10 @@ class ClientSession {
   #closedByStep = false;
   /** The server has sent its close frame. */
   #peerSentClose = false;
+  /** When the opening handshake completed (performance.now()). */
+  #openedAt = 0;
+  /** Wakes a waitForEvents step when an event is recorded. */
+  #onEvent?: () => void;
 
   constructor(spec: CaseSpec, options: SessionOptions) {
     this.spec = spec;
@@ -164,8 +183,8 @@ class ClientSession {
       openTimeoutMs: 5000,
       closeTimeoutMs: 1000,
       peerDropTimeoutMs: 1000,
-      maxMessage: 64 * 1024 * 1024,
       ...options,
+      maxMessage: Math.max(options.maxMessage ?? 64 * 1024 * 1024, largestMessage(spec)),
     };
     this.#parser = new FrameParser({ maxPayload: this.options.maxMessage });
   }
@@ -200,6 +219,12 @@ class ClientSession {
       handshake: this.handshake,
       violations: this.violations,
     });
+    const findings = measure(this.spec, {
+      timeline: this.timeline,
+      received: this.received,
+      close: this.close,
+      peerDropTimeoutMs: this.options.peerDropTimeoutMs,
+    });
     return {
       spec: this.spec,
       started,
@@ -210,6 +235,8 @@ class ClientSession {
       close: this.close,
       handshake: this.handshake,
       violations: this.violations,
+      findings,
+      timeline: this.timeline,
       http: this.http,
       serverHeader: this.serverHeader,
       wire: this.log,
@@ -218,6 +245,11 @@ class ClientSession {
 
   #resolveExpected(): void {
     const { ok, nonStrict } = this.spec.expect;
+    // The largest payload of each pattern first: the smaller ones become views of it.
+    this.payloads.warm([
+      ...this.spec.steps.map((s) => "message" in s ? s.message.payload : undefined),
+      ...[...ok, ...nonStrict ?? []].map((e) => "message" in e ? e.message : undefined),
+    ]);
     this.expected = {
       ok: resolveEvents(ok, this.payloads),
       ...(nonStrict ? { nonStrict: resolveEvents(nonStrict, this.payloads) } : {}),
@@ -293,6 +325,7 @@ class ClientSession {
       return false;
     }
     this.close.opened = true;
+    this.#openedAt = performance.now();
     this.#state = "open";
     this.log.note("connection open");
     transport.onData = (chunk) => {
@@ -319,13 +352,22 @@ class ClientSession {
           this.log.note(`wait ${step.tag} over, connection still open`);
           this.#record({ type: "timeout", tag: step.tag });
         }
+      } else if ("waitForEvents" in step) {
+        const { events, within } = step.waitForEvents;
+        this.log.note(`wait up to ${within} s for ${events} events in all`);
+        await this.#waitForEvents(events, within * 1000);
+        if (this.#state !== "open") return;
+        if (this.received.length < events) {
+          this.log.note(`${events} events not observed within ${within} s: closing`);
+          return this.#sendClose(1000, undefined, false);
+        }
       } else {
         this.#perform(step);
       }
     }
   }
 
-  #perform(step: Exclude<Step, { wait: number }>): void {
+  #perform(step: Exclude<Step, { wait: number } | { waitForEvents: unknown }>): void {
     if ("frame" in step) {
       this.#sendFrame(step.frame, step);
     } else if ("message" in step) {
@@ -505,6 +547,7 @@ class ClientSession {
       if (payload.length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
       if (opcode === Opcode.Close) return this.#onCloseFrame(payload);
       if (opcode === Opcode.Ping) {
+        this.timeline.peerPings.push(this.#sinceOpen());
         if (this.#state === "open") this.#send([{ fields: { opcode: Opcode.Pong }, payload }]);
         return;
       }
@@ -557,6 +600,7 @@ class ClientSession {
       return this.#fail(1007, "close reason is not valid UTF-8");
     }
     this.close.remoteCloseReason = utf8.decode(reason);
+    this.timeline.peerCloseFrame ??= this.#sinceOpen();
     if (this.#state === "closing") {
       clearTimeout(this.#closeTimer);
       this.close.wasClean = true;
@@ -570,6 +614,7 @@ class ClientSession {
 
   /** The server should close TCP after the closing handshake (§7.1.1); give it a bounded time. */
   #awaitPeerDrop(): void {
+    this.timeline.closeHandshakeDone = this.#sinceOpen();
     this.#after(this.options.peerDropTimeoutMs, () => {
       if (this.#state === "closed") return;
       this.close.wasClean = false;
@@ -593,8 +638,12 @@ class ClientSession {
     const n = this.received.length;
     const alternatives = this.#alternatives();
     alternatives.forEach((alt, i) => {
-      if (this.#alive[i]) this.#alive[i] = n <= alt.length && eventsEqual(event, alt[n - 1]);
+      if (!this.#alive[i]) return;
+      this.#alive[i] = n <= alt.length && eventsEqual(event, alt[n - 1]);
+      // An echo equal to what was expected need not be kept twice: hold the expected copy.
+      if (this.#alive[i]) this.received[n - 1] = alt[n - 1];
     });
+    this.#onEvent?.();
     if (event.type === "timeout") return;
     if (event.type === "message" && this.#roundTrips && this.#alive.some((a) => a)) {
       if (this.#roundTrips.remaining > 0) {
@@ -675,6 +724,7 @@ class ClientSession {
 
   #connectionLost(reason: string): void {
     if (this.#state === "closed") return;
+    this.timeline.peerClosedTcp = this.#sinceOpen();
     this.log.note(reason);
     if (!this.close.wasClean && !this.close.notCleanReason) {
       this.close.notCleanReason = "the peer closed the TCP connection without a closing handshake";
@@ -699,6 +749,27 @@ class ClientSession {
     return id;
   }
 
+  #sinceOpen(): number {
+    return performance.now() - this.#openedAt;
+  }
+
+  /** Resolves once `count` events have been recorded, `ms` passed, or the case ended. */
+  #waitForEvents(count: number, ms: number): Promise<void> {
+    if (this.received.length >= count) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#onEvent = undefined;
+        clearTimeout(id);
+        resolve();
+      };
+      const id = this.#after(ms, done);
+      this.#onEvent = () => {
+        if (this.received.length >= count) done();
+      };
+      this.#doneSignal.then(done);
+    });
+  }
+
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const id = this.#after(ms, resolve);
@@ -708,4 +779,13 @@ class ClientSession {
       });
     });
   }
+}
+
+/** The largest message a case sends: its echo must fit the suite's receive limit. */
+function largestMessage(spec: CaseSpec): number {
+  let largest = 0;
+  for (const step of spec.steps) {
+    if ("message" in step) largest = Math.max(largest, payloadLength(step.message.payload));
+  }
+  return largest;
 }

@@ -96,11 +96,18 @@ export function judge(
 ): Verdict {
   const { expect } = spec;
   const { received, close } = observed;
-  const v = judgeEvents(expect, expectedEvents, received, close, suiteIsServer);
+  const refused = expect.refusal && refusedPartWay(expectedEvents.ok, received, close);
+  const v = refused
+    ? judgeEarlyClose(expect, expectedEvents.ok.length, received, close, suiteIsServer)
+    : judgeEvents(expect, expectedEvents, received, close, suiteIsServer);
   if (spec.handshake?.expect.outcome === "refuse") {
     judgeRefusal(v, spec.handshake.expect, observed.handshake);
   }
-  applyLevel(v, expect.level ?? "must");
+  // A refusal with a fitting code is judged at the case's level, a wrong code at the refusal's.
+  applyLevel(
+    v,
+    refused && v.behavior === "FAILED" ? expect.refusal!.level : expect.level ?? "must",
+  );
   // What the server sent is checked in every case, whatever the case's own level.
   const broken = (observed.violations ?? []).filter((x) => x.level !== "may");
   if (broken.length > 0 && v.behavior !== "FAILED") {
@@ -148,6 +155,44 @@ function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeOb
     v.result = `The server answered ${status}, not a client error status.`;
   }
   v.matched = undefined;
+}
+
+/** The peer closed the connection itself with the events so far a proper prefix of `ok`. */
+function refusedPartWay(ok: ObservedEvent[], received: ObservedEvent[], close: CloseObservation) {
+  return close.opened && !close.closedBySuite && received.length < ok.length &&
+    sequenceMatches(received, ok.slice(0, received.length), true);
+}
+
+/**
+ * Judges a peer that stopped part-way on purpose (a `refusal`): the events
+ * before it are right; the close is judged as the peer's, against the refusal's codes.
+ */
+function judgeEarlyClose(
+  expect: Expectation,
+  expectedCount: number,
+  received: ObservedEvent[],
+  close: CloseObservation,
+  suiteIsServer: boolean,
+): Verdict {
+  const asRefusal: Expectation = {
+    ...expect,
+    close: { ...expect.close, by: "peer", codes: expect.refusal!.codes },
+    wrongCodeFails: true,
+  };
+  const v = judgeEvents(asRefusal, { ok: received }, received, close, suiteIsServer);
+  v.matched = undefined; // no alternative was completed
+  if (v.behavior === "OK") {
+    v.result = `The peer refused to go on after ${received.length} of the ${expectedCount} ` +
+      `expected events, closing the connection ${
+        close.remoteCloseCode !== undefined ? `with ${close.remoteCloseCode}` : "without a code"
+      }, as it may.`;
+  } else if (v.behaviorClose === "WRONG CODE") {
+    v.result = `The peer refused to go on after ${received.length} of the ${expectedCount} ` +
+      `expected events with close code ${close.remoteCloseCode}; a refusal calls for ${
+        expect.refusal!.codes.join(" or ")
+      }.`;
+  }
+  return v;
 }
 
 /** Weighs a verdict by the requirement's level: a broken SHOULD is NON-STRICT, a MAY informational. */

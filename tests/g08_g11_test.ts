@@ -15,13 +15,14 @@ import { expandRange, type Expected, v } from "./support.ts";
  *
  * The strict server runs in this process: the groups' timers are 1 s and
  * more (the 20 ms pauses between header bytes only need to be longer than a
- * read), and their large messages (16 MiB, 64 MiB + 1) run last, the largest alone.
+ * read), and the message size probe (up to 64 MiB) runs last, alone.
  *
  *   deno test --allow-all tests/g08_g11_test.ts
  */
 
 import assert from "node:assert/strict";
 import type { CaseSpec, GroupSpec, Level } from "../harness/case.ts";
+import type { Finding } from "../harness/measure.ts";
 import { runCases } from "../harness/runner.ts";
 import { type CaseRun, runCase } from "../harness/session.ts";
 import { isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
@@ -34,7 +35,7 @@ import { type Flaw, FLAW_FAMILIES, FLAWS, startStrictServer } from "./peers/stri
 const CASES: readonly CaseSpec[] = [...masking.cases, ...closeLimits.cases];
 const IDS = CASES.map((c) => c.id);
 const MiB = 1024 * 1024;
-/** Room for 11.6.2 (16 MiB) beside the small cases; 11.6.3 (64 MiB + 1) runs alone anyway. */
+/** The size probe (11.6.1) is over any budget and runs alone; the rest fits many times over. */
 const MEMORY_BUDGET = 128 * MiB;
 
 // ---------------------------------------------------------------------------
@@ -49,6 +50,7 @@ interface Result {
   /** Ping frames the server sent, and pongs the suite answered with. */
   pings: number;
   pongs: number;
+  findings: Finding[];
 }
 
 function keep(run: CaseRun): Result {
@@ -60,6 +62,7 @@ function keep(run: CaseRun): Result {
     violations: run.violations,
     pings: frames.filter((e) => e.dir === "rx" && e.opcode === 9).length,
     pongs: frames.filter((e) => e.dir === "tx" && e.opcode === 10).length,
+    findings: run.findings,
   };
 }
 
@@ -108,9 +111,9 @@ const ECHO_CLEAN = ["8.1.4-5", "8.2.4-6"];
 const CLOSE_CLEAN_MUST = ["11.3.1", "11.4.1-2"];
 const CLOSE_CLEAN_SHOULD = ["11.1.1-3", "11.5.1"];
 /** The suite closes; the peer may fail (close not required clean). */
-const CLOSE_UNCLEAN = ["11.1.4", "11.6.3"];
+const CLOSE_UNCLEAN = ["11.1.4"];
 /** Informational cases where the strict server answers the suite's close frame. */
-const REPLIES_TO_CLOSE_INFO = ["11.6.1-2", "11.7.1"];
+const REPLIES_TO_CLOSE_INFO = ["11.6.1", "11.7.1"];
 /** The cases where the strict server fails the connection with 1002. */
 const FAILS_1002 = ["8.1.1-3", "8.2.1-3", "8.4.1-3"];
 
@@ -213,13 +216,6 @@ const RULES: Row[] = [
     why: "§7.1.1: the server SHOULD close TCP at once after the closing handshake; the flaw " +
       "waits 3 s, the suite gives up after 1 s.",
   },
-  {
-    cases: ["11.6.3"],
-    flaws: ["limit-wrong-code"],
-    verdict: v("FAILED", "WRONG CODE"),
-    code: 1002,
-    why: "§7.4.1: a message refused for its size calls for 1009; the flaw says 1002.",
-  },
 ];
 
 /** Other cases a flaw changes, beyond the rule it breaks (or, for output flaws, all of them). */
@@ -263,6 +259,15 @@ const COLLATERAL: Row[] = [
     matched: "nonStrict",
     code: null,
     why: "The flaw drops TCP on these headers written byte by byte; the case records a refusal.",
+  },
+  {
+    cases: ["11.7.1"],
+    flaws: ["idle-close"],
+    verdict: v("INFORMATIONAL", "INFORMATIONAL"),
+    matched: "nonStrict",
+    code: 1001,
+    why: "The RFC lets a server close an idle connection: the flaw does after 2 s, with 1001; " +
+      "the case records it (and its findings say when, tested below).",
   },
   // --- server output: the checks every case makes on what the server sends -------------
   {
@@ -332,7 +337,7 @@ const COLLATERAL: Row[] = [
     why: "As above: the suite fails with 1002, which the server echoes where 1000 was due.",
   },
   {
-    cases: ["8.3.1-5", "11.6.1-2"],
+    cases: ["8.3.1-5", "11.6.1"],
     flaws: ["rsv-on-server-frames"],
     verdict: v("FAILED", "INFORMATIONAL"),
     violation: { rule: "rsv", rfc: "5.2" },
@@ -422,7 +427,7 @@ Deno.test("groups 8 and 11: ids, levels and shapes; the table covers every case"
       assert.match(c.requirement, { must: /MUST/, should: /SHOULD/, may: /MAY/ }[level], c.id);
     }
   }
-  assert.deepEqual(INFORMATIONAL, expandAll(["8.3.1-5", "11.6.1-2", "11.7.1"]));
+  assert.deepEqual(INFORMATIONAL, expandAll(["8.3.1-5", "11.6.1", "11.7.1"]));
   assert.deepEqual(IDS.filter((id) => levelOf(id) === "should"), expandAll(["11.1.1-4", "11.5.1"]));
   // The case sets above, checked against the fixtures' own expectations.
   const byPeer = CASES.filter((c) => c.expect.close.by === "peer").map((c) => c.id);
@@ -461,11 +466,16 @@ Deno.test("groups 8 and 11: ids, levels and shapes; the table covers every case"
     assert.ok(FLAWS.includes(flaw), `the strict server has no flaw ${flaw}`);
     expectations(flaw); // no case in two rows
   }
-  // Every rule-breaking flaw is used; idle-ping only shows in the wire log (tested below),
-  // reject-non-minimal-lengths only in an informational observation.
+  // Every rule-breaking flaw is used. idle-ping only shows in a finding (tested below),
+  // reject-non-minimal-lengths and idle-close only in informational observations, and
+  // limit-wrong-code only once a message goes over the limit (the 11.6 test lowers it).
   assert.deepEqual(
     new Set([...RULES, ...COLLATERAL].flatMap((r) => r.flaws)),
-    new Set([...MASKING_FLAWS, ...OUTPUT_FLAWS, ...CLOSE_FLAWS].filter((f) => f !== "idle-ping")),
+    new Set(
+      [...MASKING_FLAWS, ...OUTPUT_FLAWS, ...CLOSE_FLAWS].filter((f) =>
+        f !== "idle-ping" && f !== "limit-wrong-code"
+      ),
+    ),
   );
 });
 
@@ -476,7 +486,7 @@ Deno.test("strict server: every case OK / OK, the informational ones INFORMATION
   for (const r of strict.values()) {
     const info = INFORMATIONAL.includes(r.spec.id);
     // The strict server takes the first alternative everywhere: it echoes the longer
-    // length forms (8.3), echoes 1 and 16 MiB (11.6.1-2), and never closes an idle client.
+    // length forms (8.3), echoes every size up to 64 MiB (11.6.1), and never closes an idle client.
     const expected = info ? "INFORMATIONAL / INFORMATIONAL (matched ok)" : "OK / OK (matched ok)";
     if (summary(r.verdict) !== expected) wrong.push(`not ${expected}: ${explain(r)}`);
     if (r.violations.length > 0) wrong.push(`violations: ${explain(r)}`);
@@ -484,14 +494,13 @@ Deno.test("strict server: every case OK / OK, the informational ones INFORMATION
   assert.deepEqual(wrong, []);
   const codes = (ids: string[]) => ids.map((id) => strict.get(id)!.remoteCloseCode ?? null);
   assert.deepEqual(codes(expandAll(FAILS_1002)), expandAll(FAILS_1002).map(() => 1002));
-  assert.deepEqual(codes(expandAll(["11.1.1-4", "11.2.1-2", "11.6.3"])), [
+  assert.deepEqual(codes(expandAll(["11.1.1-4", "11.2.1-2"])), [
     1012,
     1013,
     1014,
     1002,
     1007,
     1007,
-    1009,
   ]);
   assert.equal(strict.get("11.7.1")!.pings, 0, "the strict server never pings");
 });
@@ -540,40 +549,80 @@ Deno.test("flaws: each breaks the cases whose rule it violates, the others keep 
         }
       }
       assert.deepEqual(wrong, []);
-      if (flaw === "idle-ping") {
-        // Pings are answered by the suite and are no events: only the wire log shows them.
-        const idle = flawed.get("11.7.1")!;
-        assert.ok(idle.pings >= 2, `pings in 3 s of idling: ${idle.pings}`);
-        assert.equal(idle.pongs, idle.pings, "every ping answered");
-        assert.equal(strict.get("11.7.1")!.pings, 0);
-      }
     });
   }
 });
 
-Deno.test("11.6: the server's message limit shows in what the cases observe", async () => {
-  const cases = CASES.filter((c) => c.id.startsWith("11.6."));
+/** The finding `name` of a case. */
+function finding(r: Result, name: string): Finding {
+  const found = r.findings.find((f) => f.name === name);
+  assert.ok(found, `${r.spec.id}: no finding ${name} in ${JSON.stringify(r.findings)}`);
+  return found;
+}
+
+Deno.test("11.6.1: the probe finds the server's message limit; a refusal calls for 1009", async () => {
+  const probe = CASES.filter((c) => c.id === "11.6.1");
+  const strict = (await strictResults()).get("11.6.1")!;
+  // The same server with a 4 MiB limit, and that server refusing with the wrong code.
+  const small = (await runStrict([], probe, 4 * MiB)).get("11.6.1")!;
+  const wrongCode = (await runStrict(["limit-wrong-code"], probe, 4 * MiB)).get("11.6.1")!;
+
+  assert.equal(summary(strict.verdict), "INFORMATIONAL / INFORMATIONAL (matched ok)");
+  assert.equal(finding(strict, "messageSizeLimit").value, 64 * MiB);
+  assert.match(finding(strict, "messageSizeLimit").text, /up to 64 MiB: no limit found/);
+
+  // Refused with 1009: the RFC's own code, so still informational, with the limit found.
+  assert.equal(summary(small.verdict), "INFORMATIONAL / INFORMATIONAL (matched none)");
+  assert.equal(small.remoteCloseCode, 1009);
+  assert.equal(finding(small, "messageSizeLimit").value, 4 * MiB);
+  assert.equal(
+    finding(small, "messageSizeLimit").text,
+    "Echoed up to 4 MiB; the server closed the connection on the 8 MiB message with close code 1009.",
+  );
+  assert.match(small.verdict.result, /refused to go on after 7 of the 11 expected events/);
+
+  // Refused with 1002: the SHOULD is broken.
+  assert.equal(summary(wrongCode.verdict), "NON-STRICT / INFORMATIONAL (matched none)");
+  assert.equal(wrongCode.remoteCloseCode, 1002);
+  assert.match(wrongCode.verdict.result, /close code 1002; a refusal calls for 1009/);
+  assert.equal(finding(wrongCode, "messageSizeLimit").value, 4 * MiB);
+});
+
+Deno.test("11.5.1 and 11.7.1 report what they measure", async () => {
+  const measured = CASES.filter((c) => c.id === "11.5.1" || c.id === "11.7.1");
   const strict = await strictResults();
-  // The same server with a 4 MiB limit, and that server sending the wrong code.
-  const small = await runStrict([], cases, 4 * MiB);
-  const wrongCode = await runStrict(["limit-wrong-code"], cases, 4 * MiB);
-  const seen = (m: Map<string, Result>, id: string) => {
-    const r = m.get(id)!;
-    return `${summary(r.verdict)} ${r.remoteCloseCode ?? "none"}`;
-  };
-  const info = (matched: string, code: number) =>
-    `INFORMATIONAL / INFORMATIONAL (matched ${matched}) ${code}`;
-  // 1 MiB: under both limits, echoed.
-  for (const m of [strict, small, wrongCode]) assert.equal(seen(m, "11.6.1"), info("ok", 1000));
-  // 16 MiB: echoed under 64 MiB; refused under 4 MiB, with 1009 or (flawed) 1002.
-  assert.equal(seen(strict, "11.6.2"), info("ok", 1000));
-  assert.equal(seen(small, "11.6.2"), info("none", 1009));
-  assert.equal(seen(wrongCode, "11.6.2"), info("none", 1002));
-  assert.notEqual(strict.get("11.6.2")!.verdict.result, small.get("11.6.2")!.verdict.result);
-  // 64 MiB + 1: refused by every one of them; the code decides.
-  assert.equal(seen(strict, "11.6.3"), "OK / OK (matched ok) 1009");
-  assert.equal(seen(small, "11.6.3"), "OK / OK (matched ok) 1009");
-  assert.equal(seen(wrongCode, "11.6.3"), "FAILED / WRONG CODE (matched ok) 1002");
+
+  // How long the server took to close TCP after the closing handshake.
+  const fast = finding(strict.get("11.5.1")!, "tcpCloseDelay");
+  assert.ok(typeof fast.value === "number" && fast.value < 500, fast.text);
+  assert.match(fast.text, /^The server closed TCP \d+ ms after the closing handshake\.$/);
+  const slow = finding(
+    (await runStrict(["slow-tcp-close"], measured)).get("11.5.1")!,
+    "tcpCloseDelay",
+  );
+  assert.equal(slow.value, null);
+  assert.match(slow.text, /did not close TCP within 1000 ms/);
+
+  // What the server does with an idle client: nothing, pings (each answered), or a close.
+  const quiet = strict.get("11.7.1")!;
+  assert.equal(quiet.pings, 0);
+  assert.equal(finding(quiet, "peerPings").value, 0);
+  assert.equal(finding(quiet, "peerIdleClose").value, null);
+  const pinged = (await runStrict(["idle-ping"], measured)).get("11.7.1")!;
+  assert.ok(pinged.pings >= 2, `pings in 3 s of idling: ${pinged.pings}`);
+  assert.equal(pinged.pongs, pinged.pings, "every ping answered");
+  assert.equal(finding(pinged, "peerPings").value, pinged.pings);
+  assert.match(
+    finding(pinged, "peerPings").text,
+    /the first \d+ ms after the handshake, then every/,
+  );
+  const closed = (await runStrict(["idle-close"], measured)).get("11.7.1")!;
+  const idleClose = finding(closed, "peerIdleClose");
+  assert.ok(
+    typeof idleClose.value === "number" && idleClose.value >= 1900 && idleClose.value < 3000,
+    idleClose.text,
+  );
+  assert.match(idleClose.text, /\(close code 1001\)/);
 });
 
 // ---------------------------------------------------------------------------

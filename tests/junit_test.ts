@@ -218,6 +218,7 @@ function outcome(
     },
     duration: 1500,
     remoteCloseCode: 1000,
+    findings: [],
   };
 }
 

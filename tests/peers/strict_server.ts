@@ -90,6 +90,7 @@ export const FLAW_FAMILIES = {
     "limit-wrong-code",
     "slow-tcp-close",
     "idle-ping",
+    "idle-close",
   ],
 } as const;
 
@@ -129,6 +130,8 @@ const LINGER_MS = 1000;
 const IDLE_MS = 60_000;
 /** Flaw idle-ping: ping a client silent for this long, and again as long as it stays silent. */
 const IDLE_PING_MS = 1000;
+/** Flaw idle-close: close (1001) a connection silent for this long. */
+const IDLE_CLOSE_MS = 2000;
 /** Flaw slow-tcp-close: delay between the closing handshake and closing TCP. */
 const SLOW_CLOSE_MS = 3000;
 /** Flaw process-data-after-close: how long data frames after the client's close are still echoed. */
@@ -211,6 +214,10 @@ class Connection {
   /** Flaw idle-ping: the pinging interval, and when the client last sent anything. */
   #pinger: ReturnType<typeof setInterval> | undefined;
   #lastRead = Date.now();
+  /** How long an open connection may stay silent. */
+  get #idleMs(): number {
+    return this.#has("idle-close") ? IDLE_CLOSE_MS : IDLE_MS;
+  }
 
   constructor(conn: Deno.TcpConn, config: Config) {
     this.#conn = conn;
@@ -241,7 +248,7 @@ class Connection {
         const n = await this.#conn.read(buffer);
         if (n === null) break; // the client closed TCP
         this.#lastRead = Date.now();
-        if (this.state === "open") this.#arm(IDLE_MS);
+        if (this.state === "open") this.#arm(this.#idleMs);
         await this.#onBytes(buffer.subarray(0, n));
       }
     } catch (error) {
@@ -261,6 +268,11 @@ class Connection {
   }
 
   #onDeadline(): void {
+    // Flaw idle-close: the RFC lets a server close an idle connection; the strict one waits long.
+    if (this.state === "open" && this.#has("idle-close")) {
+      this.#fail([1001, "idle"]).catch(() => this.#drop());
+      return;
+    }
     // The client never answered our close frame: close TCP from our side anyway.
     const shutdown = this.state === "closing" || this.#shutdownOnDeadline;
     this.#shutdownOnDeadline = false;
@@ -276,7 +288,7 @@ class Connection {
       // A write blocked by a client that does not read ends with the deadline, which closes TCP.
       for (let written = 0; written < bytes.length;) {
         written += await this.#conn.write(bytes.subarray(written));
-        if (rearm && this.state === "open") this.#arm(IDLE_MS);
+        if (rearm && this.state === "open") this.#arm(this.#idleMs);
       }
     });
     this.#writing = write.catch(() => {});
@@ -365,7 +377,7 @@ class Connection {
     lines.push(SERVER_HEADER);
     await this.#write(encodeHead(lines));
     this.state = "open";
-    this.#arm(IDLE_MS);
+    this.#arm(this.#idleMs);
     if (this.#has("idle-ping")) {
       // Flaw idle-ping: the RFC lets a server ping (§5.5.2); the strict one never does.
       let lastPing = 0;

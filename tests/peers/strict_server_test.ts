@@ -1064,6 +1064,16 @@ const probes: Record<
     strict: "timeout | close 1000 | eof",
     flawed: 'ping "idle" | close 1000 | eof',
   },
+  "idle-close": {
+    probe: (s) =>
+      withOpen(s, async (c) => {
+        const idle = describe(await c.next(2800)); // the flawed server closes after 2 s
+        await c.close(1000); // starts the closing handshake, or answers the server's close
+        return `${idle} | ${await c.transcript()}`;
+      }),
+    strict: "timeout | close 1000 | eof",
+    flawed: "close 1001 | eof",
+  },
 };
 
 /** Opens a connection, writes the frames and a close 1000 in one go, and returns the transcript. */

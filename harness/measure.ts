@@ -1,0 +1,151 @@
+/**
+ * Findings: figures a case reports beside its verdicts, for what the RFC
+ * leaves to the implementation (how fast the server closes TCP, whether it
+ * pings an idle client, how big a message it takes). Pure: computed from the
+ * times a session recorded and what it observed.
+ */
+import type { CaseSpec, Measurement } from "./case.ts";
+import { type ObservedEvent, payloadLength } from "./payload.ts";
+import type { CloseObservation } from "./verdict.ts";
+
+/** Times a session records, in milliseconds since the opening handshake completed. */
+export interface Timeline {
+  /** Each ping frame the peer sent. */
+  peerPings: number[];
+  /** The peer's close frame arrived. */
+  peerCloseFrame?: number;
+  /** Both close frames had crossed: the closing handshake was complete. */
+  closeHandshakeDone?: number;
+  /** The peer closed the TCP connection (absent when the suite closed it first). */
+  peerClosedTcp?: number;
+}
+
+export interface Finding {
+  /** What was measured, e.g. "tcpCloseDelay". */
+  name: string;
+  /** The finding in a sentence. */
+  text: string;
+  /** The figure; null when there was nothing to measure (the event never happened). */
+  value: number | string | null;
+  unit?: "ms" | "bytes" | "pings";
+}
+
+/** What measure() needs of a finished case. */
+export interface Measured {
+  timeline: Timeline;
+  received: ObservedEvent[];
+  close: CloseObservation;
+  /** How long the suite waited for the server to close TCP. */
+  peerDropTimeoutMs: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** A byte count as people read it: "16 MiB", "64 KiB", "64 MiB + 1 bytes", "125 bytes". */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [["MiB", MiB], ["KiB", KiB]] as const) {
+    if (n < size) continue;
+    const rest = n % size;
+    return rest === 0 ? `${n / size} ${unit}` : `${Math.floor(n / size)} ${unit} + ${rest} bytes`;
+  }
+  return `${n} bytes`;
+}
+
+/** The findings a case asks for (its `measure` list); none when it asks for none or never opened. */
+export function measure(spec: Pick<CaseSpec, "measure" | "steps">, m: Measured): Finding[] {
+  if (!m.close.opened) return [];
+  return (spec.measure ?? []).flatMap((what: Measurement) =>
+    what === "tcpCloseDelay"
+      ? [tcpCloseDelay(m)]
+      : what === "peerKeepalive"
+      ? peerKeepalive(m)
+      : [messageSizeLimit(spec, m)]
+  );
+}
+
+function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Finding {
+  const name = "tcpCloseDelay";
+  const done = timeline.closeHandshakeDone;
+  if (done === undefined) {
+    return {
+      name,
+      value: null,
+      text: "The closing handshake never completed, so there was no TCP close to time.",
+    };
+  }
+  if (timeline.peerClosedTcp === undefined || close.droppedBySuite) {
+    return {
+      name,
+      value: null,
+      unit: "ms",
+      text: `The server did not close TCP within ${peerDropTimeoutMs} ms of the closing ` +
+        "handshake; the suite closed it.",
+    };
+  }
+  const delay = Math.max(0, Math.round(timeline.peerClosedTcp - done));
+  return {
+    name,
+    value: delay,
+    unit: "ms",
+    text: `The server closed TCP ${delay} ms after the closing handshake.`,
+  };
+}
+
+function peerKeepalive({ timeline, close }: Measured): Finding[] {
+  const pings = timeline.peerPings.map(Math.round);
+  const gaps = pings.slice(1).map((t, i) => t - pings[i]);
+  const pingText = pings.length === 0
+    ? "The server sent no ping."
+    : `The server sent ${pings.length} ping${pings.length > 1 ? "s" : ""}, the first ${
+      pings[0]
+    } ms after the handshake${
+      gaps.length ? `, then every ${Math.round(gaps.reduce((a, b) => a + b) / gaps.length)} ms` : ""
+    }.`;
+  const closedAt = timeline.peerCloseFrame ?? timeline.peerClosedTcp;
+  const closedByPeer = !close.closedBySuite && closedAt !== undefined;
+  return [
+    { name: "peerPings", value: pings.length, unit: "pings", text: pingText },
+    {
+      name: "peerIdleClose",
+      value: closedByPeer ? Math.round(closedAt) : null,
+      unit: "ms",
+      text: closedByPeer
+        ? `The server closed the connection ${Math.round(closedAt)} ms after the handshake${
+          close.remoteCloseCode !== undefined ? ` (close code ${close.remoteCloseCode})` : ""
+        }.`
+        : "The server kept the connection open until the suite closed it.",
+    },
+  ];
+}
+
+/**
+ * The message sizes a case sends (its message steps, in order) against the
+ * echoes that came back: the largest size echoed and the first one that was not.
+ */
+function messageSizeLimit(spec: Pick<CaseSpec, "steps">, m: Measured): Finding {
+  const sizes = spec.steps.flatMap((s) => "message" in s ? [payloadLength(s.message.payload)] : []);
+  const echoes = m.received.filter((e) => e.type === "message");
+  let echoed = 0;
+  while (echoed < sizes.length && echoes[echoed]?.payload.length === sizes[echoed]) echoed++;
+  const largest = echoed > 0 ? Math.max(...sizes.slice(0, echoed)) : null;
+  const upTo = largest === null ? "No message was echoed" : `Echoed up to ${formatBytes(largest)}`;
+  if (echoed === sizes.length) {
+    return {
+      name: "messageSizeLimit",
+      value: largest,
+      unit: "bytes",
+      text: `${upTo}: no limit found up to the largest message sent.`,
+    };
+  }
+  const next = formatBytes(sizes[echoed]);
+  const code = m.close.remoteCloseCode;
+  const how = m.close.closedBySuite
+    ? `the ${next} message was not echoed before the suite closed the connection`
+    : m.timeline.peerCloseFrame === undefined
+    ? `the server dropped the connection on the ${next} message, with no close frame`
+    : `the server closed the connection on the ${next} message${
+      code !== undefined ? ` with close code ${code}` : " without a close code"
+    }`;
+  return { name: "messageSizeLimit", value: largest, unit: "bytes", text: `${upTo}; ${how}.` };
+}

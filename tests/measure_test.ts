@@ -1,0 +1,190 @@
+/**
+ * Findings (harness/measure.ts) and the pieces the size probe rests on: the
+ * refusal rule of the verdict and payload views. Pure: no sockets.
+ *
+ *   deno test tests/measure_test.ts
+ */
+import assert from "node:assert/strict";
+import type { CaseSpec, Expectation } from "../harness/case.ts";
+import { formatBytes, measure, type Measured, type Timeline } from "../harness/measure.ts";
+import { type ObservedEvent, PayloadCache } from "../harness/payload.ts";
+import { type CloseObservation, judge } from "../harness/verdict.ts";
+
+const MiB = 1024 * 1024;
+
+function closed(over: Partial<CloseObservation> = {}): CloseObservation {
+  return {
+    opened: true,
+    closedBySuite: true,
+    failedBySuite: false,
+    droppedBySuite: false,
+    wasClean: true,
+    closeHandshakeTimeout: false,
+    peerDropTimeout: false,
+    openHandshakeTimeout: false,
+    ...over,
+  };
+}
+
+function measured(timeline: Partial<Timeline>, over: Partial<Measured> = {}): Measured {
+  return {
+    timeline: { peerPings: [], ...timeline },
+    received: [],
+    close: closed(),
+    peerDropTimeoutMs: 1000,
+    ...over,
+  };
+}
+
+const echo = (length: number): ObservedEvent => ({
+  type: "message",
+  binary: false,
+  payload: new Uint8Array(length),
+});
+
+Deno.test("formatBytes: exact units, remainders, small counts", () => {
+  assert.equal(formatBytes(125), "125 bytes");
+  assert.equal(formatBytes(64 * 1024), "64 KiB");
+  assert.equal(formatBytes(64 * MiB), "64 MiB");
+  assert.equal(formatBytes(64 * MiB + 1), "64 MiB + 1 bytes");
+});
+
+Deno.test("measure: only what the case asks for, and nothing for a case that never opened", () => {
+  const timeline = { closeHandshakeDone: 10, peerClosedTcp: 13 };
+  assert.deepEqual(measure({ steps: [] }, measured(timeline)), []);
+  assert.deepEqual(
+    measure(
+      { steps: [], measure: ["tcpCloseDelay"] },
+      measured(timeline, { close: closed({ opened: false }) }),
+    ),
+    [],
+  );
+});
+
+Deno.test("tcpCloseDelay: the time from the closing handshake to the server's TCP close", () => {
+  const spec: Pick<CaseSpec, "steps" | "measure"> = { steps: [], measure: ["tcpCloseDelay"] };
+  const [fast] = measure(spec, measured({ closeHandshakeDone: 10.2, peerClosedTcp: 13.6 }));
+  assert.deepEqual(fast, {
+    name: "tcpCloseDelay",
+    value: 3,
+    unit: "ms",
+    text: "The server closed TCP 3 ms after the closing handshake.",
+  });
+  const [slow] = measure(
+    spec,
+    measured({ closeHandshakeDone: 10 }, { close: closed({ droppedBySuite: true }) }),
+  );
+  assert.equal(slow.value, null);
+  assert.match(slow.text, /did not close TCP within 1000 ms/);
+  const [never] = measure(spec, measured({ peerClosedTcp: 5 }));
+  assert.equal(never.value, null);
+  assert.match(never.text, /never completed/);
+});
+
+Deno.test("peerKeepalive: pings with their times, and whether the server closed", () => {
+  const spec: Pick<CaseSpec, "steps" | "measure"> = { steps: [], measure: ["peerKeepalive"] };
+  const [none, open] = measure(spec, measured({}));
+  assert.equal(none.value, 0);
+  assert.equal(none.text, "The server sent no ping.");
+  assert.equal(open.value, null);
+  const [pings, idle] = measure(
+    spec,
+    measured(
+      { peerPings: [1000.4, 2001, 3003], peerCloseFrame: 3500.2 },
+      { close: closed({ closedBySuite: false, remoteCloseCode: 1001 }) },
+    ),
+  );
+  assert.equal(pings.value, 3);
+  assert.equal(
+    pings.text,
+    "The server sent 3 pings, the first 1000 ms after the handshake, then every 1002 ms.",
+  );
+  assert.equal(idle.value, 3500);
+  assert.equal(
+    idle.text,
+    "The server closed the connection 3500 ms after the handshake (close code 1001).",
+  );
+});
+
+Deno.test("messageSizeLimit: the largest echo and how the next message ended", () => {
+  const spec: Pick<CaseSpec, "steps" | "measure"> = {
+    steps: [1, 2, 4].map((n) => ({ message: { payload: { repeat: "*", length: n * MiB } } })),
+    measure: ["messageSizeLimit"],
+  };
+  const all = measure(spec, measured({}, { received: [echo(MiB), echo(2 * MiB), echo(4 * MiB)] }));
+  assert.equal(all[0].value, 4 * MiB);
+  assert.equal(all[0].text, "Echoed up to 4 MiB: no limit found up to the largest message sent.");
+  const refused = measure(
+    spec,
+    measured({ peerCloseFrame: 50 }, {
+      received: [echo(MiB)],
+      close: closed({ closedBySuite: false, remoteCloseCode: 1009 }),
+    }),
+  );
+  assert.equal(refused[0].value, MiB);
+  assert.equal(
+    refused[0].text,
+    "Echoed up to 1 MiB; the server closed the connection on the 2 MiB message with close code 1009.",
+  );
+  const dropped = measure(
+    spec,
+    measured({ peerClosedTcp: 50 }, { close: closed({ closedBySuite: false, wasClean: false }) }),
+  );
+  assert.equal(dropped[0].value, null);
+  assert.equal(
+    dropped[0].text,
+    "No message was echoed; the server dropped the connection on the 1 MiB message, with no close frame.",
+  );
+  const slow = measure(spec, measured({}, { received: [echo(MiB), echo(2 * MiB)] }));
+  assert.match(slow[0].text, /4 MiB message was not echoed before the suite closed/);
+});
+
+Deno.test("refusal: a peer stopping part-way is judged by its close code, at the refusal's level", () => {
+  const expect: Expectation = {
+    ok: [],
+    close: { by: "suite", codes: [1000], clean: true },
+    level: "may",
+    refusal: { codes: [1009], level: "should" },
+  };
+  const ok = [echo(1), echo(2), echo(3)];
+  const peerClosed = (code: number | undefined) =>
+    closed({ closedBySuite: false, remoteCloseCode: code });
+  const run = (received: ObservedEvent[], close: CloseObservation) =>
+    judge({ expect }, { ok }, { received, close });
+
+  const refused = run([echo(1)], peerClosed(1009));
+  assert.deepEqual([refused.behavior, refused.behaviorClose], ["INFORMATIONAL", "INFORMATIONAL"]);
+  assert.match(refused.result, /refused to go on after 1 of the 3 expected events/);
+  assert.equal(run([echo(1)], peerClosed(undefined)).behavior, "INFORMATIONAL");
+
+  const wrong = run([echo(1)], peerClosed(1002));
+  assert.deepEqual([wrong.behavior, wrong.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
+  assert.equal(wrong.matched, undefined);
+  assert.match(wrong.result, /a refusal calls for 1009/);
+
+  // A wrong echo before the close is no refusal: the events differ.
+  const garbled = run([echo(5)], peerClosed(1009));
+  assert.equal(garbled.behavior, "INFORMATIONAL");
+  assert.doesNotMatch(garbled.result, /refused/);
+  // Without a refusal clause, the same close is the peer closing where the suite was to.
+  const strict = judge({ expect: { ...expect, refusal: undefined, level: "must" } }, { ok }, {
+    received: [echo(1)],
+    close: peerClosed(1009),
+  });
+  assert.deepEqual([strict.behavior, strict.behaviorClose], ["FAILED", "FAILED"]);
+});
+
+Deno.test("PayloadCache: shorter repetitions of a pattern are views of the longest", () => {
+  const cache = new PayloadCache();
+  cache.warm([{ repeat: "ab", length: 7 }, "x", undefined, { repeat: "ab", length: 3 }]);
+  const long = cache.resolve({ repeat: "ab", length: 7 });
+  const short = cache.resolve({ repeat: "ab", length: 3 });
+  assert.equal(new TextDecoder().decode(long), "abababa");
+  assert.equal(new TextDecoder().decode(short), "aba");
+  assert.equal(short.buffer, long.buffer, "one buffer for both");
+  // Asked for a longer one later, the cache builds it; earlier views keep their bytes.
+  const longer = cache.resolve({ repeat: "ab", length: 9 });
+  assert.equal(new TextDecoder().decode(longer), "ababababa");
+  assert.equal(new TextDecoder().decode(short), "aba");
+  assert.notEqual(cache.resolve({ repeat: { hex: "6162" }, length: 3 }).buffer, long.buffer);
+});
