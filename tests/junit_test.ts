@@ -302,6 +302,34 @@ Deno.test("junit: with strict, NON-STRICT is a failure", () => {
   assert.match(failure.attrs.get("message")!, /expected OK, observed NON-STRICT \(--strict\)/);
 });
 
+Deno.test("junit: what a case measured goes to its <system-out>, failing or not", () => {
+  const finding = (text: string) => ({
+    name: "tcpCloseDelay",
+    text,
+    value: 3,
+    unit: "ms" as const,
+  });
+  const passing = {
+    ...outcome("11.5.1", "OK", "OK"),
+    findings: [finding("closed <at once> & ok")],
+  };
+  const failing = { ...outcome("11.6.1", "FAILED", "OK"), findings: [finding("a"), finding("b")] };
+  const root = parseXml(
+    junitXml([{ agent: "a", outcomes: [passing, failing, outcome("2.1", "OK", "OK")] }]),
+  );
+  const byId = new Map(
+    elements(elements(root, "testsuite")[0], "testcase").map((c) => [
+      c.attrs.get("name")!.split(" ")[0],
+      c,
+    ]),
+  );
+  const out = (id: string) => elements(byId.get(id)!, "system-out").map(textOf);
+  assert.deepEqual(out("11.5.1"), ["closed <at once> & ok"]);
+  assert.deepEqual(out("11.6.1"), ["a\nb"]);
+  assert.equal(elements(byId.get("11.6.1")!, "failure").length, 1);
+  assert.deepEqual(out("2.1"), []);
+});
+
 Deno.test("junit: several suites, and an empty one, stay well-formed", () => {
   const root = parseXml(junitXml([
     { agent: "one", outcomes: sampleOutcomes() },
