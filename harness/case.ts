@@ -54,7 +54,7 @@ export type Step =
    * `code` absent means an empty close payload; `reason` needs no code
    * (that makes the illegal 1-byte close payload of case 7.3.2).
    */
-  | { close: { code?: number; reason?: Payload } }
+  | ({ close: { code?: number; reason?: Payload } } & Delivery)
   /** Send a frame header announcing `length` payload bytes; frameData steps send them. */
   | { frameStart: { opcode: number; fin?: boolean; rsv?: number; length: number } }
   /** Send the next payload bytes of the frame opened by frameStart, masked with its key. */

@@ -5,7 +5,7 @@
  * does (fail on protocol errors with a close frame, 1 s closing-handshake
  * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
  */
-import type { CaseSpec, FrameFields, Level, Step } from "./case.ts";
+import type { CaseSpec, Delivery, FrameFields, Level, Step } from "./case.ts";
 import {
   closePayload,
   decodeHeader,
@@ -387,7 +387,7 @@ class ClientSession {
         ? undefined
         : this.payloads.resolve(step.close.reason);
       this.#closedByStep = this.#state === "open";
-      this.#sendClose(step.close.code, reason, false);
+      this.#sendClose(step.close.code, reason, false, step);
     } else if ("frameStart" in step) {
       const key = randomBytes(4);
       const { opcode, fin, rsv, length } = step.frameStart;
@@ -429,7 +429,7 @@ class ClientSession {
    */
   #send(
     frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
-    delivery: { chop?: number; sync?: boolean } = {},
+    delivery: Delivery = {},
   ): void {
     this.#transport!.send(this.#encodeFrames(frames), delivery);
   }
@@ -474,7 +474,7 @@ class ClientSession {
     this.log.elide("tx frame", count - logged);
   }
 
-  #sendFrame(fields: FrameFields, delivery: { chop?: number; sync?: boolean }): void {
+  #sendFrame(fields: FrameFields, delivery: Delivery): void {
     this.#send([{ fields, payload: this.payloads.resolve(fields.payload) }], delivery);
   }
 
@@ -665,10 +665,15 @@ class ClientSession {
 
   // ---- closing -------------------------------------------------------------
 
-  #sendClose(code: number | undefined, reason: Uint8Array | undefined, isReply: boolean): void {
+  #sendClose(
+    code: number | undefined,
+    reason: Uint8Array | undefined,
+    isReply: boolean,
+    delivery: Delivery = {},
+  ): void {
     if (this.#state !== "open") return;
     const payload = closePayload(code, reason);
-    this.#send([{ fields: { opcode: Opcode.Close }, payload }]);
+    this.#send([{ fields: { opcode: Opcode.Close }, payload }], delivery);
     this.#state = "closing";
     this.close.closedBySuite = !isReply;
     this.close.localCloseCode = code;

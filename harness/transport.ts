@@ -66,6 +66,8 @@ export class Transport {
   #queue: QueuedWrite[] = [];
   #pumping = false;
   #closed = false;
+  /** A write failed: nothing more is sent, but what the peer sent before is still read. */
+  #writeFailed = false;
 
   /** Called with each chunk read. */
   onData: (chunk: Uint8Array) => void = () => {};
@@ -84,7 +86,7 @@ export class Transport {
 
   /** Queues bytes; writes go out in order. Plain writes queued together are joined. */
   send(bytes: Uint8Array, options: WriteOptions = {}): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#writeFailed) return;
     this.#queue.push({ bytes, options });
     if (!this.#pumping) this.#pump();
   }
@@ -123,8 +125,11 @@ export class Transport {
         }
       }
     } catch (e) {
+      // The peer reset or closed the connection. Its last frames (a close reply,
+      // say) may still be unread: the read loop ends the connection once they are.
       this.#log.note(`write failed: ${(e as Error).message}`);
-      this.#finish(`write failed: ${(e as Error).message}`);
+      this.#writeFailed = true;
+      this.#queue = [];
     } finally {
       this.#pumping = false;
     }

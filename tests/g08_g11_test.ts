@@ -104,14 +104,14 @@ const levelOf = (id: string): Level => CASES.find((c) => c.id === id)!.expect.le
 const INFORMATIONAL = IDS.filter((id) => levelOf(id) === "may");
 
 /** The peer fails the connection (its close is not required to be clean). */
-const PEER_FAILS = ["8.1.1-3", "8.2.1-3", "8.4.1-3", "11.2.1-2"];
+const PEER_FAILS = ["8.1.1-3", "8.2.1-3", "8.4.1-3"];
 /** The suite closes after an echo; a clean close is required. */
 const ECHO_CLEAN = ["8.1.4-5", "8.2.4-6"];
 /** The suite's close frame; a clean close is required. */
 const CLOSE_CLEAN_MUST = ["11.3.1", "11.4.1-2"];
 const CLOSE_CLEAN_SHOULD = ["11.1.1-3", "11.5.1"];
 /** The suite closes; the peer may fail (close not required clean). */
-const CLOSE_UNCLEAN = ["11.1.4"];
+const CLOSE_UNCLEAN = ["11.1.4", "11.2.1-2"];
 /** Informational cases where the strict server answers the suite's close frame. */
 const REPLIES_TO_CLOSE_INFO = ["11.6.1", "11.7.1"];
 /** The cases where the strict server fails the connection with 1002. */

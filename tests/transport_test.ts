@@ -1,0 +1,63 @@
+/**
+ * The transport against a scripted connection: ordering of what it reads,
+ * writes and reports, without the timing of real sockets.
+ *
+ *   deno test tests/transport_test.ts
+ */
+import assert from "node:assert/strict";
+import { Transport } from "../harness/transport.ts";
+import { WireLog } from "../harness/wirelog.ts";
+
+/**
+ * A connection whose writes fail at once (the peer reset it) while the bytes
+ * it sent before the reset are still to be read, as the kernel keeps them.
+ */
+class ResetConn {
+  #unread: Uint8Array[];
+  #closed = false;
+  writes = 0;
+
+  constructor(unread: Uint8Array[]) {
+    this.#unread = unread;
+  }
+
+  async read(buf: Uint8Array): Promise<number | null> {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (this.#closed) throw new Deno.errors.BadResource("closed by the suite");
+    const next = this.#unread.shift();
+    if (!next) return null;
+    buf.set(next);
+    return next.length;
+  }
+
+  write(_: Uint8Array): Promise<number> {
+    this.writes++;
+    return Promise.reject(new Deno.errors.BrokenPipe("Broken pipe (os error 32)"));
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+}
+
+Deno.test("transport: after a failed write, what the peer sent is still read, then the close reported", async () => {
+  const closeReply = new Uint8Array([0x88, 0x02, 0x03, 0xe8]);
+  const conn = new ResetConn([closeReply]);
+  const log = new WireLog();
+  const transport = new Transport(conn as unknown as Deno.Conn, log);
+  const seen: string[] = [];
+  transport.onData = (chunk) => seen.push(`data ${chunk.toHex()}`);
+  const closed = new Promise<void>((resolve) => {
+    transport.onClosed = (reason) => {
+      seen.push(`closed: ${reason}`);
+      resolve();
+    };
+  });
+  transport.send(new Uint8Array([1, 2, 3]));
+  await closed;
+  // Nothing more is written once a write failed.
+  transport.send(new Uint8Array([4]));
+  assert.equal(conn.writes, 1);
+  assert.deepEqual(seen, ["data 880203e8", "closed: the peer closed the TCP connection"]);
+  assert.ok(log.entries.some((e) => e.kind === "note" && e.text.startsWith("write failed")));
+});
