@@ -155,11 +155,16 @@ export interface HandshakeSpec {
 
 /**
  * Figures a case can report:
+ * - `handshakeStatus`: the HTTP status the server answered the opening handshake with;
  * - `tcpCloseDelay`: how long the server took to close TCP after the closing handshake;
  * - `peerKeepalive`: the pings the server sent, and whether and when it closed;
  * - `messageSizeLimit`: the largest message echoed and the smallest one refused.
  */
-export type Measurement = "tcpCloseDelay" | "peerKeepalive" | "messageSizeLimit";
+export type Measurement =
+  | "handshakeStatus"
+  | "tcpCloseDelay"
+  | "peerKeepalive"
+  | "messageSizeLimit";
 
 /** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
 export type Level = "must" | "should" | "may";

@@ -6,7 +6,7 @@
  */
 import type { CaseSpec, Measurement } from "./case.ts";
 import { type ObservedEvent, payloadLength } from "./payload.ts";
-import type { CloseObservation } from "./verdict.ts";
+import type { CloseObservation, HandshakeObservation } from "./verdict.ts";
 
 /** Times a session records, in milliseconds since the opening handshake completed. */
 export interface Timeline {
@@ -35,6 +35,7 @@ export interface Measured {
   timeline: Timeline;
   received: ObservedEvent[];
   close: CloseObservation;
+  handshake: HandshakeObservation;
   /** How long the suite waited for the server to close TCP. */
   peerDropTimeoutMs: number;
 }
@@ -52,16 +53,32 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-/** The findings a case asks for (its `measure` list); none when it asks for none or never opened. */
+/**
+ * The findings a case asks for (its `measure` list). Past the handshake
+ * status, there is nothing to measure on a connection that never opened.
+ */
 export function measure(spec: Pick<CaseSpec, "measure" | "steps">, m: Measured): Finding[] {
-  if (!m.close.opened) return [];
   return (spec.measure ?? []).flatMap((what: Measurement) =>
-    what === "tcpCloseDelay"
+    what === "handshakeStatus"
+      ? [handshakeStatus(m)]
+      : !m.close.opened
+      ? []
+      : what === "tcpCloseDelay"
       ? [tcpCloseDelay(m)]
       : what === "peerKeepalive"
       ? peerKeepalive(m)
       : [messageSizeLimit(spec, m)]
   );
+}
+
+function handshakeStatus({ handshake, close }: Measured): Finding {
+  const { status } = handshake;
+  const text = close.opened
+    ? "The server accepted the handshake (101)."
+    : status !== undefined && status !== 101
+    ? `The server refused the handshake with ${status}.`
+    : `The server sent no usable response: ${handshake.problems.join("; ") || "none came"}.`;
+  return { name: "handshakeStatus", value: status ?? null, text };
 }
 
 function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Finding {

@@ -223,6 +223,7 @@ class ClientSession {
       timeline: this.timeline,
       received: this.received,
       close: this.close,
+      handshake: this.handshake,
       peerDropTimeoutMs: this.options.peerDropTimeoutMs,
     });
     return {

@@ -391,6 +391,8 @@ Deno.test("informational cases: two peers that differ get different observed res
       assert.equal(summary(r.outcome.verdict), "INFORMATIONAL / INFORMATIONAL", explain(r));
       assert.ok(!isFailing(r.outcome.verdict), c.id);
       assert.match(r.report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${r.status} `), c.id);
+      // The status is reported as a finding, beside the verdicts.
+      assert.deepEqual(r.outcome.findings.map((f) => f.value), [r.status], c.id);
     }
     assert.deepEqual([a.status, b.status], statuses[c.id], c.id);
     assert.notEqual(a.outcome.verdict.result, b.outcome.verdict.result, c.id);

@@ -31,6 +31,7 @@ function measured(timeline: Partial<Timeline>, over: Partial<Measured> = {}): Me
     timeline: { peerPings: [], ...timeline },
     received: [],
     close: closed(),
+    handshake: { status: 101, versions: [], problems: [] },
     peerDropTimeoutMs: 1000,
     ...over,
   };
@@ -59,6 +60,26 @@ Deno.test("measure: only what the case asks for, and nothing for a case that nev
     ),
     [],
   );
+});
+
+Deno.test("handshakeStatus: accepted, refused with a status, or no usable response", () => {
+  const spec: Pick<CaseSpec, "steps" | "measure"> = { steps: [], measure: ["handshakeStatus"] };
+  const notOpened = closed({ opened: false });
+  assert.deepEqual(measure(spec, measured({})), [
+    { name: "handshakeStatus", value: 101, text: "The server accepted the handshake (101)." },
+  ]);
+  const [refused] = measure(
+    spec,
+    measured({}, { close: notOpened, handshake: { status: 431, versions: [], problems: [] } }),
+  );
+  assert.equal(refused.value, 431);
+  assert.equal(refused.text, "The server refused the handshake with 431.");
+  const [silent] = measure(
+    spec,
+    measured({}, { close: notOpened, handshake: { versions: [], problems: ["no response"] } }),
+  );
+  assert.equal(silent.value, null);
+  assert.equal(silent.text, "The server sent no usable response: no response.");
 });
 
 Deno.test("tcpCloseDelay: the time from the closing handshake to the server's TCP close", () => {
