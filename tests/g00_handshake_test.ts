@@ -9,7 +9,7 @@ import { expandRange, type Expected, v } from "./support.ts";
  * fail by design: two peers that behave differently get different observed
  * results instead.
  *
- * The group's cases are small (no payload over 16 KiB), so the strict server
+ * The group's cases are small (no request over 64 KiB), so the strict server
  * runs in this process.
  *
  *   deno test --allow-all tests/g00_handshake_test.ts
@@ -53,11 +53,15 @@ async function runGroup(
   return new Map(outcomes.map((o) => [o.spec.id, { outcome: o, ...seen.get(o.spec.id)! }]));
 }
 
-/** The group against the strict server (127.0.0.1, any free port) with `flaws`. */
-async function runStrict(flaws: readonly Flaw[]): Promise<Map<string, Result>> {
-  const server = startStrictServer({ flaws: [...flaws] });
+/** Cases of the group against the strict server (127.0.0.1, any free port) configured so. */
+async function runStrict(
+  flaws: readonly Flaw[],
+  cases: readonly CaseSpec[] = CASES,
+  options: { maxHead?: number } = {},
+): Promise<Map<string, Result>> {
+  const server = startStrictServer({ flaws: [...flaws], ...options });
   try {
-    return await runGroup(server.url);
+    return await runGroup(server.url, cases);
   } finally {
     await server.close();
   }
@@ -69,11 +73,7 @@ function strictResults(): Promise<Map<string, Result>> {
   return strictRun ??= runStrict([]);
 }
 
-/**
- * A second peer for the informational cases: Deno's own server, which refuses
- * a foreign Origin with 403 and, unlike the strict server, reads a 16 KiB
- * request head.
- */
+/** A second peer for the Origin case: Deno's own server, refusing a foreign Origin with 403. */
 function serveOriginChecking(): { url: string; close(): Promise<void> } {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
     const origin = request.headers.get("origin");
@@ -264,7 +264,7 @@ Deno.test("group 0: ids, levels and shapes; the table covers every case", () => 
       assert.equal(c.expect.close.clean, true, c.id);
     }
   }
-  assert.deepEqual(INFORMATIONAL, ["0.6.1", "0.6.2"]);
+  assert.deepEqual(INFORMATIONAL, expand("0.6.1-6"));
   assert.deepEqual(
     CASES.filter((c) => c.expect.level === "should").map((c) => c.id),
     ["0.5.1", "0.5.2"],
@@ -314,7 +314,7 @@ Deno.test("strict server: every case OK / OK, the informational ones INFORMATION
   for (const [id, r] of strict) {
     const expected = id.startsWith("0.2.")
       ? (expand("0.2.8-10").includes(id) ? 426 : 400)
-      : id === "0.6.1"
+      : expand("0.6.2-5").includes(id) // heads over its 8 KiB limit
       ? 431
       : 101;
     assert.equal(r.status, expected, id);
@@ -373,29 +373,35 @@ Deno.test("flaws: each breaks the cases whose rule it violates, the others keep 
 });
 
 Deno.test("informational cases: two peers that differ get different observed results", async () => {
-  const cases = CASES.filter((c) => INFORMATIONAL.includes(c.id));
+  const headSizes = CASES.filter((c) => expand("0.6.1-5").includes(c.id));
+  const origin = CASES.filter((c) => c.id === "0.6.6");
+  // Head sizes: a server reading at most 2 KiB of head refuses them all, one reading 128 KiB
+  // takes them all. Origin: the strict server ignores it; the other peer refuses a foreign one.
+  const small = await runStrict([], headSizes, { maxHead: 2 * 1024 });
+  const large = await runStrict([], headSizes, { maxHead: 128 * 1024 });
   const strict = await strictResults();
   const peer = serveOriginChecking();
-  let other: Map<string, Result>;
+  let checking: Map<string, Result>;
   try {
-    other = await runGroup(peer.url, cases);
+    checking = await runGroup(peer.url, origin);
   } finally {
     await peer.close();
   }
-  // 0.6.1: the strict server reads at most 8 KiB of head (431); Deno reads 16 KiB and accepts.
-  // 0.6.2: the strict server ignores Origin; the other peer refuses a foreign one (403).
-  const statuses: Record<string, [number, number]> = { "0.6.1": [431, 101], "0.6.2": [101, 403] };
-  for (const c of cases) {
-    const a = strict.get(c.id)!, b = other.get(c.id)!;
+  const pairs = [
+    ...headSizes.map((c) => [small.get(c.id)!, large.get(c.id)!, 431, 101] as const),
+    [strict.get("0.6.6")!, checking.get("0.6.6")!, 101, 403] as const,
+  ];
+  for (const [a, b, statusA, statusB] of pairs) {
+    const id = a.outcome.spec.id;
     for (const r of [a, b]) {
       assert.equal(summary(r.outcome.verdict), "INFORMATIONAL / INFORMATIONAL", explain(r));
-      assert.ok(!isFailing(r.outcome.verdict), c.id);
-      assert.match(r.report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${r.status} `), c.id);
+      assert.ok(!isFailing(r.outcome.verdict), id);
+      assert.match(r.report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${r.status} `), id);
       // The status is reported as a finding, beside the verdicts.
-      assert.deepEqual(r.outcome.findings.map((f) => f.value), [r.status], c.id);
+      assert.deepEqual(r.outcome.findings.map((f) => f.value), [r.status], id);
     }
-    assert.deepEqual([a.status, b.status], statuses[c.id], c.id);
-    assert.notEqual(a.outcome.verdict.result, b.outcome.verdict.result, c.id);
+    assert.deepEqual([a.status, b.status], [statusA, statusB], id);
+    assert.notEqual(a.outcome.verdict.result, b.outcome.verdict.result, id);
     const [accepted, refused] = a.status === 101 ? [a, b] : [b, a];
     assert.match(accepted.outcome.verdict.result, /^Informational: the events matched/);
     assert.match(refused.outcome.verdict.result, /^Informational: .*never completed/);

@@ -105,6 +105,8 @@ export interface StrictServerOptions {
   protocols?: string[];
   /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
   maxMessage?: number;
+  /** Largest opening handshake head accepted, in bytes (default 8 KiB); a longer one gets 431. */
+  maxHead?: number;
   /** Port to listen on; default 0, any free port. */
   port?: number;
 }
@@ -118,8 +120,6 @@ export interface StrictServer {
 }
 
 const MiB = 1024 * 1024;
-/** Largest opening handshake head accepted; a longer one gets 431. */
-const HEAD_LIMIT = 8192;
 /** A client must complete its opening handshake within this time. */
 const HANDSHAKE_MS = 5000;
 /** After failing the connection, how long to wait for the client's close frame. */
@@ -162,6 +162,7 @@ interface Config {
   flaws: ReadonlySet<Flaw>;
   protocols: readonly string[];
   maxMessage: number;
+  maxHead: number;
 }
 
 /** A close code and a reason for failing the connection. */
@@ -354,10 +355,11 @@ class Connection {
 
   async #onHandshakeBytes(bytes: Uint8Array): Promise<void> {
     this.#head = concat([this.#head, bytes], this.#head.length + bytes.length);
-    const parsed = parseHead(this.#head.subarray(0, HEAD_LIMIT), HEAD_LIMIT + 1);
+    const { maxHead } = this.#config;
+    const parsed = parseHead(this.#head.subarray(0, maxHead), maxHead + 1);
     if (parsed.type === "incomplete") {
-      if (this.#head.length >= HEAD_LIMIT) {
-        await this.#reject({ status: 431, reason: `HTTP head longer than ${HEAD_LIMIT} bytes` });
+      if (this.#head.length >= maxHead) {
+        await this.#reject({ status: 431, reason: `HTTP head longer than ${maxHead} bytes` });
       }
       return;
     }
@@ -827,6 +829,7 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
     flaws: new Set(options.flaws ?? []),
     protocols: [...(options.protocols ?? [])],
     maxMessage: options.maxMessage ?? 64 * MiB,
+    maxHead: options.maxHead ?? 8192,
   };
   const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
   const port = listener.addr.port;
