@@ -6,6 +6,11 @@
  *   2. every case against the embedded Deno server;
  *   3. a full run against a server that accepts TCP and never answers the
  *      handshake (goal: <= 60 s). Skip it with --quick.
+ *
+ * `--runs N` runs each N times and prints the median and every figure: on a
+ * shared 2-core machine one run says little. The time the CLI reports for
+ * the cases themselves is printed too; the rest of the wall time is start-up
+ * (the embedded server, the echo probe) and writing the reports.
  */
 import { parseArgs } from "node:util";
 import { AUTOBAHN_GROUP_IDS } from "../fixtures/mod.ts";
@@ -33,6 +38,8 @@ function childrenOf(pid: number): number[] {
 
 interface Figures {
   wallSeconds: number;
+  /** The time of the cases, from the CLI's summary line ("301 cases, 0 failed in 4.7 s"). */
+  caseSeconds?: number;
   cases: number;
   harnessPeakRss: number;
   serverPeakRss: number;
@@ -55,7 +62,7 @@ async function runSuite(args: string[]): Promise<Figures> {
       "--out",
       out,
     ],
-    stdout: "null",
+    stdout: "piped",
     stderr: "inherit",
   }).spawn();
   let harnessPeakRss = 0, serverPeakRss = 0;
@@ -64,9 +71,10 @@ async function runSuite(args: string[]): Promise<Figures> {
     harnessPeakRss = Math.max(harnessPeakRss, peakRss(child.pid));
     for (const pid of childrenOf(child.pid)) serverPeakRss = Math.max(serverPeakRss, peakRss(pid));
   }, 20);
-  const status = await child.status;
+  const { code, stdout } = await child.output();
   clearInterval(sampler);
   const wallSeconds = (performance.now() - started) / 1000;
+  const summary = / cases, \d+ failed.* in ([\d.]+) s$/m.exec(new TextDecoder().decode(stdout));
   let cases = 0;
   try {
     const index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
@@ -74,7 +82,14 @@ async function runSuite(args: string[]): Promise<Figures> {
   } finally {
     await Deno.remove(out, { recursive: true });
   }
-  return { wallSeconds, cases, harnessPeakRss, serverPeakRss, exitCode: status.code };
+  return {
+    wallSeconds,
+    caseSeconds: summary ? Number(summary[1]) : undefined,
+    cases,
+    harnessPeakRss,
+    serverPeakRss,
+    exitCode: code,
+  };
 }
 
 /** A server that accepts TCP and never answers. */
@@ -100,35 +115,64 @@ function silentServer(): { url: string; close(): void } {
   };
 }
 
+const seconds = (n: number) => `${n.toFixed(2)} s`;
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
 
-function print(title: string, f: Figures): void {
+/** The median, then every value in order when there are several. */
+function figure(values: number[], format: (n: number) => string): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length === 1
+    ? format(median)
+    : `${format(median)}  (median of ${sorted.length}: ${sorted.map(format).join(", ")})`;
+}
+
+async function bench(title: string, args: string[], runs: number): Promise<void> {
+  const figures: Figures[] = [];
+  for (let i = 0; i < runs; i++) figures.push(await runSuite(args));
+  const all = (key: keyof Figures) => figures.map((f) => f[key]).filter((x) => x !== undefined);
   console.log(title);
-  console.log(`  wall time         ${f.wallSeconds.toFixed(2)} s`);
-  console.log(`  cases             ${f.cases}`);
-  console.log(`  peak RSS, suite   ${mb(f.harnessPeakRss)}`);
-  if (f.serverPeakRss) {
-    console.log(`  peak RSS, server  ${mb(f.serverPeakRss)} (the Deno server's own process)`);
+  console.log(`  wall time              ${figure(all("wallSeconds"), seconds)}`);
+  if (all("caseSeconds").length) {
+    console.log(
+      `  the cases              ${figure(all("caseSeconds"), (n) => `${n.toFixed(1)} s`)}`,
+    );
   }
-  console.log(`  exit code         ${f.exitCode}`);
+  console.log(`  cases                  ${[...new Set(all("cases"))].join(", ")}`);
+  console.log(`  peak RSS, suite        ${figure(all("harnessPeakRss"), mb)}`);
+  if (all("serverPeakRss").some(Boolean)) {
+    console.log(`  peak RSS, Deno server  ${figure(all("serverPeakRss"), mb)}`);
+  }
+  console.log(`  exit code              ${[...new Set(all("exitCode"))].join(", ")}`);
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { quick: { type: "boolean" }, runs: { type: "string", default: "1" } },
+  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error("bench: --runs takes a whole number of runs, at least 1");
+    Deno.exit(2);
+  }
   console.log(
     `wsconform bench on ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}\n`,
   );
-  print(
+  await bench(
     "the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB)",
-    await runSuite(["--cases", AUTOBAHN_GROUP_IDS.join(",")]),
+    ["--cases", AUTOBAHN_GROUP_IDS.join(",")],
+    runs,
   );
-  print("\nevery case against the embedded Deno server", await runSuite([]));
+  await bench("\nevery case against the embedded Deno server", [], runs);
   if (!values.quick) {
     const silent = silentServer();
     try {
-      print(
+      await bench(
         "\nfull run against a server that never answers the handshake (goal: <= 60 s)",
-        await runSuite([silent.url]),
+        [silent.url],
+        runs,
       );
     } finally {
       silent.close();

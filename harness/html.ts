@@ -33,6 +33,23 @@ RSV bit set, carried a valid close code, and no data frame followed its close fr
   }</ul>`;
 }
 
+/** The case's measurements: what was measured, the figure, and the finding in a sentence. */
+function findingsTable(findings: Finding[]): Html {
+  return markup`<table class="findings">
+<thead><tr><th>Measurement</th><th>Value</th><th>Finding</th></tr></thead>
+<tbody>
+${
+    findings.map((f) =>
+      markup`<tr><th scope="row">${f.name ?? "—"}</th><td class="num">${
+        f.value === null || f.value === undefined
+          ? "—"
+          : markup`${f.value}${f.unit ? ` ${f.unit}` : ""}`
+      }</td><td>${f.text ?? ""}</td></tr>\n`
+    )
+  }</tbody>
+</table>`;
+}
+
 // ---------------------------------------------------------------------------
 // Markup that escapes what it is given
 
@@ -54,12 +71,16 @@ const ENTITIES: Record<string, string> = {
 
 /** Escapes & < > " ' so text is safe in element content and in quoted attribute values. */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ENTITIES[c]);
+  // Most text (hex, numbers, plain words) has nothing to escape: testing first halves the cost.
+  return /[&<>"']/.test(text) ? text.replace(/[&<>"']/g, (c) => ENTITIES[c]) : text;
 }
 
 function part(p: unknown): string {
-  if (p === null || p === undefined || p === false) return "";
+  if (typeof p === "string") return escapeHtml(p);
+  // A number's text is digits, ".", "-", "+", "e", "Infinity" or "NaN": nothing to escape.
+  if (typeof p === "number") return String(p);
   if (p instanceof Html) return p.value;
+  if (p === null || p === undefined || p === false) return "";
   if (Array.isArray(p)) return p.map(part).join("");
   return escapeHtml(String(p));
 }
@@ -123,6 +144,16 @@ export interface CaseReportJson {
   wirelog?: WireLogEntry[];
   wirelogElided?: Record<string, number>;
   violations?: { rule?: string; rfc?: string; level?: string; detail?: string }[];
+  /** What the case measured, e.g. how long the server took to close TCP. */
+  findings?: Finding[];
+}
+
+/** A measurement a case reports; `value` is null when there was nothing to measure. */
+export interface Finding {
+  name: string;
+  text: string;
+  value: number | string | null;
+  unit?: string;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -364,9 +395,10 @@ table.wirelog col.dir { width: 3.2em; }
 table.wirelog col.t { width: 7.5em; }
 table.wirelog col.hex { width: 42%; }
 table.wirelog td { overflow-wrap: anywhere; }
-table.wirelog td.n, table.wirelog td.t { text-align: right; font-variant-numeric: tabular-nums; }
-table.wirelog tr.tx td.dir { color: #0b57d0; font-weight: 700; }
-table.wirelog tr.rx td.dir { color: #2e7d32; font-weight: 700; }
+table.wirelog td:nth-child(1), table.wirelog td:nth-child(3) { text-align: right;
+  font-variant-numeric: tabular-nums; }
+table.wirelog tr.tx td:nth-child(2) { color: #0b57d0; font-weight: 700; }
+table.wirelog tr.rx td:nth-child(2) { color: #2e7d32; font-weight: 700; }
 table.wirelog tr.note td { background: #fff8e1; }
 table.wirelog tr.frame td { background: var(--soft); }
 table.wirelog .gap { display: block; color: #e65100; font-weight: 700; }
@@ -374,6 +406,9 @@ table.wirelog .how { background: #ffe0b2; border: 1px solid #e65100; padding: 0 
   margin-right: 0.4em; font-weight: 700; }
 table.wirelog .odd { color: var(--fail); font-weight: 700; }
 table.wirelog .op { font-weight: 700; }
+table.findings { width: 100%; }
+table.findings tbody th { width: 14em; background: var(--soft); font-weight: normal; }
+table.findings td.num { width: 10em; text-align: right; white-space: nowrap; }
 .elided { border-left: 6px solid var(--nonstrict); padding: 0.3em 0.8em; background: #fff8e1; }
 @media print {
   body { font-size: 9pt; max-width: none; padding: 0; }
@@ -388,7 +423,8 @@ table.wirelog .op { font-weight: 700; }
 }
 `;
 
-function page(title: string, bodyClass: string, body: Html): string {
+/** A page's markup up to and including the opening body tag. */
+function pageHead(title: string, bodyClass: string): string {
   return markup`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -398,10 +434,13 @@ function page(title: string, bodyClass: string, body: Html): string {
 <style>${new Html(CSS)}</style>
 </head>
 <body class="${bodyClass}">
-${body}
-</body>
-</html>
 `.value;
+}
+
+const PAGE_TAIL = "</body>\n</html>\n";
+
+function page(title: string, bodyClass: string, body: Html): string {
+  return `${pageHead(title, bodyClass)}${body.value}\n${PAGE_TAIL}`;
 }
 
 function rfcLabel(rfc: unknown): Html {
@@ -766,8 +805,27 @@ function clip(s: string, max: number): string {
   return s.length > max ? s.slice(0, max) + "…" : s;
 }
 
-function spacedHex(hex: string): string {
-  return hex.replace(/(..)(?=.)/g, "$1 ");
+// Decodes the ASCII built here: UTF-8 is Deno's fastest path for it, three times latin1's.
+const ascii = new TextDecoder();
+const encoder = new TextEncoder();
+let spacing = new Uint8Array(1024);
+
+/** The first `limit` characters of "0a1b2c" as "0a 1b 2c" (any text is cut in pairs). */
+function spacedHex(hex: string, limit = hex.length): string {
+  // Every raw-bytes row of a wire log comes here: built as bytes, 5 times faster than a regex.
+  const end = Math.min(hex.length, limit);
+  const size = end + (end >> 1);
+  if (spacing.length < size) spacing = new Uint8Array(size);
+  let n = 0;
+  for (let i = 0; i < end; i++) {
+    const c = hex.charCodeAt(i), lower = c | 0x20;
+    if (!((c >= 0x30 && c <= 0x39) || (lower >= 0x61 && lower <= 0x66))) {
+      return hex.slice(0, end).replace(/(..)(?=.)/g, "$1 ");
+    }
+    if (i > 0 && i % 2 === 0) spacing[n++] = 0x20;
+    spacing[n++] = c;
+  }
+  return ascii.decode(spacing.subarray(0, n));
 }
 
 function eventKind(e: DescribedEvent): string {
@@ -990,14 +1048,43 @@ function minimalForm(length: number): number {
   return length < 126 ? 7 : length < 65536 ? 16 : 64;
 }
 
+/*
+ * A wire log holds up to 4000 rows, most of a page's bytes, so its markup is
+ * lean: cells are styled by column (CSS nth-child), not by class, and the
+ * renderer's own symbols are character references. The rows then stay ASCII,
+ * which matters: V8 encodes a one-byte string to UTF-8 several times faster
+ * than a two-byte one, and a single "…" makes a whole chunk of rows two-byte.
+ */
+
+/** wirelog.ts ends a cut preview with " … (+N bytes)". */
+const CUT_MARK = " … (+";
+
+/** An ASCII string copied as a one-byte string (a slice of a two-byte string is two-byte). */
+function oneByte(s: string): string {
+  // deno-lint-ignore no-control-regex
+  return /^[\x00-\x7f]*$/.test(s) ? ascii.decode(encoder.encode(s)) : s;
+}
+
+function previewCell(e: WireLogEntry): Html {
+  const preview = String(e.preview ?? "");
+  if (preview === "") return markup``;
+  const at = preview.lastIndexOf(CUT_MARK);
+  const cut = at >= 0 ? /^ … \(\+(\d+) bytes\)$/.exec(preview.slice(at)) : null;
+  const shown = cut ? oneByte(preview.slice(0, at)) : preview;
+  const more = cut ? markup` &hellip; (+${Number(cut[1])} bytes)` : "";
+  return e.previewIsText === true
+    ? markup`<br><span class="txt">&ldquo;${shown}${more}&rdquo;</span>`
+    : markup`<br><code>${shown}${more}</code>`;
+}
+
 function bytesCell(e: WireLogEntry): Html {
   const hex = String(e.hex ?? "");
-  const shown = hex.slice(0, HEX_DISPLAY_LIMIT * 2);
-  const more = Number(e.length) > shown.length / 2;
-  return markup`${e.how ? markup`<span class="how">${e.how}</span>` : ""}<code class="hex">${
-    spacedHex(shown)
-  }${more ? " …" : ""}</code> <span class="len">(${
-    more ? `${Math.floor(shown.length / 2)} of ` : ""
+  const shown = Math.min(hex.length, HEX_DISPLAY_LIMIT * 2);
+  const more = Number(e.length) > shown / 2;
+  return markup`${e.how ? markup`<span class="how">${e.how}</span>` : ""}<code>${
+    spacedHex(hex, shown)
+  }${more ? markup` &hellip;` : ""}</code> <span class="len">(${
+    more ? `${Math.floor(shown / 2)} of ` : ""
   }${bytesText(e.length)})</span>`;
 }
 
@@ -1005,18 +1092,17 @@ function frameCell(e: WireLogEntry): Html {
   const op = Number(e.opcode), rsv = Number(e.rsv), length = Number(e.length);
   const form = Number(e.lengthForm);
   const odd = (bad: boolean, content: unknown) =>
-    bad ? markup`<span class="odd">${content}</span>` : markup`${content}`;
+    bad ? markup`<span class="odd">${content}</span>` : content;
   const maskOdd = (e.dir === "tx") !== (e.masked === true);
   const notMinimal = Number.isFinite(length) && form !== minimalForm(length);
-  const preview = String(e.preview ?? "");
   let closeInfo = markup``;
   if (op === 8 && e.previewIsText !== true) {
-    const hex = /^[0-9a-f]*/.exec(preview)![0];
+    const hex = /^[0-9a-f]*/.exec(String(e.preview ?? ""))![0];
     if (hex.length >= 4) {
       const payload = Uint8Array.fromHex(hex.slice(0, hex.length - (hex.length % 2)));
       const reason = new TextDecoder().decode(payload.subarray(2));
       closeInfo = markup` <span class="mono">code ${(payload[0] << 8) | payload[1]}${
-        reason ? markup`, reason “${reason}”` : ""
+        reason ? markup`, reason &ldquo;${reason}&rdquo;` : ""
       }</span>`;
     }
   }
@@ -1028,46 +1114,51 @@ function frameCell(e: WireLogEntry): Html {
     e.fin === true ? "1" : "0"
   } ${odd(rsv !== 0, rsvText)} ${odd(maskOdd, maskText)} len=${e.length} ${
     odd(notMinimal, formText)
-  }${closeInfo}${
-    preview === ""
-      ? ""
-      : e.previewIsText === true
-      ? markup`<br><span class="txt">“${preview}”</span>`
-      : markup`<br><code class="hex">${preview}</code>`
-  }`;
+  }${closeInfo}${previewCell(e)}`;
 }
 
-/** The wire log table (class "wirelog"): one row per entry, notes included. */
-export function renderWireLog(entries: readonly WireLogEntry[]): Html {
-  let last: number | undefined;
-  const rows = entries.map((e, i) => {
-    const t = Number(e.t);
-    const gap = last !== undefined && Number.isFinite(t) && t - last >= 100 ? t - last : undefined;
-    if (Number.isFinite(t)) last = t;
-    const time = markup`${Number.isFinite(t) ? t.toFixed(3) : String(e.t)}${
-      gap !== undefined ? markup`<span class="gap">+${gap.toFixed(0)} ms</span>` : ""
-    }`;
-    const kind = e.kind === "bytes" || e.kind === "frame" ? e.kind : "note";
-    const dir = e.dir === "tx" || e.dir === "rx" ? e.dir : "";
-    const head = markup`<tr class="${dir || "nodir"} ${kind}" id="w${i + 1}"><td class="n">${
-      i + 1
-    }</td><td class="dir">${dir || "—"}</td><td class="t">${time}</td>`;
-    if (kind === "bytes") {
-      return markup`${head}<td class="hex">${bytesCell(e)}</td><td></td></tr>\n`;
-    }
-    if (kind === "frame") {
-      return markup`${head}<td></td><td class="frame">${frameCell(e)}</td></tr>\n`;
-    }
-    return markup`${head}<td colspan="2" class="notetext">${
-      e.kind === "note" ? str(e.text) : JSON.stringify(e)
-    }</td></tr>\n`;
-  });
-  return markup`<table class="wirelog">
+const WIRELOG_HEAD = `<table class="wirelog">
 <colgroup><col class="n"><col class="dir"><col class="t"><col class="hex"><col class="frame"></colgroup>
 <thead><tr><th>#</th><th>dir</th><th>t (ms)</th><th>raw bytes (hex)</th><th>frame</th></tr></thead>
 <tbody>
-${rows}</tbody>
-</table>`;
+`;
+const WIRELOG_TAIL = "</tbody>\n</table>";
+
+function wireLogRow(e: WireLogEntry, n: number, gap: number | undefined): Html {
+  const t = Number(e.t);
+  const kind = e.kind === "bytes" || e.kind === "frame" ? e.kind : "note";
+  const dir = e.dir === "tx" || e.dir === "rx" ? e.dir : "";
+  const head = markup`<tr class="${dir || "nodir"} ${kind}" id="w${n}"><td>${n}</td><td>${
+    dir || markup`&mdash;`
+  }</td><td>${Number.isFinite(t) ? t.toFixed(3) : String(e.t)}${
+    gap !== undefined ? markup`<span class="gap">+${gap.toFixed(0)} ms</span>` : ""
+  }</td>`;
+  if (kind === "bytes") return markup`${head}<td>${bytesCell(e)}</td><td></td></tr>\n`;
+  if (kind === "frame") return markup`${head}<td></td><td>${frameCell(e)}</td></tr>\n`;
+  return markup`${head}<td colspan="2">${
+    e.kind === "note" ? str(e.text) : JSON.stringify(e)
+  }</td></tr>\n`;
+}
+
+/**
+ * The rows of the wire log table, one per entry (notes included), in pieces
+ * of about `chunk` characters: a writer streams them instead of holding a
+ * page of 4000 rows.
+ */
+function* wireLogRows(entries: readonly WireLogEntry[], chunk = Infinity): Generator<string> {
+  let last: number | undefined;
+  let out = "";
+  for (let i = 0; i < entries.length; i++) {
+    const t = Number(entries[i].t);
+    const gap = last !== undefined && Number.isFinite(t) && t - last >= 100 ? t - last : undefined;
+    if (Number.isFinite(t)) last = t;
+    out += wireLogRow(entries[i], i + 1, gap).value;
+    if (out.length >= chunk) {
+      yield out;
+      out = "";
+    }
+  }
+  if (out) yield out;
 }
 
 // ---------------------------------------------------------------------------
@@ -1090,8 +1181,14 @@ function httpText(x: unknown): string | undefined {
   return typeof x === "string" ? x.replace(/\r\n/g, "\n").replace(/\n+$/, "") : undefined;
 }
 
-/** One agent's case: verdicts, events with the first difference, close, handshake, wire log. */
-export function renderCasePage(report: CaseReportJson, options: CasePageOptions = {}): string {
+/** A case page: the markup up to the wire log's first row, the log's entries, the markup after. */
+interface CasePageParts {
+  head: string;
+  wirelog: WireLogEntry[];
+  tail: string;
+}
+
+function casePageParts(report: CaseReportJson, options: CasePageOptions): CasePageParts {
   const r: CaseReportJson = isObject(report) ? report : {};
   const groups = options.groups ?? GROUPS;
   const id = str(r.id) ?? "?";
@@ -1188,16 +1285,18 @@ ${nonStrict ? markup`<div><h3>Expected (NON-STRICT)</h3>${eventList(nonStrict)}<
 counted and not kept (${elided.map(([k, n], i) => markup`${i ? ", " : ""}${k}: ${n}`)}).</p>`
     : "";
 
-  return page(
-    `wsconform ${id} — ${agent}`,
-    "case-page",
-    markup`${nav}
+  const findings = objects<Finding>(r.findings);
+  const head = markup`${nav}
 <h1>Case ${id}: ${r.title ?? ""}</h1>
 ${options.notice ? markup`<p class="notice">${options.notice}</p>` : ""}
 ${meta}
 <h2 id="verdicts">Verdicts</h2>
 ${verdicts}
-<h2 id="events">Events</h2>
+${
+    findings.length > 0
+      ? markup`<h2 id="measured">Measured</h2>\n${findingsTable(findings)}\n`
+      : ""
+  }<h2 id="events">Events</h2>
 ${events}
 <h2 id="close">Close</h2>
 ${closeSection(r)}
@@ -1213,32 +1312,73 @@ gap of 100 ms or more since the previous entry is shown under the time. A write 
 out in pieces, each flushed; “sync” marks a write flushed on its own. Raw bytes show the first
 ${HEX_DISPLAY_LIMIT} bytes of a read or write, frame payloads the first 256.</p>
 ${elidedNote}
-${renderWireLog(wirelog)}
-${nav}
-`,
-  );
+`;
+  return {
+    head: `${pageHead(`wsconform ${id} — ${agent}`, "case-page")}${head.value}${WIRELOG_HEAD}`,
+    wirelog,
+    tail: `${WIRELOG_TAIL}\n${nav.value}\n\n${PAGE_TAIL}`,
+  };
+}
+
+/** One agent's case: verdicts, events with the first difference, close, handshake, wire log. */
+export function renderCasePage(report: CaseReportJson, options: CasePageOptions = {}): string {
+  const { head, wirelog, tail } = casePageParts(report, options);
+  return `${head}${[...wireLogRows(wirelog)].join("")}${tail}`;
 }
 
 // ---------------------------------------------------------------------------
 // Writing the pages
 
-async function readCaseJson(
+/*
+ * The case files are read and the pages written with synchronous calls: a
+ * run has hundreds of files and a thousand chunks to write, and an async
+ * call's round trip through the thread pool costs more than the I/O itself
+ * (with async calls, rendering two pages at a time to fill the waits, the
+ * pass of the 301 Autobahn cases took about 15% longer).
+ */
+
+/** Characters of wire log rows encoded and written at a time. */
+const ROWS_CHUNK = 1 << 16;
+
+/** Where a page's text is encoded on its way to the file; reused by every write. */
+const writeBuffer = new Uint8Array(1 << 18);
+
+function writeText(file: Deno.FsFile, text: string): void {
+  for (let rest = text; rest.length > 0;) {
+    const { read, written } = encoder.encodeInto(rest, writeBuffer);
+    for (let done = 0; done < written;) {
+      done += file.writeSync(writeBuffer.subarray(done, written));
+    }
+    rest = rest.slice(read);
+  }
+}
+
+/**
+ * Writes renderCasePage()'s page to `path` without ever holding it whole:
+ * the wire log rows (up to 4000, several MB) go out a chunk at a time.
+ */
+function writeCasePage(path: string, report: CaseReportJson, options: CasePageOptions): void {
+  const { head, wirelog, tail } = casePageParts(report, options);
+  using file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  writeText(file, head);
+  for (const rows of wireLogRows(wirelog, ROWS_CHUNK)) writeText(file, rows);
+  writeText(file, tail);
+}
+
+function readCaseJson(
   dir: string,
   reportfile: unknown,
-): Promise<{ report?: CaseReportJson; problem?: string }> {
+): { report?: CaseReportJson; problem?: string } {
   const file = safeReportFile(reportfile);
   if (!file) return { problem: "index.json names no case report file for this result." };
   try {
-    const parsed = JSON.parse(await Deno.readTextFile(join(dir, file)));
+    const parsed = JSON.parse(Deno.readTextFileSync(join(dir, file)));
     if (!isObject(parsed)) return { problem: `${file} does not hold a case report.` };
     return { report: parsed as CaseReportJson };
   } catch (e) {
     return { problem: `${file} could not be read: ${(e as Error).message}` };
   }
 }
-
-/** Case pages written at once; the pages of 4000-entry wire logs are a few MB each. */
-const WRITERS = 2;
 
 /**
  * Reads dir/index.json and the case reports it names, writes dir/index.html
@@ -1255,42 +1395,33 @@ export async function writeHtmlReports(dir: string): Promise<string> {
   const pages = planPages(index);
   const specs = new Map(GROUPS.flatMap((g) => g.cases.map((c) => [c.id, c] as const)));
 
-  const jobs: (() => Promise<void>)[] = [];
   for (const agent of Object.keys(index)) {
     const names = pages.get(agent)!;
     const ids = [...names.keys()];
     const neighbour = (j: number) =>
       j >= 0 && j < ids.length ? { page: names.get(ids[j])!, id: ids[j] } : undefined;
     ids.forEach((id, i) => {
-      jobs.push(async () => {
-        const entry = entryOf(index, agent, id);
-        const { report, problem } = await readCaseJson(dir, entry?.reportfile);
-        const spec = specs.get(id);
-        const shown: CaseReportJson = report ?? {
-          id,
-          title: spec?.title,
-          rfc: spec?.rfc,
-          requirement: spec?.requirement,
-          agent,
-          behavior: entry?.behavior,
-          behaviorClose: entry?.behaviorClose,
-          duration: entry?.duration,
-        };
-        const text = renderCasePage(shown, {
-          agent,
-          prev: neighbour(i - 1),
-          next: neighbour(i + 1),
-          notice: problem && `${problem} The verdicts shown are those of index.json.`,
-        });
-        await Deno.writeTextFile(join(dir, names.get(id)!), text);
+      const entry = entryOf(index, agent, id);
+      const { report, problem } = readCaseJson(dir, entry?.reportfile);
+      const spec = specs.get(id);
+      const shown: CaseReportJson = report ?? {
+        id,
+        title: spec?.title,
+        rfc: spec?.rfc,
+        requirement: spec?.requirement,
+        agent,
+        behavior: entry?.behavior,
+        behaviorClose: entry?.behaviorClose,
+        duration: entry?.duration,
+      };
+      writeCasePage(join(dir, names.get(id)!), shown, {
+        agent,
+        prev: neighbour(i - 1),
+        next: neighbour(i + 1),
+        notice: problem && `${problem} The verdicts shown are those of index.json.`,
       });
     });
   }
-  let next = 0;
-  const writer = async () => {
-    while (next < jobs.length) await jobs[next++]();
-  };
-  await Promise.all(Array.from({ length: WRITERS }, writer));
 
   const indexPath = join(dir, "index.html");
   await Deno.writeTextFile(indexPath, renderIndex(index, { pages }));

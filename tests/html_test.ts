@@ -252,6 +252,7 @@ function hostileReport(agent: string, id: string): CaseReportJson {
       { t: SCRIPT, kind: IMG, text: EVIL },
     ],
     wirelogElided: { [SCRIPT]: 3, [IMG]: 2 },
+    findings: [{ name: `name ${EVIL}`, text: `finding ${EVIL}`, value: IMG, unit: QUOTE }],
   };
 }
 
@@ -324,6 +325,8 @@ Deno.test("a hand-made hostile report directory renders with everything escaped"
         "Host: ",
         "deviation ",
         "note ",
+        "name ",
+        "finding ",
       ]
     ) {
       assert.ok(page.includes(label + escaped), `${label}… escaped on the case page`);
@@ -741,15 +744,149 @@ Deno.test("a failing case's page shows the first difference and one wire log row
   const table = /<table class="wirelog">.*?<tbody>(.*?)<\/tbody>/s.exec(html)![1];
   const rows = table.match(/<tr [^>]*>.*?<\/tr>/g)!;
   assert.equal(rows.length, report.wirelog!.length);
-  rows.forEach((r, i) => assert.match(r, new RegExp(`<td class="n">${i + 1}</td>`)));
+  rows.forEach((r, i) => assert.match(r, new RegExp(`^<tr [^>]*id="w${i + 1}"><td>${i + 1}</td>`)));
   assert.match(rows[0], /class="tx bytes".*<span class="how">chop<\/span>.*\(64 of 300 bytes\)/);
   assert.equal((rows[0].match(/ab/g) ?? []).length, 64, "hex cut at 64 bytes");
   assert.match(rows[1], /text \(0x1\).*FIN=0 <span class="odd">RSV=100<\/span> MASK=01020304/);
-  assert.match(rows[1], /len=300 <span class="odd">\(64-bit form, not minimal\)<\/span>.*“hi”/);
-  assert.match(rows[2], /class="nodir note".*<td class="dir">—<\/td>.*wait 1 s \(A\)/);
-  assert.match(rows[3], /<td class="dir">rx<\/td>.*\+1001 ms.*sync/);
+  assert.match(
+    rows[1],
+    /len=300 <span class="odd">\(64-bit form, not minimal\)<\/span>.*&ldquo;hi/,
+  );
+  assert.match(rows[2], /class="nodir note".*<td>&mdash;<\/td>.*wait 1 s \(A\)/);
+  assert.match(rows[3], /<td>rx<\/td><td>1002\.000<span class="gap">\+1001 ms<\/span>.*sync/);
   assert.match(rows[4], /close \(0x8\).*unmasked len=2 \(7-bit form\).*code 1000/);
   assert.match(html, /<p class="elided">.*6 more were\s+counted.*tx frame: 5, rx bytes: 1/s);
+});
+
+Deno.test("a case's findings are shown under Measured, after the verdicts, escaped", () => {
+  const report: CaseReportJson = {
+    id: "11.5.1",
+    title: "TCP close",
+    behavior: "OK",
+    behaviorClose: "OK",
+    findings: [
+      {
+        name: "tcpCloseDelay",
+        text: "The server closed TCP 3 ms after the closing handshake.",
+        value: 3,
+        unit: "ms",
+      },
+      { name: "peerIdleClose", text: `never ${SCRIPT}`, value: null, unit: "ms" },
+      { name: "limit", text: "It took 64 MiB.", value: "64 MiB" },
+    ],
+  };
+  const html = renderCasePage(report);
+  assertSafeHtml(html, "case page with findings");
+  const at = html.indexOf(`<h2 id="measured">Measured</h2>`);
+  assert.ok(at > html.indexOf(`<h2 id="verdicts">`) && at < html.indexOf(`<h2 id="events">`));
+  const rows = /<table class="findings">.*?<tbody>(.*?)<\/tbody>/s.exec(html)![1]
+    .match(/<tr>.*?<\/tr>/g)!;
+  assert.deepEqual(rows, [
+    `<tr><th scope="row">tcpCloseDelay</th><td class="num">3 ms</td><td>The server closed TCP 3 ms after the closing handshake.</td></tr>`,
+    `<tr><th scope="row">peerIdleClose</th><td class="num">—</td><td>never &lt;script&gt;alert(1)&lt;/script&gt;</td></tr>`,
+    `<tr><th scope="row">limit</th><td class="num">64 MiB</td><td>It took 64 MiB.</td></tr>`,
+  ]);
+  // No findings, or none measured: no section.
+  for (const findings of [undefined, []]) {
+    assert.doesNotMatch(renderCasePage({ ...report, findings }), /Measured|class="findings"/);
+  }
+});
+
+Deno.test("a 4000-entry wire log is written in chunks, the same page renderCasePage makes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wsconform-html-stream-" });
+  try {
+    const agent = "big";
+    const wirelog: NonNullable<CaseReportJson["wirelog"]> = [];
+    for (let i = 0; i < 1000; i++) {
+      // Every 250th round trip waits 150 ms: gaps fall anywhere, chunk boundaries included.
+      const t = i * 2 + Math.floor(i / 250) * 150;
+      wirelog.push(
+        { t, dir: "tx", kind: "bytes", length: 4104, hex: "82fe1000".padEnd(512, "ab") },
+        {
+          t: t + 0.5,
+          dir: "tx",
+          kind: "frame",
+          fin: true,
+          rsv: 0,
+          opcode: 2,
+          masked: true,
+          maskKey: "01020304",
+          length: "4096",
+          lengthForm: 16,
+          preview: "fe".repeat(256) + " … (+3840 bytes)",
+          previewIsText: false,
+        },
+        { t: t + 1, dir: "rx", kind: "bytes", length: 4100, hex: "827e1000".padEnd(512, "fe") },
+        {
+          t: t + 1.5,
+          dir: "rx",
+          kind: "frame",
+          fin: true,
+          rsv: 0,
+          opcode: 1,
+          masked: false,
+          length: "300",
+          lengthForm: 16,
+          preview: "x".repeat(256) + " … (+44 bytes)",
+          previewIsText: true,
+        },
+      );
+    }
+    const report: CaseReportJson = {
+      id: "9.8.6",
+      agent,
+      behavior: "OK",
+      behaviorClose: "OK",
+      wirelog,
+    };
+    const index: IndexJson = { [agent]: { "9.8.6": entry(agent, "9.8.6", "OK", "OK") } };
+    await Deno.writeTextFile(`${dir}/index.json`, JSON.stringify(index));
+    await Deno.writeTextFile(`${dir}/${caseReportName(agent, "9.8.6")}`, JSON.stringify(report));
+    await writeHtmlReports(dir);
+    const written = await Deno.readTextFile(`${dir}/big_case_9_8_6.html`);
+    assert.ok(written.length > 4 * (1 << 16), "more than a few chunks");
+    assert.equal(written, renderCasePage(report, { agent }));
+
+    const table = /<table class="wirelog">.*?<tbody>(.*?)<\/tbody>/s.exec(written)![1];
+    const rows = table.match(/<tr [^>]*>.*?<\/tr>/g)!;
+    assert.equal(rows.length, 4000);
+    rows.forEach((r, i) =>
+      assert.match(r, new RegExp(`^<tr [^>]*id="w${i + 1}"><td>${i + 1}</td>`))
+    );
+    assert.equal(table.match(/class="gap"/g)?.length, 3);
+    assert.match(rows[1000], /<td>650\.000<span class="gap">\+151 ms<\/span><\/td>/);
+    // The cut mark of a preview is kept, as a character reference like every symbol of the log:
+    // ASCII rows encode to UTF-8 several times faster.
+    assert.match(rows[1], /<br><code>(?:fe){256} &hellip; \(\+3840 bytes\)<\/code><\/td><\/tr>$/);
+    assert.match(rows[3], /&ldquo;x{256} &hellip; \(\+44 bytes\)&rdquo;/);
+    assert.doesNotMatch(table, /[^\t\n\x20-\x7e]/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("wire log text that is not ASCII is shown as it is", () => {
+  const html = renderCasePage({
+    wirelog: [
+      { t: 1, kind: "note", text: "κόσμε" },
+      {
+        t: 2,
+        dir: "rx",
+        kind: "frame",
+        fin: true,
+        rsv: 0,
+        opcode: 1,
+        masked: false,
+        length: "300",
+        lengthForm: 16,
+        preview: "κόσμε".repeat(30) + " … (+10 bytes)",
+        previewIsText: true,
+      },
+    ],
+  });
+  assertSafeHtml(html, "non-ASCII wire log");
+  assert.match(html, /<td colspan="2">κόσμε<\/td>/);
+  assert.ok(html.includes(`&ldquo;${"κόσμε".repeat(30)} &hellip; (+10 bytes)&rdquo;`));
 });
 
 Deno.test("real reports: the strict server with flaws and without, rendered", async () => {
@@ -757,7 +894,9 @@ Deno.test("real reports: the strict server with flaws and without, rendered", as
   const flawed = startStrictServer({ flaws: ["no-pong", "truncate-long-echo"] });
   const strict = startStrictServer();
   try {
-    const cases = ALL_CASES.filter((c) => c.id.startsWith("1.") || ["5.6", "6.4.3"].includes(c.id));
+    const cases = ALL_CASES.filter((c) =>
+      c.id.startsWith("1.") || ["5.6", "6.4.3", "11.5.1"].includes(c.id)
+    );
     const runs: [string, string, typeof cases][] = [
       ["flawed", flawed.url, cases],
       ["strict", strict.url, cases.filter((c) => c.id.startsWith("1.1."))],
@@ -815,6 +954,11 @@ Deno.test("real reports: the strict server with flaws and without, rendered", as
     assert.match(p643, /wait A over, connection still open/);
     // 1.1.8 writes in chops.
     assert.match(await page("strict", "1.1.8"), /<span class="how">chop<\/span>/);
+    // 11.5.1 times the server's TCP close: its finding is on the page.
+    assert.match(
+      await page("flawed", "11.5.1"),
+      /<h2 id="measured">Measured<\/h2>.*<th scope="row">tcpCloseDelay<\/th><td class="num">\d+ ms<\/td><td>The server closed TCP \d+ ms after the closing handshake\.<\/td>/s,
+    );
     // Every page is safe and links only to pages that exist.
     for (const name of await htmlFiles(dir)) {
       const text = await Deno.readTextFile(`${dir}/${name}`);
