@@ -99,6 +99,11 @@ function isPatient(spec: CaseSpec): boolean {
   return timers.length > 0 && Math.min(...timers) >= 10;
 }
 
+/** A case still waiting for the handshake answer after this long stops holding a job slot. */
+const STALL_MS = 1000;
+/** Cases waiting for a handshake answer without a job slot, per job (bounds the open sockets). */
+const STALLED_PER_JOB = 4;
+
 /** Cases holding less than this skip the memory gate: the job limit bounds them well enough. */
 const GATED_BYTES = 1024 * 1024;
 
@@ -114,30 +119,55 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
   let patient = indices.filter((i) => isPatient(cases[i])).sort(byEstimate);
   let impatientLeft = pending.length;
   const results: CaseOutcome[] = new Array(cases.length);
-  let running = 0, finished = 0;
+  /** Cases holding a job slot; `stalled` ones wait for a handshake answer without one. */
+  let running = 0, stalled = 0, finished = 0;
+  const maxStalled = STALLED_PER_JOB * options.jobs;
 
   return new Promise((resolve) => {
     if (cases.length === 0) return resolve(results);
     const pump = () => {
       if (pending.length === 0 && impatientLeft === 0) [pending, patient] = [patient, []];
-      while (pending.length > 0 && running < options.jobs) {
+      while (pending.length > 0 && running < options.jobs && stalled < maxStalled) {
         const index = pending.shift()!;
         const spec = cases[index];
         const bytes = 4 * caseBytes(spec);
+        let holdsSlot = true;
+        const takeSlot = () => {
+          if (!holdsSlot) [holdsSlot, running] = [true, running + 1];
+        };
+        const giveSlot = () => {
+          if (holdsSlot) [holdsSlot, running] = [false, running - 1];
+        };
         running++;
-        // Memory is claimed once the connection is open: a target that never
-        // answers the handshake then costs the job limit, not the byte budget.
-        // A case waiting for memory gives its job slot to a case that needs none.
-        const admit = bytes >= GATED_BYTES
-          ? async () => {
-            running--;
-            pump();
-            const release = await gate.acquire(bytes);
-            running++;
-            return release;
-          }
-          : undefined;
+        // A server slow to answer the handshake is not busy with this case: after
+        // a while the case gives its slot to the next one, so a target that never
+        // answers costs a few rounds of the handshake timeout, not one per job.
+        let stalledNow = false;
+        const stallTimer = setTimeout(() => {
+          stalledNow = true;
+          stalled++;
+          giveSlot();
+          pump();
+        }, STALL_MS);
+        const unstall = () => {
+          clearTimeout(stallTimer);
+          if (stalledNow) [stalledNow, stalled] = [false, stalled - 1];
+        };
+        const admit = async () => {
+          unstall();
+          takeSlot();
+          if (bytes < GATED_BYTES) return () => {};
+          // Memory is claimed once the connection is open: a target that never
+          // answers the handshake then costs the job limit, not the byte budget.
+          // A case waiting for memory gives its job slot to a case that needs none.
+          giveSlot();
+          pump();
+          const release = await gate.acquire(bytes);
+          takeSlot();
+          return release;
+        };
         runCase(spec, { ...options, admit }).then(async (run) => {
+          unstall();
           const { verdict, duration } = run;
           results[index] = {
             spec,
@@ -147,7 +177,7 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
             findings: run.findings,
           };
           await options.onCaseDone?.(run);
-          running--;
+          giveSlot();
           finished++;
           if (!isPatient(spec)) impatientLeft--;
           if (finished === cases.length) resolve(results);

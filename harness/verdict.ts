@@ -104,10 +104,13 @@ export function judge(
     judgeRefusal(v, spec.handshake.expect, observed.handshake);
   }
   // A refusal with a fitting code is judged at the case's level, a wrong code at the refusal's.
-  applyLevel(
-    v,
-    refused && v.behavior === "FAILED" ? expect.refusal!.level : expect.level ?? "must",
-  );
+  // A case that never got past a handshake it was not about did not run: no level softens that.
+  const level = !close.opened && !spec.handshake
+    ? "must"
+    : refused && v.behavior === "FAILED"
+    ? expect.refusal!.level
+    : expect.level ?? "must";
+  applyLevel(v, level);
   // What the server sent is checked in every case, whatever the case's own level.
   const broken = (observed.violations ?? []).filter((x) => x.level !== "may");
   if (broken.length > 0 && v.behavior !== "FAILED") {

@@ -1,14 +1,14 @@
 /**
- * Findings (harness/measure.ts) and the pieces the size probe rests on: the
- * refusal rule of the verdict and payload views. Pure: no sockets.
+ * Findings (harness/measure.ts), and the payload views the size probe rests
+ * on. Pure: no sockets.
  *
  *   deno test tests/measure_test.ts
  */
 import assert from "node:assert/strict";
-import type { CaseSpec, Expectation } from "../harness/case.ts";
+import type { CaseSpec } from "../harness/case.ts";
 import { formatBytes, measure, type Measured, type Timeline } from "../harness/measure.ts";
 import { type ObservedEvent, PayloadCache } from "../harness/payload.ts";
-import { type CloseObservation, judge } from "../harness/verdict.ts";
+import type { CloseObservation } from "../harness/verdict.ts";
 
 const MiB = 1024 * 1024;
 
@@ -158,41 +158,6 @@ Deno.test("messageSizeLimit: the largest echo and how the next message ended", (
   );
   const slow = measure(spec, measured({}, { received: [echo(MiB), echo(2 * MiB)] }));
   assert.match(slow[0].text, /4 MiB message was not echoed before the suite closed/);
-});
-
-Deno.test("refusal: a peer stopping part-way is judged by its close code, at the refusal's level", () => {
-  const expect: Expectation = {
-    ok: [],
-    close: { by: "suite", codes: [1000], clean: true },
-    level: "may",
-    refusal: { codes: [1009], level: "should" },
-  };
-  const ok = [echo(1), echo(2), echo(3)];
-  const peerClosed = (code: number | undefined) =>
-    closed({ closedBySuite: false, remoteCloseCode: code });
-  const run = (received: ObservedEvent[], close: CloseObservation) =>
-    judge({ expect }, { ok }, { received, close });
-
-  const refused = run([echo(1)], peerClosed(1009));
-  assert.deepEqual([refused.behavior, refused.behaviorClose], ["INFORMATIONAL", "INFORMATIONAL"]);
-  assert.match(refused.result, /refused to go on after 1 of the 3 expected events/);
-  assert.equal(run([echo(1)], peerClosed(undefined)).behavior, "INFORMATIONAL");
-
-  const wrong = run([echo(1)], peerClosed(1002));
-  assert.deepEqual([wrong.behavior, wrong.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
-  assert.equal(wrong.matched, undefined);
-  assert.match(wrong.result, /a refusal calls for 1009/);
-
-  // A wrong echo before the close is no refusal: the events differ.
-  const garbled = run([echo(5)], peerClosed(1009));
-  assert.equal(garbled.behavior, "INFORMATIONAL");
-  assert.doesNotMatch(garbled.result, /refused/);
-  // Without a refusal clause, the same close is the peer closing where the suite was to.
-  const strict = judge({ expect: { ...expect, refusal: undefined, level: "must" } }, { ok }, {
-    received: [echo(1)],
-    close: peerClosed(1009),
-  });
-  assert.deepEqual([strict.behavior, strict.behaviorClose], ["FAILED", "FAILED"]);
 });
 
 Deno.test("PayloadCache: shorter repetitions of a pattern are views of the longest", () => {
