@@ -99,7 +99,10 @@ function isPatient(spec: CaseSpec): boolean {
   return timers.length > 0 && Math.min(...timers) >= 10;
 }
 
-/** A case still waiting for the handshake answer after this long stops holding a job slot. */
+/**
+ * A case still waiting for the handshake answer after this long, while no
+ * other case got an answer either, stops holding a job slot.
+ */
 const STALL_MS = 1000;
 /** Cases waiting for a handshake answer without a job slot, per job (bounds the open sockets). */
 const STALLED_PER_JOB = 4;
@@ -121,6 +124,8 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
   const results: CaseOutcome[] = new Array(cases.length);
   /** Cases holding a job slot; `stalled` ones wait for a handshake answer without one. */
   let running = 0, stalled = 0, finished = 0;
+  /** When a case last got through its handshake. */
+  let lastOpened = -Infinity;
   const maxStalled = STALLED_PER_JOB * options.jobs;
 
   return new Promise((resolve) => {
@@ -139,21 +144,30 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
           if (holdsSlot) [holdsSlot, running] = [false, running - 1];
         };
         running++;
-        // A server slow to answer the handshake is not busy with this case: after
-        // a while the case gives its slot to the next one, so a target that never
-        // answers costs a few rounds of the handshake timeout, not one per job.
+        // A target answering no handshake at all is not busy with this case: after
+        // a while the case gives its slot to the next one, so such a target costs a
+        // few rounds of the handshake timeout, not one per job. A target that answers
+        // other cases is only slow, and more connections would slow it further.
         let stalledNow = false;
-        const stallTimer = setTimeout(() => {
+        let stallTimer: ReturnType<typeof setTimeout>;
+        const checkStall = () => {
+          const quiet = performance.now() - lastOpened;
+          if (quiet < STALL_MS) {
+            stallTimer = setTimeout(checkStall, STALL_MS - quiet);
+            return;
+          }
           stalledNow = true;
           stalled++;
           giveSlot();
           pump();
-        }, STALL_MS);
+        };
+        stallTimer = setTimeout(checkStall, STALL_MS);
         const unstall = () => {
           clearTimeout(stallTimer);
           if (stalledNow) [stalledNow, stalled] = [false, stalled - 1];
         };
         const admit = async () => {
+          lastOpened = performance.now();
           unstall();
           takeSlot();
           if (bytes < GATED_BYTES) return () => {};
