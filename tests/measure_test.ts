@@ -7,41 +7,21 @@
 import assert from "node:assert/strict";
 import type { CaseSpec } from "../harness/case.ts";
 import { formatBytes, measure, type Measured, type Timeline } from "../harness/measure.ts";
-import { type ObservedEvent, PayloadCache } from "../harness/payload.ts";
-import type { CloseObservation } from "../harness/verdict.ts";
+import { PayloadCache } from "../harness/payload.ts";
+import { closeObservation, textMessage } from "./support.ts";
 
 const MiB = 1024 * 1024;
-
-function closed(over: Partial<CloseObservation> = {}): CloseObservation {
-  return {
-    opened: true,
-    closedBySuite: true,
-    failedBySuite: false,
-    droppedBySuite: false,
-    wasClean: true,
-    closeHandshakeTimeout: false,
-    peerDropTimeout: false,
-    openHandshakeTimeout: false,
-    ...over,
-  };
-}
 
 function measured(timeline: Partial<Timeline>, over: Partial<Measured> = {}): Measured {
   return {
     timeline: { peerPings: [], ...timeline },
     received: [],
-    close: closed(),
+    close: closeObservation(),
     handshake: { status: 101, versions: [], problems: [] },
     peerDropTimeoutMs: 1000,
     ...over,
   };
 }
-
-const echo = (length: number): ObservedEvent => ({
-  type: "message",
-  binary: false,
-  payload: new Uint8Array(length),
-});
 
 Deno.test("formatBytes: exact units, remainders, small counts", () => {
   assert.equal(formatBytes(125), "125 bytes");
@@ -56,7 +36,7 @@ Deno.test("measure: only what the case asks for, and nothing for a case that nev
   assert.deepEqual(
     measure(
       { steps: [], measure: ["tcpCloseDelay"] },
-      measured(timeline, { close: closed({ opened: false }) }),
+      measured(timeline, { close: closeObservation({ opened: false }) }),
     ),
     [],
   );
@@ -64,7 +44,7 @@ Deno.test("measure: only what the case asks for, and nothing for a case that nev
 
 Deno.test("handshakeStatus: accepted, refused with a status, or no usable response", () => {
   const spec: Pick<CaseSpec, "steps" | "measure"> = { steps: [], measure: ["handshakeStatus"] };
-  const notOpened = closed({ opened: false });
+  const notOpened = closeObservation({ opened: false });
   assert.deepEqual(measure(spec, measured({})), [
     { name: "handshakeStatus", value: 101, text: "The server accepted the handshake (101)." },
   ]);
@@ -93,7 +73,7 @@ Deno.test("tcpCloseDelay: the time from the closing handshake to the server's TC
   });
   const [slow] = measure(
     spec,
-    measured({ closeHandshakeDone: 10 }, { close: closed({ droppedBySuite: true }) }),
+    measured({ closeHandshakeDone: 10 }, { close: closeObservation({ droppedBySuite: true }) }),
   );
   assert.equal(slow.value, null);
   assert.match(slow.text, /did not close TCP within 1000 ms/);
@@ -112,7 +92,7 @@ Deno.test("peerKeepalive: pings with their times, and whether the server closed"
     spec,
     measured(
       { peerPings: [1000.4, 2001, 3003], peerCloseFrame: 3500.2 },
-      { close: closed({ closedBySuite: false, remoteCloseCode: 1001 }) },
+      { close: closeObservation({ closedBySuite: false, remoteCloseCode: 1001 }) },
     ),
   );
   assert.equal(pings.value, 3);
@@ -132,14 +112,17 @@ Deno.test("messageSizeLimit: the largest echo and how the next message ended", (
     steps: [1, 2, 4].map((n) => ({ message: { payload: { repeat: "*", length: n * MiB } } })),
     measure: ["messageSizeLimit"],
   };
-  const all = measure(spec, measured({}, { received: [echo(MiB), echo(2 * MiB), echo(4 * MiB)] }));
+  const all = measure(
+    spec,
+    measured({}, { received: [textMessage(MiB), textMessage(2 * MiB), textMessage(4 * MiB)] }),
+  );
   assert.equal(all[0].value, 4 * MiB);
   assert.equal(all[0].text, "Echoed up to 4 MiB: no limit found up to the largest message sent.");
   const refused = measure(
     spec,
     measured({ peerCloseFrame: 50 }, {
-      received: [echo(MiB)],
-      close: closed({ closedBySuite: false, remoteCloseCode: 1009 }),
+      received: [textMessage(MiB)],
+      close: closeObservation({ closedBySuite: false, remoteCloseCode: 1009 }),
     }),
   );
   assert.equal(refused[0].value, MiB);
@@ -149,14 +132,16 @@ Deno.test("messageSizeLimit: the largest echo and how the next message ended", (
   );
   const dropped = measure(
     spec,
-    measured({ peerClosedTcp: 50 }, { close: closed({ closedBySuite: false, wasClean: false }) }),
+    measured({ peerClosedTcp: 50 }, {
+      close: closeObservation({ closedBySuite: false, wasClean: false }),
+    }),
   );
   assert.equal(dropped[0].value, null);
   assert.equal(
     dropped[0].text,
     "No message was echoed; the server dropped the connection on the 1 MiB message, with no close frame.",
   );
-  const slow = measure(spec, measured({}, { received: [echo(MiB), echo(2 * MiB)] }));
+  const slow = measure(spec, measured({}, { received: [textMessage(MiB), textMessage(2 * MiB)] }));
   assert.match(slow[0].text, /4 MiB message was not echoed before the suite closed/);
 });
 

@@ -1,6 +1,7 @@
 /** Helpers shared by the project's tests. */
 import { type CliIo, main } from "../harness/cli.ts";
-import type { Behavior, CloseBehavior } from "../harness/verdict.ts";
+import type { ObservedEvent } from "../harness/payload.ts";
+import type { Behavior, CloseBehavior, CloseObservation } from "../harness/verdict.ts";
 
 /** The two verdicts a case must get. */
 export interface Expected {
@@ -62,3 +63,25 @@ export function expandRange(range: string, ids: readonly string[]): string[] {
   }
   return out;
 }
+
+/** How a connection ended, for pure verdict and finding tests: opened, closed cleanly by the suite. */
+export function closeObservation(over: Partial<CloseObservation> = {}): CloseObservation {
+  return {
+    opened: true,
+    closedBySuite: true,
+    failedBySuite: false,
+    droppedBySuite: false,
+    wasClean: true,
+    closeHandshakeTimeout: false,
+    peerDropTimeout: false,
+    openHandshakeTimeout: false,
+    ...over,
+  };
+}
+
+/** A text message of `length` zero bytes, as observed. */
+export const textMessage = (length: number): ObservedEvent => ({
+  type: "message",
+  binary: false,
+  payload: new Uint8Array(length),
+});

@@ -8,26 +8,7 @@ import assert from "node:assert/strict";
 import type { Expectation } from "../harness/case.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import { type CloseObservation, judge } from "../harness/verdict.ts";
-
-function closed(over: Partial<CloseObservation> = {}): CloseObservation {
-  return {
-    opened: true,
-    closedBySuite: true,
-    failedBySuite: false,
-    droppedBySuite: false,
-    wasClean: true,
-    closeHandshakeTimeout: false,
-    peerDropTimeout: false,
-    openHandshakeTimeout: false,
-    ...over,
-  };
-}
-
-const echo = (length: number): ObservedEvent => ({
-  type: "message",
-  binary: false,
-  payload: new Uint8Array(length),
-});
+import { closeObservation, textMessage } from "./support.ts";
 
 Deno.test("refusal: a peer stopping part-way is judged by its close code, at the refusal's level", () => {
   const expect: Expectation = {
@@ -36,29 +17,29 @@ Deno.test("refusal: a peer stopping part-way is judged by its close code, at the
     level: "may",
     refusal: { codes: [1009], level: "should" },
   };
-  const ok = [echo(1), echo(2), echo(3)];
+  const ok = [textMessage(1), textMessage(2), textMessage(3)];
   const peerClosed = (code: number | undefined) =>
-    closed({ closedBySuite: false, remoteCloseCode: code });
+    closeObservation({ closedBySuite: false, remoteCloseCode: code });
   const run = (received: ObservedEvent[], close: CloseObservation) =>
     judge({ expect }, { ok }, { received, close });
 
-  const refused = run([echo(1)], peerClosed(1009));
+  const refused = run([textMessage(1)], peerClosed(1009));
   assert.deepEqual([refused.behavior, refused.behaviorClose], ["INFORMATIONAL", "INFORMATIONAL"]);
   assert.match(refused.result, /refused to go on after 1 of the 3 expected events/);
-  assert.equal(run([echo(1)], peerClosed(undefined)).behavior, "INFORMATIONAL");
+  assert.equal(run([textMessage(1)], peerClosed(undefined)).behavior, "INFORMATIONAL");
 
-  const wrong = run([echo(1)], peerClosed(1002));
+  const wrong = run([textMessage(1)], peerClosed(1002));
   assert.deepEqual([wrong.behavior, wrong.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
   assert.equal(wrong.matched, undefined);
   assert.match(wrong.result, /a refusal calls for 1009/);
 
   // A wrong echo before the close is no refusal: the events differ.
-  const garbled = run([echo(5)], peerClosed(1009));
+  const garbled = run([textMessage(5)], peerClosed(1009));
   assert.equal(garbled.behavior, "INFORMATIONAL");
   assert.doesNotMatch(garbled.result, /refused/);
   // Without a refusal clause, the same close is the peer closing where the suite was to.
   const strict = judge({ expect: { ...expect, refusal: undefined, level: "must" } }, { ok }, {
-    received: [echo(1)],
+    received: [textMessage(1)],
     close: peerClosed(1009),
   });
   assert.deepEqual([strict.behavior, strict.behaviorClose], ["FAILED", "FAILED"]);
@@ -67,7 +48,7 @@ Deno.test("refusal: a peer stopping part-way is judged by its close code, at the
 Deno.test("a case that never opened is FAILED whatever its level, unless the handshake is its subject", () => {
   const neverOpened = {
     received: [],
-    close: closed({ opened: false, openHandshakeTimeout: true }),
+    close: closeObservation({ opened: false, openHandshakeTimeout: true }),
   };
   for (const level of ["must", "should", "may"] as const) {
     const expect: Expectation = {
