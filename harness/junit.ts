@@ -78,13 +78,14 @@ const PREVIEW = 24;
 
 function describeEvent(e: ObservedEvent): string {
   if (e.type === "timeout") return `timeout "${e.tag}"`;
-  const size = `${e.payload.length} byte${e.payload.length === 1 ? "" : "s"}`;
+  const length = e.length ?? e.payload.length;
+  const size = `${length} byte${length === 1 ? "" : "s"}`;
   if (e.type === "pong") return `pong (${size})`;
   if (e.binary) return `binary message (${size})`;
   let preview = "";
   try {
     const head = new TextDecoder("utf-8", { fatal: true }).decode(e.payload.subarray(0, PREVIEW));
-    preview = `: ${JSON.stringify(head)}${e.payload.length > PREVIEW ? "…" : ""}`;
+    preview = `: ${JSON.stringify(head)}${length > PREVIEW ? "…" : ""}`;
   } catch { /* invalid UTF-8 (or cut within a character): no preview */ }
   return `text message (${size})${preview}`;
 }

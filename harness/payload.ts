@@ -61,21 +61,35 @@ export function payloadLength(payload: Payload | undefined): number {
 
 /** An event as the suite observed it (or as an expectation resolves to). */
 export type ObservedEvent =
-  | { type: "message"; binary: boolean; payload: Uint8Array }
-  | { type: "pong"; payload: Uint8Array }
+  | { type: "message"; binary: boolean; payload: Uint8Array; length?: number }
+  | { type: "pong"; payload: Uint8Array; length?: number }
   | { type: "timeout"; tag: string };
 
-/** Expands event specs (including `times`) into the events they stand for. */
-export function resolveEvents(specs: EventSpec[], cache: PayloadCache): ObservedEvent[] {
+/**
+ * Expands event specs (including `times`) into the events they stand for.
+ * With `previewBytes`, a longer payload is built only that far, its `length`
+ * giving the whole: enough to describe an expectation never compared.
+ */
+export function resolveEvents(
+  specs: EventSpec[],
+  cache: PayloadCache,
+  previewBytes = Infinity,
+): ObservedEvent[] {
   const out: ObservedEvent[] = [];
   for (const spec of specs) {
     if ("timeout" in spec) {
       out.push({ type: "timeout", tag: spec.timeout });
       continue;
     }
+    const payload = "message" in spec ? spec.message : spec.pong;
+    // Only repetitions grow large; their first bytes are a shorter repetition.
+    const cut = typeof payload === "object" && "repeat" in payload &&
+      payload.length > previewBytes;
+    const bytes = cache.resolve(cut ? { ...payload, length: previewBytes } : payload);
+    const preview = cut ? { length: payload.length } : {};
     const event: ObservedEvent = "message" in spec
-      ? { type: "message", binary: spec.binary ?? false, payload: cache.resolve(spec.message) }
-      : { type: "pong", payload: cache.resolve(spec.pong) };
+      ? { type: "message", binary: spec.binary ?? false, payload: bytes, ...preview }
+      : { type: "pong", payload: bytes, ...preview };
     for (let i = 0; i < (spec.times ?? 1); i++) out.push(event);
   }
   return out;

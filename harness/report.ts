@@ -38,16 +38,17 @@ export function compareIds(a: string, b: string): number {
   return 0;
 }
 
-function describePayload(payload: Uint8Array) {
+/** A payload's length and its first bytes; `length` when `payload` holds only those. */
+function describePayload(payload: Uint8Array, length = payload.length) {
   const head = payload.subarray(0, REPORT_PAYLOAD_LIMIT);
   let text: string | undefined;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(head);
   } catch { /* not text: hex only */ }
   return {
-    length: payload.length,
+    length,
     ...(text !== undefined ? { text } : { hex: head.toHex() }),
-    ...(payload.length > head.length ? { truncated: true } : {}),
+    ...(length > head.length ? { truncated: true } : {}),
   };
 }
 
@@ -62,11 +63,14 @@ function describeEvents(events: ObservedEvent[]) {
     }
     last = e;
     out.push(
-      e.type === "timeout"
-        ? { type: "timeout", tag: e.tag, times: 1 }
-        : e.type === "message"
-        ? { type: "message", binary: e.binary, payload: describePayload(e.payload), times: 1 }
-        : { type: "pong", payload: describePayload(e.payload), times: 1 },
+      e.type === "timeout" ? { type: "timeout", tag: e.tag, times: 1 } : e.type === "message"
+        ? {
+          type: "message",
+          binary: e.binary,
+          payload: describePayload(e.payload, e.length),
+          times: 1,
+        }
+        : { type: "pong", payload: describePayload(e.payload, e.length), times: 1 },
     );
   }
   for (const entry of out) if (entry.times === 1) delete entry.times;

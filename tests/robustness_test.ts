@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec, Step } from "../harness/case.ts";
 import { Opcode } from "../harness/frame.ts";
-import { caseReport } from "../harness/report.ts";
+import { caseReport, REPORT_PAYLOAD_LIMIT } from "../harness/report.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
 import { type CaseRun, runCase } from "../harness/session.ts";
 import { isFailing } from "../harness/verdict.ts";
@@ -166,6 +166,17 @@ async function checkNeverOpened(
       assert.match(close.notCleanReason ?? "", reason, spec.id);
       assert.deepEqual(run.received, [], spec.id);
     }
+  });
+  await t.step("the report says what was expected, without building long payloads", () => {
+    const run = result.runs.get("9.1.6")!; // expects a 16 MiB echo
+    const [event] = run.expected.ok;
+    assert.ok(event.type === "message" && event.payload.length <= REPORT_PAYLOAD_LIMIT);
+    const [described] = caseReport(run, "hostile").expected.ok;
+    assert.deepEqual(described.payload, {
+      length: 16 * 1024 * 1024,
+      text: new TextDecoder().decode(event.payload),
+      truncated: true,
+    });
   });
 }
 
