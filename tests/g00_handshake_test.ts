@@ -1,4 +1,4 @@
-import { expandRange, type Expected, v } from "./support.ts";
+import { expandRange, type Expected, flawExpectations, v } from "./support.ts";
 /**
  * Group 0 (opening handshake) proven against the strict reference server:
  * every case passes against it (OK / OK; the informational ones
@@ -230,17 +230,8 @@ function explain(r: Result): string {
 }
 
 /** What each flaw must turn each case into: its rule rows, then the collateral ones. */
-function expectations(flaw: Flaw): Map<string, { row: Row; broken: boolean }> {
-  const out = new Map<string, { row: Row; broken: boolean }>();
-  for (const [rows, broken] of [[RULES, true], [COLLATERAL, false]] as const) {
-    for (const row of rows.filter((r) => r.flaws.includes(flaw))) {
-      for (const id of expand(row.cases)) {
-        assert.ok(!out.has(id), `${flaw}: case ${id} is in two rows`);
-        out.set(id, { row, broken });
-      }
-    }
-  }
-  return out;
+function expectations(flaw: Flaw) {
+  return flawExpectations(flaw, RULES, COLLATERAL, (row) => expand(row.cases));
 }
 
 // ---------------------------------------------------------------------------
@@ -363,7 +354,7 @@ Deno.test("flaws: each breaks the cases whose rule it violates, the others keep 
           wrong.push(`expected ${summary(entry.row.verdict)}: ${explain(r)}`);
         }
         const should = r.outcome.spec.expect.level === "should";
-        if (entry.broken && !(should ? got.behavior === "NON-STRICT" : isFailing(got))) {
+        if (entry.rule && !(should ? got.behavior === "NON-STRICT" : isFailing(got))) {
           wrong.push(`rule not seen as broken: ${explain(r)}`);
         }
       }

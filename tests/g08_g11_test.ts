@@ -1,4 +1,4 @@
-import { expandRange, type Expected, v } from "./support.ts";
+import { expandRange, type Expected, flawExpectations, v } from "./support.ts";
 /**
  * Groups 8 (masking and header encodings) and 11 (close, limits and
  * keepalive) proven against the strict reference server: every case passes
@@ -383,17 +383,8 @@ const OUTPUT_FLAWS: readonly Flaw[] = FLAW_FAMILIES.serverOutput;
 const CLOSE_FLAWS: readonly Flaw[] = FLAW_FAMILIES.close;
 
 /** What each flaw must turn each case into: its rule rows, then the collateral ones. */
-function expectations(flaw: Flaw): Map<string, { row: Row; rule: boolean }> {
-  const out = new Map<string, { row: Row; rule: boolean }>();
-  for (const [rows, rule] of [[RULES, true], [COLLATERAL, false]] as const) {
-    for (const row of rows.filter((r) => r.flaws.includes(flaw))) {
-      for (const id of expandAll(row.cases)) {
-        assert.ok(!out.has(id), `${flaw}: case ${id} is in two rows`);
-        out.set(id, { row, rule });
-      }
-    }
-  }
-  return out;
+function expectations(flaw: Flaw) {
+  return flawExpectations(flaw, RULES, COLLATERAL, (row) => expandAll(row.cases));
 }
 
 function summary(verdict: Verdict): string {

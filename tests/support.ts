@@ -85,3 +85,26 @@ export const textMessage = (length: number): ObservedEvent => ({
   binary: false,
   payload: new Uint8Array(length),
 });
+
+/**
+ * What a flaw must turn each case into, from a proof table: the rows of cases
+ * whose own rule the flaw breaks (`rule` true), then the rows of cases it
+ * changes on the way. A case in two rows for one flaw is an error in the table.
+ */
+export function flawExpectations<Row extends { flaws: readonly string[] }>(
+  flaw: string,
+  rules: readonly Row[],
+  collateral: readonly Row[],
+  idsOf: (row: Row) => string[],
+): Map<string, { row: Row; rule: boolean }> {
+  const out = new Map<string, { row: Row; rule: boolean }>();
+  for (const [rows, rule] of [[rules, true], [collateral, false]] as const) {
+    for (const row of rows.filter((r) => r.flaws.includes(flaw))) {
+      for (const id of idsOf(row)) {
+        if (out.has(id)) throw new Error(`${flaw}: case ${id} is in two rows`);
+        out.set(id, { row, rule });
+      }
+    }
+  }
+  return out;
+}
