@@ -150,7 +150,8 @@ export function encodeFrames(frames: readonly FrameToEncode[]): Uint8Array {
 
 /**
  * Encodes a message as its sender would (§5.4): frames of `fragmentSize` bytes
- * (one frame when absent), the first with `opcode`, the rest continuations.
+ * (one frame when absent), the first with `opcode`, the rest continuations,
+ * split as fragmentCount() says.
  * `maskKeys` holds 4 bytes per frame; absent means unmasked. One buffer, no
  * per-frame allocation: a 4 MiB message in 64-byte fragments is 65536 frames.
  */
@@ -201,9 +202,17 @@ export function encodeMessage(
   return out;
 }
 
-/** Frames a message of `length` bytes takes at `fragmentSize` bytes per frame. */
+/**
+ * Frames a message of `length` bytes takes at `fragmentSize` bytes per frame,
+ * split as Autobahn's sendMessage splits it, so shared case ids put the same
+ * frames on the wire: a message no longer than one fragment is one frame, and
+ * one that fills its last fragment exactly ends with an empty FIN continuation
+ * (4 MiB in 256-byte fragments is 16385 frames, which a peer's fragment-count
+ * limit of 16384 refuses).
+ */
 export function fragmentCount(length: number, fragmentSize?: number): number {
-  return fragmentSize && fragmentSize > 0 ? Math.max(1, Math.ceil(length / fragmentSize)) : 1;
+  if (!fragmentSize || fragmentSize <= 0 || length <= fragmentSize) return 1;
+  return Math.floor(length / fragmentSize) + 1;
 }
 
 /**

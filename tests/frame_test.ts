@@ -603,7 +603,12 @@ Deno.test("encodeMessage", async (t) => {
 
   await t.step("equals encodeFrames of the fragments, masked and unmasked", () => {
     const rand = rng(9);
-    for (const [length, fragmentSize] of [[0, 4], [1, 1], [10, 3], [5000, 1100], [70000, 65536]]) {
+    for (
+      const [length, fragmentSize] of [[0, 4], [1, 1], [10, 3], [9, 3], [5000, 1100], [
+        70000,
+        65536,
+      ]]
+    ) {
       const payload = randomBytes(rand, length);
       const count = fragmentCount(length, fragmentSize);
       const keys = randomBytes(rand, 4 * count);
@@ -632,7 +637,10 @@ Deno.test("encodeMessage", async (t) => {
     assert.equal(fragmentCount(10), 1);
     assert.equal(fragmentCount(10, 0), 1);
     assert.equal(fragmentCount(10, 3), 4);
-    assert.equal(fragmentCount(9, 3), 3);
+    assert.equal(fragmentCount(3, 3), 1);
+    // As Autobahn's sendMessage: a last fragment filled exactly is followed by an empty one.
+    assert.equal(fragmentCount(9, 3), 4);
+    assert.equal(fragmentCount(4 * 1024 * 1024, 256), 16385);
     assert.throws(
       () => encodeMessage(HELLO, { opcode: 1, fragmentSize: 2, maskKeys: new Uint8Array(8) }),
       RangeError,
