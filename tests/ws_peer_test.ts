@@ -1,0 +1,78 @@
+/**
+ * Fidelity against a real third-party server, node's `ws` 8.23.0, where
+ * Autobahn|Testsuite's verdicts are known: `ws` refuses a message of more
+ * than 16384 fragments (its maxFragments default), so Autobahn's 9.3.1,
+ * 9.3.2 and 9.4.2 fail there (65537 and 16385 frames) while 9.3.3 (4097
+ * frames) passes. `.ci/run` installs `ws` and names its folder in
+ * WS_PEER_DIR; without it the test is skipped.
+ *
+ *   WS_PEER_DIR=~/.cache/wsconform/ws-8.23.0 deno test --allow-all tests/ws_peer_test.ts
+ */
+import assert from "node:assert/strict";
+import { ALL_CASES } from "../fixtures/mod.ts";
+import { runCases } from "../harness/runner.ts";
+
+const WS_DIR = Deno.env.get("WS_PEER_DIR");
+const installed = WS_DIR !== undefined && exists(`${WS_DIR}/node_modules/ws/package.json`);
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the ws echo server; stops it by its PID. */
+async function startWsEcho(): Promise<{ url: string; close(): Promise<void> }> {
+  const child = new Deno.Command("node", {
+    args: [new URL("./peers/ws_echo.cjs", import.meta.url).pathname],
+    env: { NODE_PATH: `${WS_DIR}/node_modules` },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const close = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+  };
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const timer = setTimeout(() => close(), 10_000);
+  try {
+    const { value } = await reader.read();
+    const port = Number(value?.trim());
+    if (!Number.isInteger(port) || port <= 0) throw new Error(`ws echo did not start: ${value}`);
+    return { url: `ws://127.0.0.1:${port}/`, close };
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+}
+
+Deno.test({
+  name: "ws 8.23.0: the fragment-count limit fails the cases Autobahn fails there",
+  ignore: !installed,
+  async fn() {
+    const server = await startWsEcho();
+    try {
+      const cases = ALL_CASES.filter((c) => ["9.3.1", "9.3.2", "9.3.3", "9.4.2"].includes(c.id));
+      const outcomes = await runCases(cases, { url: new URL(server.url), jobs: 4 });
+      const behavior = Object.fromEntries(outcomes.map((o) => [o.spec.id, o.verdict.behavior]));
+      assert.deepEqual(behavior, {
+        "9.3.1": "FAILED",
+        "9.3.2": "FAILED",
+        "9.3.3": "OK",
+        "9.4.2": "FAILED",
+      });
+      // ws says why: 1008, policy violation (too many fragments).
+      for (const o of outcomes.filter((o) => o.verdict.behavior === "FAILED")) {
+        assert.equal(o.remoteCloseCode, 1008, o.spec.id);
+      }
+    } finally {
+      await server.close();
+    }
+  },
+});
