@@ -23,7 +23,7 @@ import { spawnReference } from "./reference_server.ts";
 import { writeHtmlReports } from "./html.ts";
 import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
 import { type CaseOutcome, runCases } from "./runner.ts";
-import { runCase, type SessionOptions } from "./session.ts";
+import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
 import {
   DEFAULT_OUTDIR,
   globToRegExp,
@@ -33,6 +33,8 @@ import {
   SpecError,
   specPatterns,
 } from "./spec.ts";
+import { Opcode } from "./frame.ts";
+import type { HeaderList } from "./handshake.ts";
 import { connectRaw } from "./transport.ts";
 import type { Behavior, CloseBehavior } from "./verdict.ts";
 
@@ -61,6 +63,11 @@ Options:
   --protocol-only       run only the cases whose verdict does not depend on an echo, for a
                         server that does not echo messages back: the cases that need one are
                         not run (not in the report, <skipped/> in JUnit, never a regression)
+  --protocol NAME       offer this subprotocol (Sec-WebSocket-Protocol) in every handshake;
+                        repeat it or give a comma list to offer several, in order
+  --header "N: V"       add this header to every handshake request (a token, a cookie);
+                        repeatable; the handshake's own headers cannot be set this way
+  --origin URL          send this Origin (scheme://host[:port]) in every handshake
   --help                this text
 
 In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's name in file-name
@@ -85,6 +92,8 @@ export interface Target {
   select: (agent: string) => CaseSpec[];
   /** Where the target came from, for messages ("servers[1] of spec.json"). */
   origin?: string;
+  /** A spec server's subprotocols and Origin for its handshakes (--protocol and --origin win). */
+  handshake?: { protocols?: string[]; origin?: string };
 }
 
 export interface CliOptions {
@@ -104,6 +113,12 @@ export interface CliOptions {
   warnings: string[];
   /** Run only the cases that do not need an echo (--protocol-only). */
   protocolOnly: boolean;
+  /** Subprotocols offered in every handshake (--protocol), in order. */
+  protocols?: string[];
+  /** Headers added to every handshake request (--header). */
+  headers: HeaderList;
+  /** The Origin of every handshake (--origin). */
+  origin?: string;
 }
 
 /** Why --protocol-only leaves a case out, as the summary and JUnit say it. */
@@ -117,6 +132,21 @@ export function needsEcho(spec: CaseSpec): boolean {
   const { ok, nonStrict = [] } = spec.expect;
   return [...ok, ...nonStrict].some((e) => "message" in e) ||
     spec.steps.some((step) => "roundTrips" in step);
+}
+
+/** The types of message a case needs echoed: those its expectation lists, and its round trips'. */
+function echoTypes(spec: CaseSpec): Set<MessageType> {
+  const { ok, nonStrict = [] } = spec.expect;
+  const types = new Set<MessageType>();
+  for (const e of [...ok, ...nonStrict]) {
+    if ("message" in e) types.add(e.binary ? "binary" : "text");
+  }
+  for (const step of spec.steps) {
+    if ("roundTrips" in step) {
+      types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
+    }
+  }
+  return types;
 }
 
 const NONE_LEFT = "--protocol-only: every selected case needs an echo, so none is left to run";
@@ -193,7 +223,13 @@ function readSpecTargets(path: string): { out: string; targets: Target[]; warnin
     };
     // With the agent known, a selection that leaves nothing is reported before any run.
     if (server.agent !== undefined) select(server.agent);
-    return { url: server.url, agent: server.agent, select, origin };
+    const handshake = {
+      protocols: server.protocols && parseProtocols(server.protocols, `${origin}: "protocols"`),
+      origin: server.origin === undefined
+        ? undefined
+        : parseOrigin(server.origin, `${origin}: "origin"`),
+    };
+    return { url: server.url, agent: server.agent, select, origin, handshake };
   });
   return { out: spec.outdir, targets, warnings };
 }
@@ -217,6 +253,9 @@ export function parseCli(args: string[]): CliOptions | "help" {
         "write-baseline": { type: "string" },
         spec: { type: "string" },
         "protocol-only": { type: "boolean" },
+        protocol: { type: "string", multiple: true },
+        header: { type: "string", multiple: true },
+        origin: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -313,6 +352,18 @@ export function parseCli(args: string[]): CliOptions | "help" {
     }
   }
 
+  // A file is written after its directory is created (which needs the permission), and a
+  // file named per agent is not known yet: for those, the directory is checked.
+  const optional = (option: string, value: string | undefined, access: "read" | "write") =>
+    value === undefined ? [] : [{ option, value, access }];
+  checkPermissions([
+    { option: "--out", value: out, access: "read", path: out },
+    { option: "--out", value: out, access: "write", path: out },
+    ...optional("--junit", values.junit, "write"),
+    ...optional("--write-baseline", writeBaselineTo, "write"),
+    ...optional("--baseline", values.baseline, "read"),
+  ]);
+
   return {
     targets,
     jobs,
@@ -326,49 +377,203 @@ export function parseCli(args: string[]): CliOptions | "help" {
     spec: values.spec,
     warnings,
     protocolOnly,
+    protocols: values.protocol && parseProtocols(values.protocol, "--protocol"),
+    headers: (values.header ?? []).map(parseHeader),
+    origin: values.origin === undefined ? undefined : parseOrigin(values.origin, "--origin"),
   };
 }
 
-/** The text message the probe expects back. */
+/** Where a file option's path needs a permission: see checkPermissions. */
+interface PathNeed {
+  option: string;
+  value: string;
+  access: "read" | "write";
+  /** Default: the file itself to read, its directory to write; with "{agent}", its directory. */
+  path?: string;
+}
+
+/**
+ * Checks the paths the run will read and write against the permissions Deno
+ * gives it, so a path left out of --allow-read or --allow-write is one line
+ * before any case runs, not an error after them (`deno task test` allows only
+ * the project directory).
+ */
+function checkPermissions(needs: readonly PathNeed[]): void {
+  for (const { option, value, access, path: given } of needs) {
+    const dir = value.includes("/") ? value.slice(0, value.lastIndexOf("/")) || "/" : ".";
+    const path = given ?? (access === "write" || value.includes("{agent}") ? dir : value);
+    if (Deno.permissions.querySync({ name: access, path }).state !== "granted") {
+      throw new UsageError(
+        `${option} ${value}: no permission to ${access} ${path} (deno run needs ` +
+          `--allow-${access}=${path}; deno task test allows only the project directory)`,
+      );
+    }
+  }
+}
+
+/** An HTTP token (RFC 7230 §3.2.6): the syntax of header names and subprotocol names. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Subprotocols to offer (--protocol, or a spec server's "protocols"), each
+ * value a name or a comma list: tokens, each offered once (§4.1 item 10).
+ */
+function parseProtocols(values: string[], label: string): string[] {
+  const names = values.flatMap((v) => v.split(",")).map((name) => name.trim());
+  for (const name of names) {
+    if (!TOKEN.test(name)) {
+      throw new UsageError(
+        `${label} ${JSON.stringify(name)}: a subprotocol name is an HTTP token ` +
+          `(letters, digits and !#$%&'*+-.^_\`|~, no spaces)`,
+      );
+    }
+  }
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined) throw new UsageError(`${label} ${twice} is offered twice`);
+  return names;
+}
+
+/**
+ * Request headers --header may not set, and why: the suite writes them itself
+ * (the handshake, the --protocol and --origin options), or they would change
+ * what the cases test.
+ */
+const RESERVED_HEADERS: Record<string, string> = {
+  host: "the opening handshake writes it from the URL",
+  upgrade: "the opening handshake writes it",
+  connection: "the opening handshake writes it",
+  "sec-websocket-key": "the opening handshake writes it",
+  "sec-websocket-version": "the opening handshake writes it",
+  "sec-websocket-accept": "it is the server's answer, not a request header",
+  "sec-websocket-protocol": "use --protocol",
+  "sec-websocket-extensions": "the suite implements no extension, so it offers none",
+  origin: "use --origin",
+  "content-length": "the handshake request has no body",
+  "transfer-encoding": "the handshake request has no body",
+};
+
+/** A --header value, "Name: value", as a header line. */
+function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(":");
+  const name = text.slice(0, Math.max(colon, 0)).trim();
+  const value = text.slice(colon + 1).trim();
+  if (colon < 0 || !TOKEN.test(name)) {
+    throw new UsageError(`--header ${JSON.stringify(text)}: expected "Name: value"`);
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u0008\u000A-\u001F\u007F]/.test(value)) {
+    throw new UsageError(`--header ${name}: the value holds a control character`);
+  }
+  const reserved = RESERVED_HEADERS[name.toLowerCase()];
+  if (reserved !== undefined) throw new UsageError(`--header ${name} cannot be set: ${reserved}`);
+  return [name, value];
+}
+
+/** An Origin to send (--origin, a spec server's "origin"): scheme, host and port (RFC 6454). */
+function parseOrigin(text: string, label: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch { /* reported below */ }
+  // An opaque origin serializes as "null"; anything past the port (path, query, user) is not an origin.
+  if (!url || url.origin === "null" || url.href !== `${url.origin}/`) {
+    throw new UsageError(
+      `${label} ${JSON.stringify(text)}: expected an origin such as https://example.com ` +
+        `(scheme, host and optional port)`,
+    );
+  }
+  return url.origin;
+}
+
+/** The message the probe sends, as text and as binary, and expects back. */
 const ECHO_PROBE = "wsconform echo probe";
+/** Seconds the probe waits for each echo. */
+const PROBE_WAIT_S = 2;
+/** Bound on reaching the target (TCP, and TLS for wss://) before the run. */
+const PREFLIGHT_MS = 4000;
+
+type MessageType = "text" | "binary";
 
 /** What the probe learnt of the target. */
 interface ProbeResult {
   serverHeader?: string;
-  /** Whether the target echoed a text message; undefined when not checked or not open. */
-  echoes?: boolean;
+  /** Whether the target echoed a text and a binary message; absent when not checked or not open. */
+  echoes?: Record<MessageType, boolean | undefined>;
+}
+
+/**
+ * Connects as the cases will, TLS handshake included (Deno.connectTls may only
+ * fail at the first read or write): an unknown issuer, a CA file that is not
+ * PEM or a wss:// URL on a plain port fail here, in one line, before any case.
+ */
+async function preflight(url: URL, caCerts: string[] | undefined): Promise<void> {
+  const conn = await connectRaw({ url, caCerts, timeoutMs: PREFLIGHT_MS });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    if (url.protocol !== "wss:") return;
+    const failure = await Promise.race([
+      (conn as Deno.TlsConn).handshake().then(
+        () => undefined,
+        (e) => `TLS handshake with ${url.host} failed: ${(e as Error).message}`,
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(
+          () => resolve(`no TLS handshake with ${url.host} within ${PREFLIGHT_MS} ms`),
+          PREFLIGHT_MS,
+        );
+      }),
+    ]);
+    if (failure) throw new Error(failure);
+  } finally {
+    clearTimeout(timer);
+    conn.close();
+  }
+}
+
+/** One probe connection: a handshake, and with `type`, one message of that type to echo. */
+async function probeSession(options: SessionOptions, type?: MessageType) {
+  const binary = type === "binary";
+  return await runCase({
+    id: "probe",
+    title: "Opening handshake probe",
+    rfc: "4.1",
+    requirement: "The server completes the opening handshake.",
+    // The echo closes at once (autoClose); without it, the suite closes after PROBE_WAIT_S.
+    steps: type
+      ? [{ message: { binary, payload: ECHO_PROBE } }, { closeAfter: PROBE_WAIT_S }]
+      : [{ close: { code: 1000 } }],
+    expect: {
+      ok: type ? [{ message: ECHO_PROBE, binary }] : [],
+      close: { by: "suite", codes: [1000], clean: false },
+    },
+    timeout: PROBE_WAIT_S + 4,
+  }, options);
 }
 
 /**
  * Checks that the target can be reached at all (a clear exit 2 within seconds
  * beats 301 failed cases), and learns its Server header for the agent name.
- * With `checkEcho`, sends one text message after the handshake and tells
- * whether it came back within 1 s (the cases that need an echo fail otherwise).
+ * With `checkEcho`, sends one text and one binary message, each on its own
+ * connection, and tells which came back within PROBE_WAIT_S: the cases that
+ * need an echo of a type the target does not echo fail, and end sooner.
  */
 async function probe(url: URL, options: SessionOptions, checkEcho: boolean): Promise<ProbeResult> {
-  const conn = await connectRaw({ url, caCerts: options.caCerts, timeoutMs: 4000 });
-  conn.close();
-  const run = await runCase({
-    id: "probe",
-    title: "Opening handshake probe",
-    rfc: "4.1",
-    requirement: "The server completes the opening handshake.",
-    // The echo closes at once (autoClose); without it, the suite closes after 1 s.
-    steps: checkEcho
-      ? [{ message: { payload: ECHO_PROBE } }, { closeAfter: 1 }]
-      : [{ close: { code: 1000 } }],
-    expect: {
-      ok: checkEcho ? [{ message: ECHO_PROBE }] : [],
-      close: { by: "suite", codes: [1000], clean: false },
-    },
-    timeout: 6,
-  }, options);
-  const first = run.received[0];
-  const echoes = checkEcho && run.close.opened
-    ? first?.type === "message" && !first.binary &&
-      new TextDecoder().decode(first.payload) === ECHO_PROBE
-    : undefined;
-  return { serverHeader: run.serverHeader, echoes };
+  await preflight(url, options.caCerts);
+  if (!checkEcho) return { serverHeader: (await probeSession(options)).serverHeader };
+  const [text, binary] = await Promise.all(
+    (["text", "binary"] as const).map((type) => probeSession(options, type)),
+  );
+  const echoed = (run: CaseRun, binary: boolean) =>
+    run.close.opened
+      ? run.received.some((e) =>
+        e.type === "message" && e.binary === binary &&
+        new TextDecoder().decode(e.payload) === ECHO_PROBE
+      )
+      : undefined;
+  return {
+    serverHeader: text.serverHeader ?? binary.serverHeader,
+    echoes: { text: echoed(text, false), binary: echoed(binary, true) },
+  };
 }
 
 /** Where the output goes; tests inject all of it. */
@@ -419,8 +624,10 @@ interface TargetResult {
   regressions?: number;
   /** Cases selected but not run (--protocol-only). */
   notRun?: CaseSpec[];
-  /** The target did not echo the probe: how many failed cases need an echo. */
-  noEcho?: { failedNeedingEcho: number };
+  /** The target did not echo the probe: of which types, and how many failed cases need one. */
+  noEcho?: { failedNeedingEcho: number; types: MessageType[] };
+  /** The run stopped before every case finished (a signal, the target gone): the cases left. */
+  stopped?: { cases: CaseSpec[]; reason: string };
 }
 
 export async function main(args: string[], io: CliIo = {}): Promise<number> {
@@ -438,6 +645,18 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
     return 0;
   }
   for (const warning of options.warnings) console.error(`wsconform: warning: ${warning}`);
+  // Run as a program, the suite parses bytes from the targets without the right to start
+  // programs, which only the embedded server needs (tests call main() and keep theirs).
+  if (import.meta.main && options.targets.every((t) => t.url !== undefined)) {
+    await Deno.permissions.revoke({ name: "run" });
+  }
+  const unwritable = writeProblem(options.out);
+  if (unwritable !== undefined) {
+    console.error(
+      `wsconform: cannot write reports to --out ${sanitize(options.out)}: ${unwritable}`,
+    );
+    return 2;
+  }
   const isTTY = io.isTTY ?? Deno.stdout.isTerminal();
   const progress = new Progress({
     isTTY,
@@ -447,15 +666,67 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
     strict: options.strict,
   });
 
+  const stop = new AbortController();
+  const removeListeners = listenForStopSignals(stop);
+  try {
+    return await runTargets(options, progress, stop.signal);
+  } finally {
+    removeListeners();
+  }
+}
+
+/** Exit status of a run stopped by a signal: 128 + the signal's number, as shells report it. */
+const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_STATUS;
+
+/**
+ * On SIGINT or SIGTERM (Ctrl-C, a CI job's timeout), aborts `stop`: the run
+ * ends its cases in flight and reports those that finished. A second signal
+ * exits at once. Returns the function that removes the listeners.
+ */
+function listenForStopSignals(stop: AbortController): () => void {
+  const removers = (Object.keys(SIGNAL_STATUS) as StopSignal[]).map((name) => {
+    const listener = () => {
+      if (stop.signal.aborted) Deno.exit(SIGNAL_STATUS[name]);
+      console.error(
+        `wsconform: ${name}: stopping; reporting the cases that finished (${name} again to quit ` +
+          "at once)",
+      );
+      stop.abort(name);
+    };
+    Deno.addSignalListener(name, listener);
+    return () => Deno.removeSignalListener(name, listener);
+  });
+  return () => removers.forEach((remove) => remove());
+}
+
+/** Why `dir` cannot take the reports, or undefined when it can (checked before any case runs). */
+function writeProblem(dir: string): string | undefined {
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+    Deno.removeSync(Deno.makeTempFileSync({ dir, prefix: ".wsconform-write-check-" }));
+    return undefined;
+  } catch (e) {
+    return sanitize((e as Error).message);
+  }
+}
+
+async function runTargets(
+  options: CliOptions,
+  progress: Progress,
+  stop: AbortSignal,
+): Promise<number> {
   const results: TargetResult[] = [];
   for (const target of options.targets) {
+    if (stop.aborted) break;
     // A blank line between the runs of several servers.
     if (results.some((r) => r.suite !== undefined)) progress.line();
-    results.push(await runTarget(target, options, progress));
+    results.push(await runTarget(target, options, progress, stop));
   }
+  const stopStatus = stop.aborted ? SIGNAL_STATUS[stop.reason as StopSignal] : undefined;
 
   const ran = results.filter((r) => r.suite !== undefined);
-  if (ran.length === 0) return 2;
+  if (ran.length === 0) return stopStatus ?? 2;
   let junitPath: string | undefined;
   let status = Math.max(...results.map((r) => r.status));
   if (options.junit !== undefined) {
@@ -476,11 +747,16 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
       say(
         `${sanitize(r.agent!)}: ${r.suite.outcomes.length} cases, ${r.failed} failed` +
           (r.regressions !== undefined ? `, ${r.regressions} regressed` : "") +
-          (r.notRun?.length ? `, ${r.notRun.length} not run (${NOT_RUN_REASON})` : ""),
+          (r.notRun?.length ? `, ${r.notRun.length} not run (${NOT_RUN_REASON})` : "") +
+          (r.stopped ? `, ${r.stopped.cases.length} not run (${r.stopped.reason})` : ""),
       );
     }
     const skipped = results.length - ran.length;
     if (skipped > 0) say(`${skipped} of ${results.length} servers could not be tested`);
+    const untested = options.targets.length - results.length;
+    if (untested > 0) {
+      say(`${untested} of ${options.targets.length} servers not tested (${stop.reason})`);
+    }
   }
   // The HTML pages show every agent in index.json, so they are rendered once, after all targets.
   if (ran.length > 0) await writeHtmlReports(options.out);
@@ -491,19 +767,22 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   for (const r of ran) {
     if (r.noEcho === undefined) continue;
     const who = options.targets.length > 1 ? `agent "${sanitize(r.agent!)}"` : "the target";
+    const { failedNeedingEcho, types } = r.noEcho;
+    const kind = types.length === 1 ? `${types[0]} ` : "";
     say(
-      `hint: ${who} does not echo messages: ${r.noEcho.failedNeedingEcho} of its ${r.failed} ` +
-        `failed cases need an echo; rerun with --protocol-only to test only what does not ` +
-        `depend on an echo`,
+      `hint: ${who} does not echo ${kind}messages: ${failedNeedingEcho} of its ${r.failed} ` +
+        `failed cases need ${kind ? `a ${kind}` : "an "}echo; rerun with --protocol-only to ` +
+        `test only what does not depend on an echo`,
     );
   }
-  return status;
+  return stopStatus ?? status;
 }
 
 async function runTarget(
   target: Target,
   options: CliOptions,
   progress: Progress,
+  stop: AbortSignal,
 ): Promise<TargetResult> {
   const say = (text = "") => progress.line(text);
   const paint = progress.paint.bind(progress);
@@ -520,8 +799,16 @@ async function runTarget(
   }
   try {
     const url = target.url ?? new URL(embedded!.url);
-    const session: SessionOptions = { url, caCerts: options.caCerts, userAgent: "wsconform" };
-    let serverHeader: string | undefined, echoes: boolean | undefined;
+    const session: SessionOptions = {
+      protocols: options.protocols ?? target.handshake?.protocols,
+      headers: options.headers,
+      origin: options.origin ?? target.handshake?.origin,
+      url,
+      caCerts: options.caCerts,
+      userAgent: "wsconform",
+      protocolOnly: options.protocolOnly,
+    };
+    let serverHeader: string | undefined, echoes: ProbeResult["echoes"];
     try {
       ({ serverHeader, echoes } = await probe(url, session, !options.protocolOnly));
     } catch (e) {
@@ -552,13 +839,20 @@ async function runTarget(
       return { status: 2 };
     }
 
-    const needingEcho = cases.filter(needsEcho).length;
-    if (echoes === false && needingEcho > 0) {
+    // One warning for the types of message the target did not echo, with the cases that need them.
+    const unechoed = (["text", "binary"] as const).filter((type) => echoes?.[type] === false);
+    const needsUnechoed = (spec: CaseSpec) => unechoed.some((type) => echoTypes(spec).has(type));
+    const needingEcho = cases.filter(needsUnechoed).length;
+    if (needingEcho > 0) {
+      const kind = unechoed.length === 1 ? `${unechoed[0]} ` : "";
+      const sent = unechoed.length === 1
+        ? `a ${kind}message sent after the handshake did not come back within ${PROBE_WAIT_S} s`
+        : `neither a text nor a binary message sent after the handshake came back within ` +
+          `${PROBE_WAIT_S} s`;
       console.error(
-        `wsconform: warning: ${sanitize(url.href)} does not echo messages (a text message sent ` +
-          `after the handshake did not come back within 1 s): the ${needingEcho} cases that ` +
-          `need an echo will fail; rerun with --protocol-only to test only what does not ` +
-          `depend on an echo`,
+        `wsconform: warning: ${sanitize(url.href)} does not echo ${kind}messages (${sent}): ` +
+          `the ${needingEcho} cases that need ${kind ? `a ${kind}` : "an "}echo will fail; ` +
+          `rerun with --protocol-only to test only what does not depend on an echo`,
       );
     }
     say(
@@ -571,12 +865,18 @@ async function runTarget(
     progress.begin(cases);
     // For the JUnit failure messages: what a failing case expected and observed, in a line.
     const events = new Map<string, CaseEvents>();
+    // The run stops early on a signal (`stop`) or once the target is gone.
+    const targetGone = new AbortController();
+    const lost = new TargetLoss(url, options.caCerts);
     let runs: CaseOutcome[];
     try {
       runs = await runCases(cases, {
         ...session,
+        echoes,
+        signal: AbortSignal.any([stop, targetGone.signal]),
         jobs: options.jobs,
         onCaseDone: async (run) => {
+          if (await lost.check(run)) return targetGone.abort();
           await writeCaseReport(options.out, agent, run);
           if (failing(run.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
           progress.caseDone(run);
@@ -585,8 +885,26 @@ async function runTarget(
     } finally {
       progress.end();
     }
+    // A case that found the target gone is not run, like the cases after it.
+    runs = runs.filter((r) => !lost.unreached.has(r.spec.id));
     const elapsed = performance.now() - started;
-    await writeIndex(options.out, agent, runs);
+    const { earlier } = await writeIndex(options.out, agent, runs);
+    const finished = new Set(runs.map((r) => r.spec.id));
+    const stopped = runs.length < cases.length
+      ? {
+        cases: cases.filter((c) => !finished.has(c.id)),
+        reason: lost.at
+          ? `the target stopped answering at case ${lost.at.id}`
+          : `interrupted by ${stop.reason}`,
+      }
+      : undefined;
+    if (lost.at) {
+      console.error(
+        `wsconform: the target stopped answering at case ${lost.at.id}: ${
+          sanitize(lost.at.reason)
+        }`,
+      );
+    }
 
     const table = summaryTable(runs, { strict: options.strict, paint });
     say();
@@ -598,11 +916,18 @@ async function runTarget(
     );
     const failures = runs.filter((r) => failing(r.verdict, options.strict))
       .sort((a, b) => compareIds(a.spec.id, b.spec.id));
+    if (failures.length > 0) say("failed cases, with their verdicts (behavior/close):");
     for (const r of failures.slice(0, LIST_LIMIT)) {
       say(`  ${paint("FAILED", "red")} ${r.spec.id} ${r.spec.title}: ${pair(r.verdict)}`);
     }
     if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
     if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
+    if (stopped) say(`${stopped.cases.length} cases not run (${stopped.reason})`);
+    if (earlier > 0) {
+      say(
+        `${earlier} more results of this agent in the report are from an earlier run (marked in index.html)`,
+      );
+    }
     const measured = runs.filter((r) => r.findings.length > 0)
       .sort((a, b) => compareIds(a.spec.id, b.spec.id));
     if (measured.length > 0) say("measured:");
@@ -613,7 +938,9 @@ async function runTarget(
       regressions = reportComparison(runs, baseline, baselineFile!, agent, options, progress);
     }
     let unwritten = false;
-    if (options.writeBaseline !== undefined) {
+    if (options.writeBaseline !== undefined && stopped) {
+      say(`baseline not written: ${stopped.reason}`);
+    } else if (options.writeBaseline !== undefined) {
       const path = baselinePath(options.writeBaseline, agent);
       try {
         await writeBaseline(path, makeBaseline(agent, runs));
@@ -631,16 +958,57 @@ async function runTarget(
       elapsedMs: elapsed,
       outcomes: runs,
       events,
-      notRun: { cases: notRun, reason: NOT_RUN_REASON },
+      notRun: {
+        cases: [...notRun, ...stopped?.cases ?? []],
+        reason: !stopped
+          ? NOT_RUN_REASON
+          : notRun.length > 0
+          ? `${NOT_RUN_REASON}, or ${stopped.reason}`
+          : stopped.reason,
+      },
     };
     const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;
-    const status = unwritten ? 2 : bad ? 1 : 0;
-    const noEcho = echoes === false && needingEcho > 0
-      ? { failedNeedingEcho: failures.filter((r) => needsEcho(r.spec)).length }
+    // A target gone mid-run leaves the run incomplete, as an unreachable one does.
+    const status = unwritten || lost.at ? 2 : bad ? 1 : 0;
+    const noEcho = needingEcho > 0
+      ? { failedNeedingEcho: failures.filter((r) => needsUnechoed(r.spec)).length, types: unechoed }
       : undefined;
-    return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho };
+    return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho, stopped };
   } finally {
     await embedded?.close();
+  }
+}
+
+/**
+ * Tells a target that stopped answering mid-run (it crashed, or was stopped)
+ * from a case that failed: a case that never reached the target (no TCP
+ * connection) makes the suite connect once more; when that fails too, the
+ * target is gone, and this case and those after it are not run.
+ */
+class TargetLoss {
+  /** Where and why the target stopped answering. */
+  at?: { id: string; reason: string };
+  /** Cases that found the target gone. */
+  readonly unreached = new Set<string>();
+  /** The connection attempt in progress, shared by the cases that failed meanwhile. */
+  #attempt?: Promise<string | undefined>;
+
+  constructor(readonly url: URL, readonly caCerts: string[] | undefined) {}
+
+  /** Whether `run` found the target gone (it is then not to be reported). */
+  async check(run: CaseRun): Promise<boolean> {
+    const reached = run.close.opened ||
+      run.wire.entries.some((e) => e.kind === "bytes" && e.dir === "tx");
+    if (reached) return false;
+    this.#attempt ??= preflight(this.url, this.caCerts).then(() => undefined, (e) => e.message);
+    const failure = await this.#attempt;
+    if (failure === undefined) {
+      this.#attempt = undefined;
+      return false;
+    }
+    this.at ??= { id: run.spec.id, reason: failure };
+    this.unreached.add(run.spec.id);
+    return true;
   }
 }
 
@@ -691,5 +1059,14 @@ function reportComparison(
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    // A permission the command line left out (deno run --allow-read=...): one line, no stack.
+    if (!(e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied)) {
+      throw e;
+    }
+    console.error(`wsconform: ${sanitize(e.message)}`);
+    Deno.exit(2);
+  }
 }

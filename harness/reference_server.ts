@@ -4,7 +4,9 @@
  * to pass; the suite reports what Deno does.
  *
  * The suite runs it in a child process of its own, so the server has its own
- * event loop (and CPU core) and its memory is not counted as the suite's.
+ * event loop (and CPU core) and its memory is not counted as the suite's. The
+ * child may only use the network on 127.0.0.1; the suite needs permission to
+ * run Deno (`--allow-run=deno`) to start it.
  */
 
 export interface ReferenceServer {
@@ -43,10 +45,25 @@ export function serveReference(port = 0): ReferenceServer {
   return { url: `ws://127.0.0.1:${addr.port}/`, agent: AGENT, close: () => server.shutdown() };
 }
 
+/**
+ * The Deno to start the server with: this one, by its path, where allowed;
+ * else the `deno` on PATH. `--allow-run=deno` names the latter: an installed
+ * deno is often a link (npm's is), and Deno.execPath() is the file it points to.
+ */
+function denoProgram(): string {
+  const self = Deno.execPath();
+  for (const program of [self, "deno"]) {
+    if (Deno.permissions.querySync({ name: "run", command: program }).state === "granted") {
+      return program;
+    }
+  }
+  throw new Error(`it needs permission to run Deno (${self}): add --allow-run=deno`);
+}
+
 /** Starts the server in a child process, bounded to `timeoutMs`; stops it by its PID on close(). */
 export async function spawnReference(timeoutMs = 10_000): Promise<ReferenceServer> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", new URL(import.meta.url).pathname, "0"],
+  const child = new Deno.Command(denoProgram(), {
+    args: ["run", "--allow-net=127.0.0.1", new URL(import.meta.url).pathname, "0"],
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
@@ -84,13 +101,14 @@ export async function spawnReference(timeoutMs = 10_000): Promise<ReferenceServe
         );
       }),
     ]);
-    const url = /ws:\/\/\S+/.exec(line)?.[0];
+    // The agent comes from the child: the deno on PATH may not be this one.
+    const [, agent, url] = /^(\S+) echo server on (ws:\/\/\S+)/.exec(line) ?? [];
     if (!url) throw new Error(`unexpected output from the reference server: ${line}`);
     // Keep draining stdout so the child never blocks on a full pipe.
     (async () => {
       while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
     })();
-    return { url, agent: AGENT, close: stop };
+    return { url, agent, close: stop };
   } catch (e) {
     await stop();
     throw e;

@@ -28,6 +28,7 @@ import {
   clientRequest,
   encodeRequest,
   generateKey,
+  type HeaderList,
   headerTokens,
   headerValues,
   parseHead,
@@ -43,9 +44,11 @@ import {
 } from "./payload.ts";
 import { REPORT_PAYLOAD_LIMIT } from "./report.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
+import { type PeerTimer, peerNow, peerTimeout } from "./clock.ts";
 import { Utf8Validator } from "./utf8.ts";
 import {
   type CloseObservation,
+  FAIL_TIMER_CODE,
   type HandshakeObservation,
   judge,
   type Verdict,
@@ -68,11 +71,32 @@ export interface SessionOptions {
    */
   maxMessage?: number;
   userAgent?: string;
+  /** Subprotocols offered in every handshake (a case's own Sec-WebSocket-Protocol wins). */
+  protocols?: string[];
+  /** The Origin header of every handshake (a case's own Origin wins). */
+  origin?: string;
+  /** Headers added to every handshake request (credentials, cookies); see clientRequest. */
+  headers?: HeaderList;
+  /**
+   * The target is not expected to echo (--protocol-only): data messages it
+   * sends are kept aside (`unsolicited`), not events, so they decide no verdict
+   * (a server may greet a client, as Engine.IO does).
+   */
+  protocolOnly?: boolean;
   /**
    * Called once the connection is open, before the steps; the case waits for
    * the returned promise, and calls the function it yields when done.
    */
   admit?: () => Promise<() => void>;
+  /**
+   * What the CLI's probe learnt: whether the target echoes text and binary
+   * messages (absent: not known). A case waiting for the echo of a type the
+   * target does not echo closes after ECHO_SILENCE_UNECHOED_MS of silence,
+   * not at its own close timer (see #watchEchoSilence).
+   */
+  echoes?: { text?: boolean; binary?: boolean };
+  /** Aborting it ends the case at once: the run was interrupted. */
+  signal?: AbortSignal;
 }
 
 export interface CaseRun {
@@ -83,6 +107,8 @@ export interface CaseRun {
   duration: number;
   verdict: Verdict;
   received: ObservedEvent[];
+  /** Data messages kept out of the events (SessionOptions.protocolOnly). */
+  unsolicited: ObservedEvent[];
   expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
   close: CloseObservation;
   handshake: HandshakeObservation;
@@ -96,8 +122,34 @@ export interface CaseRun {
   wire: WireLog;
 }
 
-type Timer = ReturnType<typeof setTimeout>;
+/** Every timer of a case measures the peer: see clock.ts. */
+type Timer = PeerTimer;
 type State = "connecting" | "open" | "closing" | "closed";
+
+/**
+ * Frames handled per turn of the event loop: the rest of a read waits for the
+ * next turn, so a flood of small frames does not hold up the other cases' timers.
+ */
+const DRAIN_FRAMES_PER_TURN = 1024;
+/**
+ * Control frames handled per second at most: past it, reading waits for the
+ * second to end, and TCP slows down a peer flooding pings (a correct peer
+ * sends a few; parsing a flood would cost the whole run its CPU).
+ */
+const CONTROL_FRAMES_PER_S = 1000;
+/** Ping times kept in the timeline; later pings are only counted. */
+export const PEER_PINGS_KEPT = 1000;
+/** Pongs are sent at most this often; pings in between get one pong, for the latest (§5.5.2). */
+const PONG_INTERVAL_MS = 50;
+/**
+ * Silence from the peer, after the suite's last write, that shows an echo is
+ * not coming: for a message type the probe found the target does not echo,
+ * and for any other (a slow server that echoes has started within this time).
+ */
+export const ECHO_SILENCE_UNECHOED_MS = 2000;
+export const ECHO_SILENCE_MS = 10_000;
+/** How often a case waiting for an echo checks the peer's silence. */
+const ECHO_SILENCE_POLL_MS = 250;
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
@@ -131,13 +183,27 @@ export async function runCase(spec: CaseSpec, options: SessionOptions): Promise<
 class ClientSession {
   readonly spec: CaseSpec;
   readonly options:
-    & Required<Omit<SessionOptions, "caCerts" | "userAgent" | "admit">>
+    & Required<
+      Omit<
+        SessionOptions,
+        | "caCerts"
+        | "userAgent"
+        | "protocols"
+        | "origin"
+        | "headers"
+        | "admit"
+        | "protocolOnly"
+        | "echoes"
+        | "signal"
+      >
+    >
     & SessionOptions;
   readonly log = new WireLog();
   readonly payloads = new PayloadCache();
   /** Resolved once the case may hold its payloads: a 16 MiB expectation is not built for a case that never connects. */
   expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] } = { ok: [] };
   readonly received: ObservedEvent[] = [];
+  readonly unsolicited: ObservedEvent[] = [];
   readonly close: CloseObservation = {
     opened: false,
     closedBySuite: false,
@@ -177,6 +243,20 @@ class ClientSession {
   #openedAt = 0;
   /** Wakes a waitForEvents step when an event is recorded. */
   #onEvent?: () => void;
+  /** Frames are left for later (#drainFrames); reading waits until it settles. */
+  #drainLater?: Promise<void>;
+  /** Control frames handled since `since` (performance.now()), for CONTROL_FRAMES_PER_S. */
+  #controlFrames = { since: 0, count: 0 };
+  /** When the peer last sent data-frame bytes (performance.now()); control frames do not count. */
+  #lastDataHeard = 0;
+  /** The data frame in progress as last seen, to tell whether more of it arrived. */
+  #partialFrame?: { header: FrameHeader; received: number };
+  /** The payload of the latest ping not answered yet (§5.5.2: only the latest needs a pong). */
+  #unansweredPing?: Uint8Array;
+  /** When the suite last sent a pong (performance.now()). */
+  #lastPongAt = -Infinity;
+  /** A pong waits for PONG_INTERVAL_MS to pass. */
+  #pongScheduled = false;
 
   constructor(spec: CaseSpec, options: SessionOptions) {
     this.spec = spec;
@@ -188,6 +268,12 @@ class ClientSession {
       maxMessage: Math.max(options.maxMessage ?? 64 * 1024 * 1024, largestMessage(spec)),
     };
     this.#parser = new FrameParser({ maxPayload: this.options.maxMessage });
+    // A weak reference: the signal outlives the case, and must not hold its data.
+    const session = new WeakRef(this);
+    options.signal?.addEventListener("abort", () => {
+      const live = session.deref();
+      if (live) live.#interrupt();
+    }, { once: true });
   }
 
   async run(): Promise<CaseRun> {
@@ -210,7 +296,7 @@ class ClientSession {
       this.#internalError(e);
     } finally {
       release?.();
-      for (const t of this.#timers) clearTimeout(t);
+      for (const t of this.#timers) t.cancel();
       this.#transport?.close();
     }
     // For the report only: the events are never compared, so long payloads are built in part.
@@ -234,6 +320,7 @@ class ClientSession {
       duration: Math.round(performance.now() - t0),
       verdict,
       received: this.received,
+      unsolicited: this.unsolicited,
       expected: this.expected,
       close: this.close,
       handshake: this.handshake,
@@ -267,7 +354,7 @@ class ClientSession {
 
   async #open(): Promise<boolean> {
     const { url, openTimeoutMs } = this.options;
-    const openDeadline = performance.now() + openTimeoutMs;
+    const openDeadline = peerNow() + openTimeoutMs;
     let conn: Deno.Conn;
     try {
       conn = await connectRaw({ url, caCerts: this.options.caCerts, timeoutMs: openTimeoutMs });
@@ -280,11 +367,12 @@ class ClientSession {
     const transport = new Transport(conn, this.log);
     this.#transport = transport;
     const changes = this.spec.handshake?.request;
-    const base = clientRequest(url, generateKey(), { userAgent: this.options.userAgent });
+    const base = clientRequest(url, generateKey(), this.options);
     const req = changes ? changeRequest(base, changes) : base;
     // The accept value and the subprotocol check follow what was actually sent.
     const key = headerValues(req.headers, "sec-websocket-key")[0] ?? "";
     const offered = headerTokens(req.headers, "sec-websocket-protocol");
+    const offeredExtensions = headerValues(req.headers, "sec-websocket-extensions");
     const head0 = encodeRequest(req);
     this.http.request = latin1.decode(head0);
     const early = changes?.frames?.length
@@ -295,8 +383,10 @@ class ClientSession {
     const request = early ? concat([head0, early]) : head0;
 
     let head: Uint8Array = new Uint8Array(0);
+    /** Why TCP closed after a complete response head: processed once the head is judged. */
+    let closedAfterHead: string | undefined;
     const outcome = new Promise<string | undefined>((resolve) => {
-      const timer = this.#after(Math.max(0, openDeadline - performance.now()), () => {
+      const timer = this.#after(Math.max(0, openDeadline - peerNow()), () => {
         this.close.openHandshakeTimeout = true;
         resolve(`no complete handshake response within ${openTimeoutMs} ms`);
       });
@@ -305,7 +395,7 @@ class ClientSession {
         head = head.length ? concat([head, chunk]) : chunk;
         const parsed = parseHead(head);
         if (parsed.type === "incomplete") return;
-        clearTimeout(timer);
+        timer.cancel();
         if (parsed.type === "error") return resolve(`invalid handshake response: ${parsed.reason}`);
         this.http.response = latin1.decode(head.subarray(0, parsed.head.length));
         this.serverHeader = headerValues(parsed.head.headers, "server")[0];
@@ -313,9 +403,11 @@ class ClientSession {
         this.handshake.versions = headerValues(parsed.head.headers, "sec-websocket-version");
         // Bytes after the head are frames; keep them for the parser.
         this.#parser.push(head.slice(parsed.head.length));
-        // Frames may follow at once: buffer them in the parser until the check is done.
+        // Frames, and even TCP's close, may follow at once: both wait until the check is
+        // done, so the outcome does not depend on how the peer's bytes were segmented.
         transport.onData = (more) => this.#parser.push(more);
-        checkResponse(parsed.head, key, offered).then((problems) => {
+        transport.onClosed = (reason) => closedAfterHead = reason;
+        checkResponse(parsed.head, key, offered, offeredExtensions).then((problems) => {
           this.handshake.problems = problems;
           resolve(problems.length ? problems.join("; ") : undefined);
         });
@@ -336,10 +428,11 @@ class ClientSession {
     this.log.note("connection open");
     transport.onData = (chunk) => {
       this.#parser.push(chunk);
-      this.#drainFrames();
+      return this.#drainFrames();
     };
     transport.onClosed = (reason) => this.#connectionLost(reason);
     this.#drainFrames();
+    if (closedAfterHead !== undefined) this.#connectionLost(closedAfterHead);
     return true;
   }
 
@@ -371,6 +464,7 @@ class ClientSession {
         this.#perform(step);
       }
     }
+    this.#watchEchoSilence();
   }
 
   #perform(step: Exclude<Step, { wait: number } | { waitForEvents: unknown }>): void {
@@ -421,7 +515,7 @@ class ClientSession {
         // case's timer must not decide who closed TCP.
         if (this.#state !== "open") return;
         this.log.note(`fail timer (${step.failAfter} s) fired`);
-        this.#fail(1001, "going away", false);
+        this.#fail(FAIL_TIMER_CODE, "going away", false);
       });
     } else if ("roundTrips" in step) {
       this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
@@ -469,15 +563,16 @@ class ClientSession {
     count: number,
     payloadAt: (offset: number, length: number) => Uint8Array,
   ): void {
-    let logged = 0;
-    for (let pos = 0, offset = 0; logged < count && !this.log.full; logged++) {
+    for (let pos = 0, offset = 0, i = 0; i < count; i++) {
       const header = decodeHeader(bytes.subarray(pos))!;
       const length = Number(header.length);
-      this.log.frame("tx", header, payloadAt(offset, length));
+      const payload = payloadAt(offset, length);
+      // Only the frames the log keeps are built: its head, and the last ones of a long batch.
+      if (this.log.keeps(count - i)) this.log.frame("tx", header, payload);
+      else this.log.elide("tx frame", 1);
       pos += header.headerLength + length;
       offset += length;
     }
-    this.log.elide("tx frame", count - logged);
   }
 
   #sendFrame(fields: FrameFields, delivery: Delivery): void {
@@ -486,20 +581,92 @@ class ClientSession {
 
   // ---- incoming frames -----------------------------------------------------
 
-  #drainFrames(): void {
-    while (this.#state !== "closed") {
+  /**
+   * Handles the frames read so far. Returns a promise when it leaves some for
+   * later (the next read waits for it): after DRAIN_FRAMES_PER_TURN frames, and
+   * for the rest of the second after CONTROL_FRAMES_PER_S control frames.
+   */
+  #drainFrames(): Promise<void> | undefined {
+    if (this.#drainLater) return this.#drainLater;
+    for (let decoded = 0; this.#state !== "closed"; decoded++) {
+      if (decoded === DRAIN_FRAMES_PER_TURN) return this.#drainIn(0);
+      if (this.#controlFrames.count >= CONTROL_FRAMES_PER_S) {
+        const now = performance.now();
+        const wait = this.#controlFrames.since + 1000 - now;
+        if (wait > 0) return this.#drainIn(wait);
+        this.#controlFrames = { since: now, count: 0 };
+      }
       const event = this.#parser.next();
-      if (!event) return;
+      if (!event) {
+        this.#notePartialFrame();
+        break;
+      }
       if (event.type === "oversize") {
         this.log.note(`frame announces ${event.header.length} bytes, over the limit`);
         // The parser has stopped: nothing more can be read, not even a close reply.
         this.#fail(1009, "frame too big", true);
-        return;
+        return undefined;
       }
-      this.log.frame("rx", event.header, event.payload);
-      this.#checkServerFrame(event.header);
-      this.#onFrame(event.header, event.payload);
+      const { header, payload } = event;
+      if (isControlOpcode(header.opcode)) this.#controlFrames.count++;
+      else this.#lastDataHeard = performance.now();
+      this.log.frame("rx", header, payload);
+      this.#checkServerFrame(header);
+      // The pong owed goes out before the suite reacts to any other frame.
+      if (header.opcode !== Opcode.Ping) this.#answerPing();
+      this.#onFrame(header, payload);
     }
+    this.#answerPing();
+    return undefined;
+  }
+
+  /** Handles the frames left in `ms`; reading waits until then (or until the case ends). */
+  #drainIn(ms: number): Promise<void> {
+    this.#answerPing();
+    this.#drainLater = new Promise<void>((resolve) => {
+      const resume = () => {
+        this.#drainLater = undefined;
+        resolve();
+      };
+      this.#after(ms, () => {
+        resume();
+        this.#drainFrames();
+      });
+      this.#doneSignal.then(resume);
+    });
+    return this.#drainLater;
+  }
+
+  /** More bytes of a data frame still in progress show the peer is sending. */
+  #notePartialFrame(): void {
+    const header = this.#parser.pendingHeader;
+    if (!header || isControlOpcode(header.opcode)) return;
+    const received = this.#parser.partialPayload?.length ?? 0;
+    if (header === this.#partialFrame?.header && received === this.#partialFrame.received) return;
+    this.#partialFrame = { header, received };
+    this.#lastDataHeard = performance.now();
+  }
+
+  /**
+   * Sends the pong owed for the latest ping, at most every PONG_INTERVAL_MS: a
+   * peer flooding pings gets one pong per interval, for its latest (§5.5.2).
+   */
+  #answerPing(): void {
+    const payload = this.#unansweredPing;
+    if (!payload || this.#pongScheduled) return;
+    const wait = this.#lastPongAt + PONG_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.#pongScheduled = true;
+      this.#after(wait, () => {
+        this.#pongScheduled = false;
+        this.#answerPing();
+      });
+      return;
+    }
+    this.#unansweredPing = undefined;
+    if (this.#state !== "open") return;
+    this.#lastPongAt = performance.now();
+    this.#send([{ fields: { opcode: Opcode.Pong }, payload }]);
   }
 
   /**
@@ -524,6 +691,33 @@ class ClientSession {
         `RSV bits ${header.rsv} set with no extension negotiated`,
       );
     }
+    if (!isKnownOpcode(header.opcode)) {
+      // No sender MUST names opcodes, but with no extension negotiated a reserved one
+      // leaves its receiver no choice: it MUST fail the connection (§5.2).
+      this.#violate(
+        "reserved-opcode",
+        "5.2",
+        "must",
+        `a frame with reserved opcode ${header.opcode}, no extension negotiated`,
+      );
+    } else if (isControlOpcode(header.opcode)) {
+      if (header.length > 125) {
+        this.#violate(
+          "control-oversize",
+          "5.5",
+          "must",
+          `a control frame (opcode ${header.opcode}) of ${header.length} bytes, over 125`,
+        );
+      }
+      if (!header.fin) {
+        this.#violate(
+          "control-fragmented",
+          "5.5",
+          "must",
+          `a control frame (opcode ${header.opcode}) with FIN clear: control frames MUST NOT be fragmented`,
+        );
+      }
+    }
     if (this.#peerSentClose && !isControlOpcode(header.opcode)) {
       this.#violate(
         "data-after-close",
@@ -538,7 +732,7 @@ class ClientSession {
   #violate(rule: string, rfc: string, level: Level, detail: string): void {
     if (this.violations.some((v) => v.rule === rule)) return;
     this.violations.push({ rule, rfc, level, detail });
-    this.log.note(`rule broken (§${rfc}): ${detail}`);
+    this.log.note(`${level === "may" ? "noted" : "rule broken"} (§${rfc}): ${detail}`);
   }
 
   #onFrame(header: FrameHeader, payload: Uint8Array): void {
@@ -553,8 +747,13 @@ class ClientSession {
       if (payload.length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
       if (opcode === Opcode.Close) return this.#onCloseFrame(payload);
       if (opcode === Opcode.Ping) {
-        this.timeline.peerPings.push(this.#sinceOpen());
-        if (this.#state === "open") this.#send([{ fields: { opcode: Opcode.Pong }, payload }]);
+        if (this.timeline.peerPings.length < PEER_PINGS_KEPT) {
+          this.timeline.peerPings.push(this.#sinceOpen());
+        } else {
+          this.timeline.peerPingsNotKept = (this.timeline.peerPingsNotKept ?? 0) + 1;
+        }
+        // Answered once this read is processed (#answerPing).
+        this.#unansweredPing = payload;
         return;
       }
       return this.#record({ type: "pong", payload });
@@ -583,21 +782,43 @@ class ClientSession {
       return this.#fail(1007, "text message ends inside a UTF-8 sequence");
     }
     const data = message.parts.length === 1 ? message.parts[0] : concat(message.parts);
-    this.#record({ type: "message", binary: message.binary, payload: data });
+    const event: ObservedEvent = { type: "message", binary: message.binary, payload: data };
+    if (!this.options.protocolOnly) return this.#record(event);
+    this.log.note("a message the suite did not ask for: reported, not judged (--protocol-only)");
+    this.unsolicited.push(event);
   }
 
   #onCloseFrame(payload: Uint8Array): void {
-    if (payload.length === 1) return this.#fail(1002, "close frame with a 1-byte payload");
+    this.close.remoteCloseFrame = true;
+    if (payload.length === 1) {
+      this.#violate(
+        "close-body",
+        "5.5.1",
+        "must",
+        "a close frame with a 1-byte body, where a body MUST begin with a 2-byte code",
+      );
+      return this.#fail(1002, "close frame with a 1-byte payload");
+    }
     const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
     // Recorded before it is judged, so an invalid code the peer sent shows as WRONG CODE.
     this.close.remoteCloseCode = code;
     if (code !== undefined && !isValidCloseCode(code)) {
-      this.#violate(
-        "close-code",
-        "7.4",
-        "must",
-        `the server sent close code ${code}, which no endpoint may send`,
-      );
+      if (NEVER_SENT_CODES.includes(code)) {
+        this.#violate(
+          "close-code",
+          "7.4.1",
+          "must",
+          `the server sent close code ${code}, which MUST NOT be set in a close frame`,
+        );
+      } else {
+        // Unassigned and out-of-range codes carry no MUST for the sender: recorded only.
+        this.#violate(
+          "close-code-undefined",
+          "7.4.2",
+          "may",
+          `the server sent close code ${code}, reserved or unassigned (no MUST forbids sending it)`,
+        );
+      }
       return this.#fail(1002, `invalid close code ${code}`);
     }
     const reason = payload.subarray(2);
@@ -608,7 +829,7 @@ class ClientSession {
     this.close.remoteCloseReason = utf8.decode(reason);
     this.timeline.peerCloseFrame ??= this.#sinceOpen();
     if (this.#state === "closing") {
-      clearTimeout(this.#closeTimer);
+      this.#closeTimer?.cancel();
       this.close.wasClean = true;
       this.#awaitPeerDrop();
     } else if (this.#state === "open") {
@@ -631,6 +852,57 @@ class ClientSession {
     });
   }
 
+  // ---- an echo that is not coming ----------------------------------------
+
+  /**
+   * Once the steps are done, brings the case's close timer forward when the
+   * echo it waits for is not coming: the suite has written everything, a
+   * message is the next event expected, and the peer has sent no data-frame
+   * byte for ECHO_SILENCE_MS (ECHO_SILENCE_UNECHOED_MS for a type the probe
+   * found the target does not echo). Pings do not count: a server may keep a
+   * connection alive without echoing. The close sent is the timer's own, so
+   * the verdict is what the timer would have given.
+   */
+  #watchEchoSilence(): void {
+    if (!this.spec.steps.some((step) => "closeAfter" in step)) return;
+    let quietSince = performance.now();
+    const check = () => {
+      if (this.#state !== "open") return;
+      const now = performance.now();
+      const limit = this.#echoSilenceLimit();
+      if (limit === undefined || this.#transport!.writing) quietSince = now;
+      if (limit === undefined || now - Math.max(quietSince, this.#lastDataHeard) < limit) {
+        this.#after(ECHO_SILENCE_POLL_MS, check);
+        return;
+      }
+      this.log.note(
+        `no data from the peer for ${limit / 1000} s after the suite's last write, while a ` +
+          "message is expected: the echo is not coming; closing as the close timer would",
+      );
+      this.#sendClose(undefined, undefined, false);
+    };
+    this.#after(ECHO_SILENCE_POLL_MS, check);
+  }
+
+  /** The silence that shows the next expected message is not coming; undefined when none is next. */
+  #echoSilenceLimit(): number | undefined {
+    const n = this.received.length;
+    let limit: number | undefined;
+    this.#alternatives().forEach((alt, i) => {
+      const next = alt[n];
+      if (!this.#alive[i] || next?.type !== "message") return;
+      const echoed = this.options.echoes?.[next.binary ? "binary" : "text"];
+      limit = Math.max(limit ?? 0, echoed === false ? ECHO_SILENCE_UNECHOED_MS : ECHO_SILENCE_MS);
+    });
+    return limit;
+  }
+
+  /** The run was interrupted: the case ends at once. */
+  #interrupt(): void {
+    this.log.note("the run was interrupted");
+    this.#abort("the run was interrupted");
+  }
+
   // ---- events and progress -------------------------------------------------
 
   #alternatives(): ObservedEvent[][] {
@@ -651,7 +923,11 @@ class ClientSession {
     });
     this.#onEvent?.();
     if (event.type === "timeout") return;
-    if (event.type === "message" && this.#roundTrips && this.#alive.some((a) => a)) {
+    // No data after the suite's own close frame (§5.5.1): the round trips end when it closes.
+    if (
+      event.type === "message" && this.#roundTrips && this.#state === "open" &&
+      this.#alive.some((a) => a)
+    ) {
       if (this.#roundTrips.remaining > 0) {
         this.#roundTrips.remaining--;
         this.#sendFrame(this.#roundTrips.frame, {});
@@ -683,7 +959,7 @@ class ClientSession {
     this.#state = "closing";
     this.close.closedBySuite = !isReply;
     this.close.localCloseCode = code;
-    if (reason) this.close.localCloseReason = reason.toHex();
+    if (reason) this.close.localCloseReason = closeReasonText(reason);
     if (isReply) return;
     this.#closeTimer = this.#after(this.options.closeTimeoutMs, () => {
       if (this.#state === "closed") return;
@@ -698,7 +974,7 @@ class ClientSession {
   #fail(code: number, reason: string, drop = false): void {
     if (this.#state === "closed") return;
     this.log.note(`failing the connection (${code}): ${reason}`);
-    if (code !== 1001) this.close.failedBySuite = true;
+    if (code !== FAIL_TIMER_CODE) this.close.failedBySuite = true;
     if (this.#state === "open") {
       this.#sendClose(code, new TextEncoder().encode(reason), false);
       if (drop) this.#after(this.options.closeTimeoutMs, () => this.#drop());
@@ -752,12 +1028,12 @@ class ClientSession {
   // ---- timers --------------------------------------------------------------
 
   #after(ms: number, fn: () => void): Timer {
-    const id = setTimeout(() => {
-      this.#timers.delete(id);
+    const timer = peerTimeout(ms, () => {
+      this.#timers.delete(timer);
       fn();
-    }, ms);
-    this.#timers.add(id);
-    return id;
+    });
+    this.#timers.add(timer);
+    return timer;
   }
 
   #sinceOpen(): number {
@@ -770,10 +1046,10 @@ class ClientSession {
     return new Promise((resolve) => {
       const done = () => {
         this.#onEvent = undefined;
-        clearTimeout(id);
+        timer.cancel();
         resolve();
       };
-      const id = this.#after(ms, done);
+      const timer = this.#after(ms, done);
       this.#onEvent = () => {
         if (this.received.length >= count) done();
       };
@@ -783,14 +1059,25 @@ class ClientSession {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const id = this.#after(ms, resolve);
+      const timer = this.#after(ms, resolve);
       this.#doneSignal.then(() => {
-        clearTimeout(id);
+        timer.cancel();
         resolve();
       });
     });
   }
 }
+
+/** The suite's close reason as the report shows it: text, or hex when a case sends invalid UTF-8. */
+function closeReasonText(reason: Uint8Array): string {
+  const validator = new Utf8Validator();
+  return validator.push(reason) && validator.complete
+    ? utf8.decode(reason)
+    : `0x${reason.toHex()} (not valid UTF-8)`;
+}
+
+/** Close codes that MUST NOT be set in a close frame (§7.4.1): local reports only. */
+const NEVER_SENT_CODES = [1005, 1006, 1015];
 
 /** The largest message a case sends: its echo must fit the suite's receive limit. */
 function largestMessage(spec: CaseSpec): number {

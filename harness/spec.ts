@@ -3,7 +3,8 @@
  * fuzzingclient`, read so an existing Autobahn setup runs unchanged:
  *
  *     {"outdir": "./reports/servers",
- *      "servers": [{"agent": "MyServer", "url": "ws://127.0.0.1:9001", "options": {"version": 18}}],
+ *      "servers": [{"agent": "MyServer", "url": "ws://127.0.0.1:9001", "options": {"version": 18},
+ *                   "protocols": ["chat"], "origin": "https://app.example"}],
  *      "cases": ["*"],
  *      "exclude-cases": ["9.*", "12.*", "13.*"],
  *      "exclude-agent-cases": {"MyServer*": ["7.*"]}}
@@ -17,6 +18,10 @@ export interface SpecServer {
   /** Absent: the Server header, else host:port, as on the command line. */
   agent?: string;
   url: URL;
+  /** Subprotocols offered in every handshake, as Autobahn's client offers them. */
+  protocols?: string[];
+  /** The Origin of every handshake. */
+  origin?: string;
 }
 
 export interface FuzzingSpec {
@@ -33,7 +38,7 @@ export interface FuzzingSpec {
 export const DEFAULT_OUTDIR = "reports/servers";
 
 const TOP_LEVEL = ["outdir", "servers", "cases", "exclude-cases", "exclude-agent-cases", "options"];
-const SERVER_FIELDS = ["agent", "url", "options"];
+const SERVER_FIELDS = ["agent", "url", "options", "protocols", "origin"];
 /** Autobahn's protocol version number for RFC 6455 (it sends Sec-WebSocket-Version: 13). */
 const RFC6455_VERSION = 18;
 
@@ -153,7 +158,22 @@ export function parseSpec(
         }
       }
     }
-    servers.push({ ...(agent !== undefined ? { agent } : {}), url });
+    const { protocols, origin } = entry;
+    if (
+      protocols !== undefined &&
+      !(Array.isArray(protocols) && protocols.every((p) => typeof p === "string"))
+    ) {
+      throw new SpecError(`${where}: "protocols" must be a list of subprotocol names`);
+    }
+    if (origin !== undefined && typeof origin !== "string") {
+      throw new SpecError(`${where}: "origin" must be a string`);
+    }
+    servers.push({
+      ...(agent !== undefined ? { agent } : {}),
+      url,
+      ...(protocols !== undefined ? { protocols } : {}),
+      ...(origin !== undefined ? { origin } : {}),
+    });
   });
 
   const cases = data.cases === undefined ? ["*"] : stringList(data.cases, `${source}: "cases"`);

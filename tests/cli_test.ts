@@ -509,3 +509,304 @@ Deno.test("progress: the writer, driven directly", async (t) => {
     assert.equal(summaryTable(runs, { strict: true }).failed, 2);
   });
 });
+
+// --- options real servers need (--protocol, --header, --origin) and permissions --------
+
+/** The case file of one case, parsed. */
+async function caseFile(out: string, agent: string, id: string) {
+  return JSON.parse(await Deno.readTextFile(`${out}/${caseReportName(agent, id)}`));
+}
+
+Deno.test("cli: --protocol, --header and --origin go into every handshake", async (t) => {
+  // A server that serves only its own subprotocol (as libwebsockets' test server does).
+  const server = startStrictServer({ protocols: ["lws-mirror-protocol"], requireProtocol: true });
+  try {
+    await withTempDir(async (out) => {
+      const options = [
+        ...["--protocol", "lws-mirror-protocol", "--protocol", "x-other,x-third"],
+        ...["--header", "Authorization: Bearer t0ken", "--header", "Cookie: a=1"],
+        ...["--origin", "https://app.example"],
+      ];
+      await t.step("offered, selected by the server and accepted: group 1 passes", async () => {
+        const result = await runMain([server.url, "--cases", "1", "--out", out, ...options]);
+        assert.equal(result.code, 0, [...result.stdout, ...result.stderr].join("\n"));
+        const ids = ALL_CASES.filter((c) => c.id.startsWith("1.")).map((c) => c.id);
+        assert.deepEqual(Object.keys((await readIndex(out))[STRICT_AGENT]), ids);
+        for (const id of ids) {
+          const report = await caseFile(out, STRICT_AGENT, id);
+          assert.equal(`${report.behavior}/${report.behaviorClose}`, "OK/OK", id);
+          assert.match(
+            report.httpRequest,
+            new RegExp(
+              "\r\nSec-WebSocket-Protocol: lws-mirror-protocol, x-other, x-third\r\n" +
+                "Origin: https://app\\.example\r\nUser-Agent: wsconform\r\n" +
+                "Authorization: Bearer t0ken\r\nCookie: a=1\r\n\r\n$",
+            ),
+            id,
+          );
+          assert.match(report.httpResponse, /\r\nSec-WebSocket-Protocol: lws-mirror-protocol\r\n/);
+        }
+      });
+      await t.step("without --protocol that server refuses the handshake: FAILED", async () => {
+        const result = await runMain([server.url, "--cases", "1.1.1", "--out", out]);
+        assert.equal(result.code, 1, [...result.stdout, ...result.stderr].join("\n"));
+        const report = await caseFile(out, STRICT_AGENT, "1.1.1");
+        assert.equal(report.behavior, "FAILED");
+        assert.doesNotMatch(report.httpRequest, /Sec-WebSocket-Protocol/);
+        assert.match(report.httpResponse, /^HTTP\/1\.1 400 /);
+      });
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: the group 0 cases that offer their own subprotocol or Origin keep theirs", async () => {
+  const server = startStrictServer({ protocols: ["lws-mirror-protocol", "x-wsconform-a"] });
+  try {
+    await withTempDir(async (out) => {
+      const result = await runMain([
+        ...[server.url, "--cases", "0.3.1,0.3.3,0.6.6", "--out", out],
+        ...["--protocol", "lws-mirror-protocol", "--origin", "https://app.example"],
+      ]);
+      assert.equal(result.code, 0, [...result.stdout, ...result.stderr].join("\n"));
+      const request = async (id: string) => (await caseFile(out, STRICT_AGENT, id)).httpRequest;
+      // 0.3.1 offers nothing of its own: the option's offer is made and its selection accepted.
+      assert.match(await request("0.3.1"), /\r\nSec-WebSocket-Protocol: lws-mirror-protocol\r\n/);
+      const own = await request("0.3.3");
+      assert.match(own, /\r\nSec-WebSocket-Protocol: x-wsconform-a, x-wsconform-b\r\n/);
+      assert.doesNotMatch(own, /lws-mirror-protocol/);
+      const foreign = await request("0.6.6");
+      assert.match(foreign, /\r\nOrigin: http:\/\/evil\.example\r\n/);
+      assert.doesNotMatch(foreign, /app\.example/);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: a subprotocol the suite did not offer fails the handshake", async () => {
+  // The flaw selects "chat" whatever is offered: only an offered name may come back (§4.1).
+  const server = startStrictServer({ flaws: ["select-unoffered-protocol"] });
+  try {
+    await withTempDir(async (out) => {
+      const args = [server.url, "--cases", "1.1.1", "--out", out];
+      const unoffered = await runMain([...args, "--protocol", "lws-mirror-protocol"]);
+      assert.equal(unoffered.code, 1, unoffered.stdout.join("\n"));
+      assert.equal((await caseFile(out, STRICT_AGENT, "1.1.1")).behavior, "FAILED");
+      const offered = await runMain([...args, "--protocol", "lws-mirror-protocol,chat"]);
+      assert.equal(offered.code, 0, offered.stdout.join("\n"));
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: bad --protocol, --header and --origin exit 2 with one line", async (t) => {
+  const url = `ws://127.0.0.1:${closedPort()}/`;
+  const cases: [string[], RegExp][] = [
+    [["--protocol", "a b"], /--protocol "a b": a subprotocol name is an HTTP token/],
+    [["--protocol", "chat,"], /--protocol "": a subprotocol name is an HTTP token/],
+    [["--protocol", "chat", "--protocol", "x,chat"], /--protocol chat is offered twice/],
+    [["--header", "no colon"], /--header "no colon": expected "Name: value"/],
+    [["--header", ": value"], /expected "Name: value"/],
+    [["--header", "Bad Name: v"], /expected "Name: value"/],
+    [["--header", "X-Evil: a\r\nHost: b"], /--header X-Evil: the value holds a control character/],
+    [["--header", "Host: example.com"], /--header Host cannot be set: the opening handshake/],
+    [["--header", "upgrade: h2c"], /--header upgrade cannot be set/],
+    [["--header", "Connection: close"], /--header Connection cannot be set/],
+    [["--header", "Sec-WebSocket-Key: x"], /--header Sec-WebSocket-Key cannot be set/],
+    [["--header", "Sec-WebSocket-Version: 8"], /--header Sec-WebSocket-Version cannot be set/],
+    [["--header", "Sec-WebSocket-Accept: x"], /--header Sec-WebSocket-Accept cannot be set/],
+    [["--header", "Sec-WebSocket-Protocol: x"], /cannot be set: use --protocol/],
+    [["--header", "Origin: https://a.example"], /cannot be set: use --origin/],
+    [["--header", "Sec-WebSocket-Extensions: permessage-deflate"], /implements no extension/],
+    [["--origin", "app.example"], /--origin "app\.example": expected an origin/],
+    [["--origin", "https://app.example/path"], /expected an origin such as https:\/\/example\.com/],
+    [["--origin", "https://user@app.example"], /expected an origin/],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), async () => {
+      assertUsageError(await runMain([url, ...args]), message);
+    });
+  }
+  await t.step("an origin is sent as its serialization; an empty header value is one", async () => {
+    const server = startStrictServer();
+    try {
+      await withTempDir(async (out) => {
+        const result = await runMain([
+          ...[server.url, "--cases", "1.1.1", "--out", out],
+          ...["--origin", "HTTPS://App.Example:443/", "--header", "X-Empty:"],
+        ]);
+        assert.equal(result.code, 0, [...result.stdout, ...result.stderr].join("\n"));
+        const { httpRequest } = await caseFile(out, STRICT_AGENT, "1.1.1");
+        assert.match(httpRequest, /\r\nOrigin: https:\/\/app\.example\r\n/);
+        assert.match(httpRequest, /\r\nX-Empty: \r\n/);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+// --- least privilege: the task's permissions and the README's hardened command line -----
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Runs Deno with `args` in `cwd` (bounded: killed by its PID after 60 s, and in the end). */
+async function runDeno(args: string[], cwd: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const kill = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+  };
+  const timer = setTimeout(kill, 60_000);
+  try {
+    const { code, stdout, stderr } = await child.output();
+    const dec = new TextDecoder();
+    return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
+  } finally {
+    clearTimeout(timer);
+    kill();
+  }
+}
+
+/**
+ * A directory laid out as the project (harness/ and fixtures/ linked), to run
+ * command lines in without writing to the project's own reports/.
+ */
+function withProjectLayout(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir(async (dir) => {
+    for (const name of ["harness", "fixtures"]) {
+      await Deno.symlink(`${ROOT}${name}`, `${dir}/${name}`);
+    }
+    await fn(dir);
+  });
+}
+
+Deno.test("cli: the README's hardened command line works, and runs nothing", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const line = /^ {4}(deno run --allow-net=127\.0\.0\.1:9001 .* ws:\/\/127\.0\.0\.1:9001\/)$/m
+    .exec(readme)?.[1];
+  assert.ok(line, "the README shows the hardened command line");
+  assert.doesNotMatch(line, /--allow-run|--allow-all|\s-A\b/);
+  const server = startStrictServer();
+  try {
+    await withProjectLayout(async (dir) => {
+      const [, ...args] = line.replaceAll("9001", String(server.port)).split(" ");
+      const result = await runDeno([...args, "--cases", "1.1"], dir);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.equal(result.stderr, "");
+      const index = JSON.parse(await Deno.readTextFile(`${dir}/reports/servers/index.json`));
+      assert.equal(Object.keys(index[STRICT_AGENT]).length, 8);
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: a permission the command line lacks is one line and exit 2", async (t) => {
+  const server = startStrictServer();
+  try {
+    await withProjectLayout(async (dir) => {
+      const net = `--allow-net=127.0.0.1:${server.port}`;
+      const files = ["--allow-read=reports", "--allow-write=reports", "harness/cli.ts"];
+      const cases: [string, string[], RegExp][] = [
+        [
+          "the embedded server without --allow-run",
+          ["--allow-net", ...files, "--cases", "1.1.1"],
+          /^wsconform: cannot start the embedded reference server: .* add --allow-run=deno$/,
+        ],
+        [
+          "a target outside --allow-net",
+          ["--allow-net=127.0.0.1:1", ...files, server.url],
+          /^wsconform: cannot reach .*: Requires net access to "127\.0\.0\.1:\d+"/,
+        ],
+        [
+          "--out outside --allow-read",
+          [net, ...files, server.url, "--out", "elsewhere"],
+          /^wsconform: --out elsewhere: no permission to read elsewhere \(deno run needs --allow-read=elsewhere;/,
+        ],
+        [
+          "--junit outside --allow-write",
+          [net, ...files, server.url, "--junit", "../junit.xml"],
+          /^wsconform: --junit \.\.\/junit\.xml: no permission to write \.\. /,
+        ],
+        [
+          "--write-baseline outside --allow-write",
+          [net, ...files, server.url, "--write-baseline", "ci/{agent}.json"],
+          /^wsconform: --write-baseline ci\/\{agent\}\.json: no permission to write ci /,
+        ],
+        [
+          "--baseline outside --allow-read",
+          [net, ...files, server.url, "--baseline", "base.json"],
+          /^wsconform: cannot read --baseline base\.json: Requires read access to "base\.json"/,
+        ],
+      ];
+      for (const [name, args, message] of cases) {
+        await t.step(name, async () => {
+          const result = await runDeno(["run", "--no-prompt", ...args], dir);
+          assert.equal(result.code, 2, result.stdout + result.stderr);
+          assert.equal(result.stdout, "");
+          const [first, ...rest] = result.stderr.trimEnd().split("\n");
+          assert.match(first, message);
+          assert.ok(rest.every((l) => l === "(try --help)"), `extra lines: ${rest.join(" | ")}`);
+        });
+      }
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("cli: the test task may run Deno for the embedded server, nothing for a URL", async (t) => {
+  const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.test;
+  const [deno, run, ...rest] = task.split(" ");
+  const flags = rest.slice(0, -1);
+  assert.deepEqual([deno, run, rest.at(-1)], ["deno", "run", "harness/cli.ts"]);
+  for (const flag of ["--allow-run=deno", "--allow-read=.", "--allow-write=.", "--no-prompt"]) {
+    assert.ok(flags.includes(flag), `the task has ${flag}`);
+  }
+  assert.ok(!flags.some((f) => /^--allow-(run|read|write|all)$|^-A$/.test(f)), task);
+  await withTempDir(async (tmp) => {
+    // Loaded before the CLI: says, as the process exits, whether it may run anything, and Deno.
+    const preload = `${tmp}/tell_run_permission.ts`;
+    await Deno.writeTextFile(
+      preload,
+      `globalThis.addEventListener("unload", () => console.error("run:", ` +
+        `Deno.permissions.querySync({ name: "run" }).state, ` +
+        `Deno.permissions.querySync({ name: "run", command: "deno" }).state));\n`,
+    );
+    // The task may write only in the project: a report directory of this test's own.
+    const out = `reports/cli-test-${crypto.randomUUID()}`;
+    const taskRun = (args: string[]) =>
+      runDeno(["run", `--preload=${preload}`, ...flags, "harness/cli.ts", ...args], ROOT);
+    try {
+      await t.step("a URL target: the run permission is gone before it connects", async () => {
+        const server = startStrictServer();
+        try {
+          const result = await taskRun([server.url, "--cases", "1.1.1", "--out", out]);
+          assert.equal(result.code, 0, result.stdout + result.stderr);
+          assert.match(result.stderr, /^run: (prompt|denied) (prompt|denied)$/m);
+        } finally {
+          await server.close();
+        }
+      });
+      await t.step("the embedded target: Deno may run, nothing else", async () => {
+        const result = await taskRun(["--cases", "1.1.1", "--out", out]);
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /against ws:\/\/127\.0\.0\.1:\d+\/ \(agent "Deno\//);
+        assert.match(result.stderr, /^run: (prompt|denied) granted$/m);
+      });
+    } finally {
+      await Deno.remove(`${ROOT}${out}`, { recursive: true }).catch(() => {});
+    }
+  });
+});

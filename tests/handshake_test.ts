@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   acceptFor,
+  changeRequest,
   checkResponse,
   clientRequest,
   encodeRequest,
@@ -91,6 +92,36 @@ Deno.test("clientRequest", async (t) => {
     const none = clientRequest(new URL("ws://host/"), RFC_KEY, { protocols: [] });
     assert.equal(none.headers.length, 5);
   });
+
+  await t.step("extra headers come last, in order; one named like User-Agent replaces it", () => {
+    const req = clientRequest(new URL("ws://host/"), RFC_KEY, {
+      userAgent: "wsconform",
+      headers: [["Cookie", "a=1"], ["user-agent", "mine/1"], ["Cookie", "b=2"]],
+    });
+    assert.deepEqual(req.headers.slice(5), [
+      ["Cookie", "a=1"],
+      ["user-agent", "mine/1"],
+      ["Cookie", "b=2"],
+    ]);
+  });
+});
+
+Deno.test("changeRequest: a case's own headers win over the options' offer", () => {
+  const base = clientRequest(new URL("ws://host/"), RFC_KEY, {
+    protocols: ["lws-mirror-protocol"],
+    origin: "https://app.example",
+    headers: [["Authorization", "Bearer t"]],
+  });
+  const changed = changeRequest(base, {
+    headers: { "Sec-WebSocket-Protocol": "x-wsconform-unknown", Origin: "http://evil.example" },
+  });
+  assert.deepEqual(changed.headers.slice(5), [
+    ["Sec-WebSocket-Protocol", "x-wsconform-unknown"],
+    ["Origin", "http://evil.example"],
+    ["Authorization", "Bearer t"],
+  ]);
+  // A case that leaves them alone sends the options' offer.
+  assert.deepEqual(changeRequest(base, { query: "x=1" }).headers, base.headers);
 });
 
 Deno.test("encodeRequest: exact bytes", () => {

@@ -325,3 +325,89 @@ Deno.test("spec: bad spec files and clashing options exit 2 with one clear line"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("spec: a server's protocols and origin, as Autobahn's client sends them", async (t) => {
+  await t.step("parsed without warnings; wrong types are errors", () => {
+    const { spec, warnings } = parseSpec(JSON.stringify({
+      servers: [{
+        url: "ws://h/",
+        protocols: ["lws-mirror-protocol"],
+        origin: "https://app.example",
+      }],
+    }));
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(spec.servers[0].protocols, ["lws-mirror-protocol"]);
+    assert.equal(spec.servers[0].origin, "https://app.example");
+    for (
+      const [server, message] of [
+        [{ url: "ws://h/", protocols: "chat" }, /servers\[0\]: "protocols" must be a list/],
+        [{ url: "ws://h/", protocols: [1] }, /"protocols" must be a list of subprotocol names/],
+        [{ url: "ws://h/", origin: 1 }, /servers\[0\]: "origin" must be a string/],
+      ] as const
+    ) {
+      assert.throws(() => parseSpec(JSON.stringify({ servers: [server] })), message);
+    }
+  });
+
+  // A server that serves only its own subprotocol: the spec's offer decides the handshake.
+  const server = startStrictServer({ protocols: ["lws-mirror-protocol"], requireProtocol: true });
+  const dir = await Deno.makeTempDir({ prefix: "wsconform_spec_test_" });
+  const specFile = `${dir}/fuzzingclient.json`;
+  await Deno.writeTextFile(
+    specFile,
+    JSON.stringify({
+      outdir: dir,
+      servers: [
+        {
+          agent: "Offered",
+          url: server.url,
+          protocols: ["lws-mirror-protocol"],
+          origin: "https://app.example",
+        },
+        { agent: "Bare", url: server.url },
+      ],
+      cases: ["1.1.1"],
+    }),
+  );
+  const request = async (agent: string) =>
+    JSON.parse(await Deno.readTextFile(`${dir}/${caseReportName(agent, "1.1.1")}`)).httpRequest;
+  try {
+    await t.step("each server's handshakes carry its own; one without gets none", async () => {
+      const run = await runCli(["--spec", specFile]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.equal(run.stderr, "");
+      const index: IndexJson = JSON.parse(await Deno.readTextFile(`${dir}/index.json`));
+      assert.equal(index.Offered["1.1.1"].behavior, "OK");
+      assert.equal(index.Bare["1.1.1"].behavior, "FAILED");
+      const offered = await request("Offered");
+      assert.match(offered, /\r\nSec-WebSocket-Protocol: lws-mirror-protocol\r\n/);
+      assert.match(offered, /\r\nOrigin: https:\/\/app\.example\r\n/);
+      assert.doesNotMatch(await request("Bare"), /Sec-WebSocket-Protocol|Origin/);
+    });
+    await t.step("--protocol and --origin on the command line win", async () => {
+      const run = await runCli([
+        ...["--spec", specFile, "--protocol", "x-other", "--origin", "https://cli.example"],
+      ]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      const offered = await request("Offered");
+      assert.match(offered, /\r\nSec-WebSocket-Protocol: x-other\r\n/);
+      assert.match(offered, /\r\nOrigin: https:\/\/cli\.example\r\n/);
+    });
+    await t.step("a bad name or origin in the spec exits 2 with one line", async () => {
+      const bad = `${dir}/bad.json`;
+      await Deno.writeTextFile(
+        bad,
+        JSON.stringify({ servers: [{ url: server.url, protocols: ["a b"] }] }),
+      );
+      const run = await runCli(["--spec", bad]);
+      assert.equal(run.code, 2);
+      assert.match(
+        run.stderr,
+        /^wsconform: spec .*bad\.json: servers\[0\]: "protocols" "a b": a subprotocol name is an HTTP token/,
+      );
+    });
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import {
   closePayload,
   encodeFrame,
+  encodeFrames,
   type FrameHeader,
   FrameParser,
   isControlOpcode,
@@ -49,6 +50,9 @@ export const FLAW_FAMILIES = {
     "echo-fragmented-as-binary",
     "close-code-1000-on-error",
     "drop-on-error",
+    "oversize-pong",
+    "fragmented-pong",
+    "reserved-opcode-pong",
   ],
   /** Opening handshake (§4.2.1, §4.2.2, §4.4, §9, RFC 7692 §5). */
   handshake: [
@@ -91,6 +95,7 @@ export const FLAW_FAMILIES = {
     "slow-tcp-close",
     "idle-ping",
     "idle-close",
+    "empty-close-on-bad-close",
   ],
 } as const;
 
@@ -103,12 +108,35 @@ export interface StrictServerOptions {
   flaws?: Flaw[];
   /** Subprotocols the server may select; default none. */
   protocols?: string[];
+  /**
+   * Refuse (400) a handshake that offers none of `protocols`, as a server
+   * serving only its own subprotocol may (§4.2.2 lets a server refuse).
+   */
+  requireProtocol?: boolean;
   /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
   maxMessage?: number;
   /** Largest opening handshake head accepted, in bytes (default 8 KiB); a longer one gets 431. */
   maxHead?: number;
+  /**
+   * The close code for failing the connection on a protocol error (default 1002);
+   * 1003, 1009 and 1011 are other codes servers fail with, as §7.1.7 lets them.
+   */
+  protocolErrorCode?: number;
   /** Port to listen on; default 0, any free port. */
   port?: number;
+  /**
+   * A slow single-threaded server: each message holds the server's one thread
+   * busy this long per MiB before its echo, delaying every connection (default 0).
+   */
+  busyMsPerMiB?: number;
+  /** Serve one connection at a time; the next waits in the accept queue (default false). */
+  serial?: boolean;
+  /**
+   * The messages echoed (default "all"): "text" echoes only text messages, as a
+   * text-only server does; "none" echoes nothing, as a chat server. The rest of
+   * the protocol stays strict.
+   */
+  echo?: "all" | "text" | "none";
 }
 
 export interface StrictServer {
@@ -161,8 +189,12 @@ const encoder = new TextEncoder();
 interface Config {
   flaws: ReadonlySet<Flaw>;
   protocols: readonly string[];
+  requireProtocol: boolean;
   maxMessage: number;
   maxHead: number;
+  protocolErrorCode: number;
+  echo: "all" | "text" | "none";
+  busyMsPerMiB: number;
 }
 
 /** A close code and a reason for failing the connection. */
@@ -509,7 +541,7 @@ class Connection {
     switch (header.opcode) {
       case Opcode.Ping:
         // Answered at once, even between the frames of a fragmented message (§5.4, §5.5.2).
-        if (!this.#has("no-pong")) await this.#send(Opcode.Pong, payload);
+        if (!this.#has("no-pong")) await this.#pong(payload);
         return;
       case Opcode.Pong:
         return; // unsolicited pongs are ignored (§5.5.3)
@@ -576,7 +608,11 @@ class Connection {
       return [1002, `reserved opcode ${header.opcode}`]; // §5.2
     }
     if (isControlOpcode(header.opcode)) {
-      if (header.length > 125n) return [1002, "control frame payload over 125 bytes"]; // §5.5
+      // Flaw oversize-pong: an oversize ping is answered (§5.5: it must fail the connection).
+      const answered = header.opcode === Opcode.Ping && this.#has("oversize-pong");
+      if (header.length > 125n && !answered) {
+        return [1002, "control frame payload over 125 bytes"]; // §5.5
+      }
       if (!header.fin && !this.#has("accept-fragmented-control")) {
         return [1002, "fragmented control frame"]; // §5.5
       }
@@ -611,14 +647,32 @@ class Connection {
     return valid ? undefined : [1007, "invalid UTF-8 in a text message"];
   }
 
+  /** Answers a ping (§5.5.2); some flaws send what no server may send (§5.2, §5.5). */
+  async #pong(payload: Uint8Array): Promise<void> {
+    if (this.#has("fragmented-pong")) {
+      // Flaw fragmented-pong: control frames must not be fragmented (§5.5).
+      const half = payload.length >> 1;
+      return await this.#write(encodeFrames([
+        { opcode: Opcode.Pong, fin: false, payload: payload.subarray(0, half) },
+        { opcode: Opcode.Continuation, payload: payload.subarray(half) },
+      ]));
+    }
+    // Flaw reserved-opcode-pong: 0xB is reserved for further control frames (§5.2).
+    await this.#send(this.#has("reserved-opcode-pong") ? 0xb : Opcode.Pong, payload);
+  }
+
   /** Echoes a complete message with its type, as one frame. */
   async #deliver(message: Message): Promise<void> {
+    const busyUntil = performance.now() + this.#config.busyMsPerMiB * message.size / MiB;
+    while (performance.now() < busyUntil) { /* the one thread works on the message */ }
     let data = concat(message.chunks, message.size);
     if (message.opcode === Opcode.Text && !this.#has("no-utf8-check")) {
       // Fail-fast validation already saw every byte; it remains to end on a code point boundary.
       const valid = this.#has("no-fail-fast") ? isValidUtf8(data) : message.utf8.complete;
       if (!valid) return await this.#fail([1007, "text message is not valid UTF-8"]);
     }
+    const { echo } = this.#config;
+    if (echo === "none" || (echo === "text" && message.opcode !== Opcode.Text)) return;
     if (this.#has("truncate-long-echo") && data.length > 125) data = data.subarray(0, 125);
     if (this.#has("corrupt-large-echo") && data.length >= MiB) data[data.length - 1] ^= 0xff;
     const binary = this.#has("echo-fragmented-as-binary") && message.frames > 1;
@@ -634,17 +688,22 @@ class Connection {
     if (this.#heldClose) return; // flaw process-data-after-close: a second close is ignored
     let code: number | undefined;
     // The client has sent its close frame already: after ours, no other is coming.
-    if (payload.length === 1) return await this.#fail([1002, "close payload of 1 byte"], true);
+    // Flaw empty-close-on-bad-close: an empty close frame, as if the close were valid.
+    const refuse = (failure: Failure) =>
+      this.#has("empty-close-on-bad-close")
+        ? this.#replyToClose(undefined)
+        : this.#fail(failure, true);
+    if (payload.length === 1) return await refuse([1002, "close payload of 1 byte"]);
     if (payload.length === 125 && this.#has("reject-125-close")) {
       return await this.#fail([1002, "close payload of 125 bytes"], true); // flaw: §5.5 allows 125
     }
     if (payload.length >= 2) {
       code = (payload[0] << 8) | payload[1];
       if (!this.#acceptsCloseCode(code)) {
-        return await this.#fail([1002, `invalid close code ${code}`], true);
+        return await refuse([1002, `invalid close code ${code}`]);
       }
       if (!this.#has("accept-invalid-close-reason") && !isValidUtf8(payload.subarray(2))) {
-        return await this.#fail([1007, "close reason is not valid UTF-8"], true);
+        return await refuse([1007, "close reason is not valid UTF-8"]);
       }
     }
     if (this.#has("process-data-after-close")) {
@@ -705,7 +764,11 @@ class Connection {
     this.state = "closing";
     this.#message = undefined;
     this.#arm(CLOSE_WAIT_MS);
-    let sent = this.#has("close-code-1000-on-error") ? 1000 : code;
+    let sent = this.#has("close-code-1000-on-error")
+      ? 1000
+      : code === 1002
+      ? this.#config.protocolErrorCode
+      : code;
     // Flaw send-invalid-close-code: 1005 must never be sent in a close frame (§7.4.1).
     if (sent === 1002 && this.#has("send-invalid-close-code")) sent = 1005;
     await this.#send(Opcode.Close, closePayload(sent, encoder.encode(reason)));
@@ -793,6 +856,9 @@ function checkRequest(head: HttpHead, config: Config): Accept | Reject {
   let protocol = offered.length > 0 && config.protocols.includes(offered[0])
     ? offered[0]
     : undefined;
+  if (protocol === undefined && config.requireProtocol) {
+    return bad(`a subprotocol is required: ${config.protocols.join(", ")}`);
+  }
   // Flaw select-unoffered-protocol: only an offered subprotocol may be selected (§4.2.2).
   if (has("select-unoffered-protocol")) protocol = "chat";
   // Flaw accept-unknown-extension: the strict server implements no extension (§9.1).
@@ -828,8 +894,12 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
   const config: Config = {
     flaws: new Set(options.flaws ?? []),
     protocols: [...(options.protocols ?? [])],
+    requireProtocol: options.requireProtocol ?? false,
     maxMessage: options.maxMessage ?? 64 * MiB,
     maxHead: options.maxHead ?? 8192,
+    protocolErrorCode: options.protocolErrorCode ?? 1002,
+    echo: options.echo ?? "all",
+    busyMsPerMiB: options.busyMsPerMiB ?? 0,
   };
   const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
   const port = listener.addr.port;
@@ -851,6 +921,7 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
       const connection = new Connection(conn, config);
       connections.add(connection);
       connection.done.then(() => connections.delete(connection));
+      if (options.serial) await connection.done;
     }
   })();
 
@@ -862,6 +933,8 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
         stopping = true;
         listener.close();
       }
+      // A serial server's accept loop waits for the connection it serves.
+      for (const connection of connections) connection.abort();
       await acceptLoop;
       const open = [...connections];
       for (const connection of open) connection.abort();
