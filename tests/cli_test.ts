@@ -158,6 +158,9 @@ Deno.test("cli: --help exits 0 and prints the usage", async () => {
         "--baseline",
         "--write-baseline",
         "--spec",
+        "--protocol NAME",
+        "--header",
+        "--origin URL",
       ]
     ) {
       assert.ok(text.includes(option), `usage names ${option}`);
