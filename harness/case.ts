@@ -92,8 +92,25 @@ export type EventSpec =
 export interface CloseExpectation {
   /** Which endpoint is expected to start the closing handshake or fail the connection. */
   by: "suite" | "peer";
-  /** Close codes acceptable from the peer (an absent code is always acceptable). */
+  /**
+   * Close codes acceptable from the peer, the preferred first. No close frame
+   * at all is always acceptable; an empty one too, unless `emptyReply` says otherwise.
+   */
   codes: number[];
+  /**
+   * The level at which a close code outside `codes` weighs. Absent or "must":
+   * Autobahn's rule, WRONG CODE. "should": NON-STRICT, for cases where the RFC
+   * only says "fail the connection" (§7.1.7: the close frame, and so its code,
+   * is a MAY), so another code still fails it; codes in `except` say the peer
+   * saw no error at all (a normal close) and stay WRONG CODE.
+   */
+  otherCodes?: { level: Level; except?: number[] };
+  /**
+   * The suite's close frame is illegal, and an empty close frame in answer
+   * cannot be told from an ordinary close: it weighs at this level (absent:
+   * acceptable). Dropping TCP without a close frame stays acceptable.
+   */
+  emptyReply?: Level;
   /** Whether the RFC requires a clean close (closing handshake completed, peer closed TCP). */
   clean: boolean;
   /**

@@ -22,13 +22,18 @@ function checksSection(r: CaseReportJson): Html {
   const broken = objects<NonNullable<CaseReportJson["violations"]>[number]>(r.violations);
   if (broken.length === 0) {
     return markup`<p>Every frame the server sent was unmasked, used the minimal length form, had no
-RSV bit set, carried a valid close code, and no data frame followed its close frame.</p>`;
+RSV bit set and a defined opcode, every control frame was whole and at most 125 bytes, every close
+frame carried a valid code, and no data frame followed its close frame.</p>`;
   }
   return markup`<ul class="violations">${
     broken.map((v) =>
-      markup`<li class="mismatch"><strong>${
-        (v.level ?? "must").toUpperCase()
-      }</strong> broken (RFC 6455 §${v.rfc ?? "?"}): ${v.detail ?? ""}</li>`
+      v.level === "may"
+        ? markup`<li><strong>Noted</strong> (RFC 6455 §${v.rfc ?? "?"}, no MUST): ${
+          v.detail ?? ""
+        }</li>`
+        : markup`<li class="mismatch"><strong>${
+          (v.level ?? "must").toUpperCase()
+        }</strong> broken (RFC 6455 §${v.rfc ?? "?"}): ${v.detail ?? ""}</li>`
     )
   }</ul>`;
 }
@@ -137,6 +142,8 @@ export interface CaseReportJson {
     close?: { by?: string; codes?: number[]; clean?: boolean; wrongEndpointIsFatal?: boolean };
   };
   received?: DescribedEvent[];
+  /** Messages the peer sent unasked under --protocol-only: shown, not judged. */
+  unsolicited?: DescribedEvent[];
   close?: Record<string, unknown>;
   steps?: unknown[];
   httpRequest?: string | null;
@@ -1248,6 +1255,7 @@ ${r.deviation ? markup`<tr><th>Deviation from Autobahn</th><td>${r.deviation}</t
 
   const mark = (d: EventDifference | undefined, entry: (d: EventDifference) => number) =>
     d ? { entry: entry(d), index: d.index } : undefined;
+  const unsolicited = objects<DescribedEvent>(r.unsolicited);
   const events = markup`${differenceBox(r, ok, received, diff)}${
     nonStrict
       ? markup`<p class="muted">Against the NON-STRICT alternative: ${
@@ -1263,7 +1271,13 @@ ${r.deviation ? markup`<tr><th>Deviation from Autobahn</th><td>${r.deviation}</t
 <div><h3>Expected (OK)</h3>${eventList(ok, mark(diff, (d) => d.expectedEntry))}</div>
 ${nonStrict ? markup`<div><h3>Expected (NON-STRICT)</h3>${eventList(nonStrict)}</div>` : ""}
 <div><h3>Received</h3>${eventList(received, mark(diff, (d) => d.receivedEntry))}</div>
-</div>`;
+</div>${
+    unsolicited.length > 0
+      ? markup`
+<h3>Messages the server sent unasked (--protocol-only: shown, not judged)</h3>
+${eventList(unsolicited)}`
+      : ""
+  }`;
 
   const stepList = markup`<ol class="steps">${
     steps.map((s) => markup`<li><code>${clip(JSON.stringify(s) ?? String(s), 400)}</code></li>\n`)

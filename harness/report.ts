@@ -100,6 +100,8 @@ export function caseReport(run: CaseRun, agent: string) {
       close: spec.expect.close,
     },
     received: describeEvents(run.received),
+    // Messages the peer sent unasked (--protocol-only): shown, never judged.
+    ...(run.unsolicited.length ? { unsolicited: describeEvents(run.unsolicited) } : {}),
     close: run.close,
     handshake: run.handshake,
     violations: run.violations,

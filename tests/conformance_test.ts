@@ -16,9 +16,9 @@ import { type Expected, v } from "./support.ts";
  */
 
 import assert from "node:assert/strict";
-import type { CaseSpec } from "../harness/case.ts";
+import type { CaseSpec, Level } from "../harness/case.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { isFailing, type Verdict } from "../harness/verdict.ts";
+import { isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
 import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import { type Flaw, FLAW_FAMILIES, FLAWS } from "./peers/strict_server.ts";
 
@@ -83,24 +83,31 @@ async function spawnStrictServer(flaws: readonly Flaw[]): Promise<ChildServer> {
   }
 }
 
+/** A case's outcome, with the rules the server broke in what it sent. */
+type Outcome = CaseOutcome & { violations: Violation[] };
+
 /** Runs every case against the strict server with `flaws`; outcomes by case id. */
-async function runAll(flaws: readonly Flaw[]): Promise<Map<string, CaseOutcome>> {
+async function runAll(flaws: readonly Flaw[]): Promise<Map<string, Outcome>> {
   const server = await spawnStrictServer(flaws);
   try {
+    const violations = new Map<string, Violation[]>();
     const outcomes = await runCases(AUTOBAHN_CASES, {
       url: server.url,
       jobs: JOBS,
       memoryBudget: MEMORY_BUDGET,
+      onCaseDone: (run) => void violations.set(run.spec.id, run.violations),
     });
-    return new Map(outcomes.map((o) => [o.spec.id, o]));
+    return new Map(
+      outcomes.map((o) => [o.spec.id, { ...o, violations: violations.get(o.spec.id)! }]),
+    );
   } finally {
     await server.close();
   }
 }
 
-let strictRun: Promise<Map<string, CaseOutcome>> | undefined;
+let strictRun: Promise<Map<string, Outcome>> | undefined;
 /** The run against the strict server, done once and shared by every test. */
-function strictOutcomes(): Promise<Map<string, CaseOutcome>> {
+function strictOutcomes(): Promise<Map<string, Outcome>> {
   return strictRun ??= runAll([]);
 }
 
@@ -166,6 +173,11 @@ const PEER_FAILS: Pattern[] = [
  * (sync or chop), so they may reach a peer that has already closed TCP.
  */
 const ECHO_THEN_LATE_FRAMES: Pattern[] = ["3.3", "3.4", "4.1.5", "4.2.5"];
+/** The cases where the server answers pings (not 2.5: an oversize ping must fail). */
+const PONGED: Pattern[] = [
+  ...["2.1", "2.2", "2.3", "2.4", "2.6", "2.9", "2.10", "2.11"],
+  ...["5.6", "5.7", "5.8", "5.19", "5.20"],
+];
 /** A faulty close frame from the suite: the peer must answer 1002/1007 or drop TCP. */
 const BAD_CLOSE: Pattern[] = ["7.3.2", "7.3.6", "7.5.1", "7.9.*"];
 
@@ -186,6 +198,8 @@ interface Row {
   matched?: "ok" | "nonStrict" | "none";
   /** The close code the server must send; null: no close frame at all. */
   code?: number | null;
+  /** The rule the suite's checks on what the server sends must record, at its level. */
+  violation?: { rule: string; rfc: string; level: Level };
   /** Why, from the RFC. */
   why: string;
   /**
@@ -305,17 +319,30 @@ const FLAW_TABLE: Row[] = [
   // --- group 7 ---------------------------------------------------------------
   {
     flaw: "accept-invalid-close-codes",
-    cases: ["7.9.*"],
+    cases: ["7.9.4", "7.9.5"],
     verdict: v("FAILED", "WRONG CODE"),
-    why: "§7.4: a close frame with a code that must not be sent is a protocol error (1002); " +
-      "the flawed server echoes the code.",
+    violation: { rule: "close-code", rfc: "7.4.1", level: "must" },
+    why: "§7.4.1: 1005 and 1006 MUST NOT be set in a close frame, so receiving one is a " +
+      "protocol error (1002); the flawed server echoes the code, breaking the MUST itself.",
+  },
+  {
+    flaw: "accept-invalid-close-codes",
+    cases: ["7.9.1", "7.9.2", "7.9.3", "7.9.6", "7.9.7", "7.9.8", "7.9.9"],
+    verdict: v("FAILED", "WRONG CODE"),
+    violation: { rule: "close-code-undefined", rfc: "7.4.2", level: "may" },
+    why: "§7.4: a code that is not used, reserved or unassigned is a protocol error (1002) to " +
+      "Autobahn's 7.9; the flawed server echoes it. Sending it breaks no MUST: the check on " +
+      "what the server sends only records it.",
   },
   {
     flaw: "accept-invalid-close-codes",
     cases: ["7.13.*"],
-    verdict: v("FAILED", "INFORMATIONAL"),
-    why: "§7.4: the close itself is left open, but the flawed server echoes 5000 or 65535, a " +
-      "code no endpoint may send; the check on what the server sends fails it.",
+    verdict: v("INFORMATIONAL", "INFORMATIONAL"),
+    violation: { rule: "close-code-undefined", rfc: "7.4.2", level: "may" },
+    why: "§7.4.2: the close is left open, and the flawed server echoes 5000 or 65535, codes no " +
+      "range defines but no MUST forbids sending: the check on what the server sends records " +
+      "it, and it decides nothing.",
+    passes: "informational: no MUST forbids sending an undefined code (Autobahn says the same)",
   },
   {
     flaw: "no-close-reply",
@@ -402,6 +429,34 @@ const FLAW_TABLE: Row[] = [
     code: null,
     why: "The case records that the peer dropped TCP.",
     passes: "informational: the case records what the peer did",
+  },
+  // --- illegal control frames from the server (§5.2, §5.5) -------------------------
+  {
+    flaw: "oversize-pong",
+    cases: ["2.5"],
+    verdict: FAILED_FAILED,
+    violation: { rule: "control-oversize", rfc: "5.5", level: "must" },
+    why: "§5.5: a control frame MUST have 125 bytes or less; the flawed server answers the " +
+      "126-byte ping with a 126-byte pong instead of failing, and the suite fails the connection.",
+  },
+  {
+    flaw: "fragmented-pong",
+    cases: [...PONGED],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1002,
+    violation: { rule: "control-fragmented", rfc: "5.5", level: "must" },
+    why: "§5.5: a control frame MUST NOT be fragmented; the flawed server sends each pong as a " +
+      "pong without FIN and a continuation, the suite fails the connection with 1002, which " +
+      "the server echoes where the case closes with 1000.",
+  },
+  {
+    flaw: "reserved-opcode-pong",
+    cases: [...PONGED],
+    verdict: v("FAILED", "WRONG CODE"),
+    code: 1002,
+    violation: { rule: "reserved-opcode", rfc: "5.2", level: "must" },
+    why: "§5.2: opcode 0xB is reserved, and its receiver MUST fail the connection; the flawed " +
+      "server answers pings with it, the suite fails with 1002, echoed.",
   },
   // --- group 9 ---------------------------------------------------------------
   {
@@ -556,6 +611,7 @@ Deno.test("strict server: every case passes", async () => {
       ? "INFORMATIONAL / INFORMATIONAL (matched ok)"
       : "OK / OK (matched ok)";
     if (summary(o.verdict) !== expected) wrong.push(`not ${expected}: ${explain(o)}`);
+    if (o.violations.length > 0) wrong.push(`violations: ${explain(o)}`);
   }
   assert.deepEqual(wrong, []);
   for (const id of expand(["7.13.*"])) assert.equal(strict.get(id)!.remoteCloseCode, 1002);
@@ -599,6 +655,13 @@ Deno.test("flaws: each changes exactly the cases its table rows name", async (t)
         }
         if (isFailing(got) !== !row.passes) {
           wrong.push(`isFailing is ${isFailing(got)}: ${explain(o)}`);
+        }
+        const found = o.violations.map((x) => `${x.rule} §${x.rfc} ${x.level}`);
+        const want = row.violation
+          ? [`${row.violation.rule} §${row.violation.rfc} ${row.violation.level}`]
+          : [];
+        if (found.join() !== want.join()) {
+          wrong.push(`expected violations [${want}], got [${found}]: ${explain(o)}`);
         }
       }
       assert.deepEqual(wrong, []);

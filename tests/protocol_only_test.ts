@@ -9,7 +9,8 @@ import { runCli } from "./support.ts";
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { needsEcho, NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
-import { compareIds, type IndexJson } from "../harness/report.ts";
+import { caseReportName, compareIds, type IndexJson } from "../harness/report.ts";
+import { runCase } from "../harness/session.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
 interface Captured {
@@ -284,3 +285,61 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+/** A server that greets each client with a text message on connect, as Engine.IO does. */
+const GREETING = '0{"sid":"wsconform","upgrades":[],"pingInterval":25000}';
+
+function startGreetingServer(): { url: string; close: () => Promise<void> } {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onopen = () => socket.send(GREETING);
+    socket.onmessage = () => {};
+    socket.onerror = () => {};
+    return response;
+  });
+  const { port } = server.addr as Deno.NetAddr;
+  return { url: `ws://127.0.0.1:${port}/`, close: () => server.shutdown() };
+}
+
+Deno.test("--protocol-only: a message the server sends on its own is shown, not judged", async () => {
+  const server = startGreetingServer();
+  const ids = ["2.1", "2.2", "7.3.1", "7.3.3"];
+  try {
+    // Without the option, the greeting is the first event and decides every case.
+    for (const id of ids) {
+      const spec = ALL_CASES.find((c) => c.id === id)!;
+      const run = await runCase(spec, { url: new URL(server.url) });
+      assert.equal(run.verdict.behavior, "FAILED", `${id}: ${run.verdict.result}`);
+      assert.equal(run.unsolicited.length, 0);
+    }
+    await withTempDir(async (dir) => {
+      const result = await runCli([
+        server.url,
+        "--protocol-only",
+        "--cases",
+        ids.join(","),
+        "--agent",
+        "Greeter",
+        "--out",
+        dir,
+      ]);
+      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+      for (const id of ids) {
+        const report = JSON.parse(
+          await Deno.readTextFile(`${dir}/${caseReportName("Greeter", id)}`),
+        );
+        assert.deepEqual([report.behavior, report.behaviorClose], ["OK", "OK"], id);
+        assert.deepEqual(report.received.filter((e: { type: string }) => e.type === "message"), []);
+        assert.equal(report.unsolicited.length, 1, id);
+        assert.equal(report.unsolicited[0].payload.text, GREETING, id);
+        const page = await Deno.readTextFile(
+          `${dir}/${caseReportName("Greeter", id).replace(/\.json$/, ".html")}`,
+        );
+        assert.match(page, /Messages the server sent unasked/);
+        assert.ok(page.includes("0{&quot;sid&quot;:&quot;wsconform&quot;"), id);
+      }
+    });
+  } finally {
+    await server.close();
+  }
+});

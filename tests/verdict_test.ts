@@ -5,7 +5,7 @@
  *   deno test tests/verdict_test.ts
  */
 import assert from "node:assert/strict";
-import type { Expectation } from "../harness/case.ts";
+import type { Expectation, Level } from "../harness/case.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import { type CloseObservation, judge } from "../harness/verdict.ts";
 import { closeObservation, textMessage } from "./support.ts";
@@ -68,4 +68,104 @@ Deno.test("a case that never opened is FAILED whatever its level, unless the han
     const expected = { must: "FAILED", should: "NON-STRICT", may: "INFORMATIONAL" }[level];
     assert.equal(about.behavior, expected, level);
   }
+});
+
+Deno.test("close codes: outside `codes` WRONG CODE by default, NON-STRICT where `otherCodes` says should", () => {
+  const failCase = (close: Expectation["close"]): Expectation => ({ ok: [], close });
+  const peerFailed = (code: number | undefined) =>
+    closeObservation({ closedBySuite: false, wasClean: false, remoteCloseCode: code });
+  const run = (expect: Expectation, close: CloseObservation) =>
+    judge({ expect }, { ok: [] }, { received: [], close });
+  const autobahn = failCase({ by: "peer", codes: [1002], clean: false });
+  const newGroups = failCase({ ...autobahn.close, otherCodes: { level: "should" } });
+  for (const code of [1003, 1009, 1011]) {
+    const wrong = run(autobahn, peerFailed(code));
+    assert.deepEqual([wrong.behavior, wrong.behaviorClose], ["OK", "WRONG CODE"], `${code}`);
+    const lenient = run(newGroups, peerFailed(code));
+    assert.deepEqual([lenient.behavior, lenient.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
+    assert.match(lenient.resultClose, new RegExp(`close code was ${code}; 1002 is the fitting`));
+  }
+  // The preferred code, or no close frame at all: OK in both.
+  for (const expect of [autobahn, newGroups]) {
+    for (const code of [1002, undefined]) {
+      const v = run(expect, peerFailed(code));
+      assert.deepEqual([v.behavior, v.behaviorClose], ["OK", "OK"]);
+    }
+  }
+  // A code listed in `except` says the peer saw no error: still WRONG CODE, and with
+  // wrongCodeFails a failed behaviour.
+  const badReason: Expectation = {
+    ok: [],
+    close: {
+      by: "suite",
+      codes: [1007, 1002],
+      clean: false,
+      otherCodes: { level: "should", except: [1000] },
+    },
+    wrongCodeFails: true,
+  };
+  const echoed = run(badReason, closeObservation({ localCloseCode: 1000, remoteCloseCode: 1000 }));
+  assert.deepEqual([echoed.behavior, echoed.behaviorClose], ["FAILED", "WRONG CODE"]);
+  const other = run(badReason, closeObservation({ localCloseCode: 1000, remoteCloseCode: 1011 }));
+  assert.deepEqual([other.behavior, other.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
+  // A MAY: recorded, the behaviour untouched.
+  const may = run(
+    failCase({ ...autobahn.close, otherCodes: { level: "may" } }),
+    peerFailed(1011),
+  );
+  assert.deepEqual([may.behavior, may.behaviorClose], ["OK", "INFORMATIONAL"]);
+});
+
+Deno.test("the fail timer's 1001 echoed is no wrong code; 1001 unasked is", () => {
+  const expect: Expectation = {
+    ok: [],
+    close: { by: "suite", codes: [1000], clean: true },
+    wrongCodeFails: true,
+  };
+  const run = (local: number, remote: number) =>
+    judge({ expect }, { ok: [] }, {
+      received: [],
+      close: closeObservation({ localCloseCode: local, remoteCloseCode: remote }),
+    });
+  const echoed = run(1001, 1001);
+  assert.deepEqual([echoed.behavior, echoed.behaviorClose], ["OK", "OK"]);
+  const unasked = run(1000, 1001);
+  assert.deepEqual([unasked.behavior, unasked.behaviorClose], ["FAILED", "WRONG CODE"]);
+});
+
+Deno.test("an empty close frame answering an illegal close weighs at `emptyReply`; no close frame passes", () => {
+  const expect: Expectation = {
+    ok: [],
+    close: { by: "suite", codes: [1002], clean: false, emptyReply: "should" },
+    wrongCodeFails: true,
+  };
+  const run = (close: CloseObservation, e = expect) =>
+    judge({ expect: e }, { ok: [] }, { received: [], close });
+  const empty = run(closeObservation({ remoteCloseFrame: true }));
+  assert.deepEqual([empty.behavior, empty.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
+  assert.match(empty.resultClose, /empty close frame, which cannot be told from a normal close/);
+  const dropped = run(closeObservation({ wasClean: false }));
+  assert.deepEqual([dropped.behavior, dropped.behaviorClose], ["OK", "OK"]);
+  const fitting = run(closeObservation({ remoteCloseFrame: true, remoteCloseCode: 1002 }));
+  assert.deepEqual([fitting.behavior, fitting.behaviorClose], ["OK", "OK"]);
+  // Without `emptyReply` (Autobahn's cases): an empty close is no wrong code.
+  const autobahn = run(closeObservation({ remoteCloseFrame: true }), {
+    ...expect,
+    close: { ...expect.close, emptyReply: undefined },
+  });
+  assert.deepEqual([autobahn.behavior, autobahn.behaviorClose], ["OK", "OK"]);
+});
+
+Deno.test("checks on server output: a MUST fails the case, a MAY is only recorded", () => {
+  const expect: Expectation = { ok: [], close: { by: "suite", codes: [1000], clean: true } };
+  const run = (level: Level) =>
+    judge({ expect }, { ok: [] }, {
+      received: [],
+      close: closeObservation(),
+      violations: [{ rule: "r", rfc: "5.5", level, detail: "what was sent" }],
+    });
+  assert.equal(run("must").behavior, "FAILED");
+  assert.match(run("must").result, /broke a MUST in what it sent: what was sent \(§5\.5\)/);
+  assert.equal(run("should").behavior, "NON-STRICT");
+  assert.deepEqual([run("may").behavior, run("may").behaviorClose], ["OK", "OK"]);
 });

@@ -1074,6 +1074,26 @@ const probes: Record<
     strict: "timeout | close 1000 | eof",
     flawed: "close 1001 | eof",
   },
+  "oversize-pong": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Ping, payload: "p".repeat(126) })),
+    strict: "close 1002 | eof",
+    flawed: "pong 126 bytes | close 1000 | eof",
+  },
+  "fragmented-pong": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Ping, payload: "pi" })),
+    strict: 'pong "pi" | close 1000 | eof',
+    flawed: 'pong "p" | cont "i" | close 1000 | eof',
+  },
+  "reserved-opcode-pong": {
+    probe: (s) => sending(s, frame({ opcode: Opcode.Ping, payload: "pi" })),
+    strict: 'pong "pi" | close 1000 | eof',
+    flawed: 'op11 "pi" | close 1000 | eof',
+  },
+  "empty-close-on-bad-close": {
+    probe: (s) => closeCodes(s, [1004, 1015]),
+    strict: "close 1002 | eof ; close 1002 | eof",
+    flawed: "close | eof ; close | eof",
+  },
 };
 
 /** Opens a connection, writes the frames and a close 1000 in one go, and returns the transcript. */
