@@ -925,7 +925,8 @@ async function runTarget(
     if (stopped) say(`${stopped.cases.length} cases not run (${stopped.reason})`);
     if (earlier > 0) {
       say(
-        `${earlier} more results of this agent in the report are from an earlier run (marked in index.html)`,
+        `the report also holds ${earlier} result${earlier === 1 ? "" : "s"} of this agent ` +
+          "from an earlier run (marked in index.html)",
       );
     }
     const measured = runs.filter((r) => r.findings.length > 0)

@@ -14,7 +14,14 @@
 import { join } from "node:path";
 import { GROUPS } from "../fixtures/mod.ts";
 import type { CaseSpec, GroupSpec } from "./case.ts";
-import { caseReportName, compareIds, type IndexEntry, type IndexJson } from "./report.ts";
+import {
+  caseReportName,
+  compareIds,
+  type IndexEntry,
+  type IndexJson,
+  readRunTimesIn,
+  type RunTimes,
+} from "./report.ts";
 import { type Behavior, type CloseBehavior, isFailing } from "./verdict.ts";
 
 /** The rules every case checks on the server's frames (masking, length form, RSV, close codes). */
@@ -140,6 +147,7 @@ export interface CaseReportJson {
     ok?: DescribedEvent[];
     nonStrict?: DescribedEvent[];
     close?: { by?: string; codes?: number[]; clean?: boolean; wrongEndpointIsFatal?: boolean };
+    handshake?: { outcome?: string; statuses?: number[]; listsVersion13?: boolean };
   };
   received?: DescribedEvent[];
   /** Messages the peer sent unasked under --protocol-only: shown, not judged. */
@@ -357,7 +365,8 @@ label.filter { margin-right: 1.2em; cursor: pointer; }
 #matrix td.counts { font-size: 0.85em; }
 #matrix td.counts span { white-space: nowrap; }
 #matrix td.counts .has-fail, #matrix td.counts .has-missing { font-weight: 700; color: #b71c1c; }
-#matrix th.case { font-weight: normal; }
+/* Long titles (group 6 names its payloads in hex) wrap anywhere: the matrix fits 1280 px. */
+#matrix th.case { font-weight: normal; overflow-wrap: anywhere; }
 #matrix .cid { font-weight: 700; margin-right: 0.5em; }
 #matrix .ctitle { color: #37474f; }
 #matrix td.v { padding: 0; min-width: 11em; }
@@ -368,6 +377,9 @@ label.filter { margin-right: 1.2em; cursor: pointer; }
 #matrix .b, #matrix .c, #matrix .m { white-space: nowrap; }
 #matrix .c, #matrix .m { font-weight: normal; font-size: 0.85em; }
 #matrix .m { display: block; }
+#matrix td.earlier { background-image: repeating-linear-gradient(135deg, transparent 0 6px,
+  rgba(255, 255, 255, 0.3) 6px 12px); }
+#matrix .m.earlier { font-style: italic; white-space: normal; }
 .c.bad { font-weight: 700; text-decoration: underline; }
 .rfc { font-weight: normal; color: #455a64; font-size: 0.9em; margin-left: 0.6em; }
 table.meta th { width: 12em; background: var(--soft); }
@@ -463,6 +475,8 @@ export interface IndexOptions {
   groups?: readonly GroupSpec[];
   /** Page names; default planPages(index), the names writeHtmlReports() writes. */
   pages?: PagePlan;
+  /** When each result was written (report.ts RUNS_FILE): results of earlier runs are marked. */
+  runs?: RunTimes;
   title?: string;
 }
 
@@ -562,7 +576,33 @@ function rowClasses(rows: Row[]): string {
   return [allOk ? "all-ok" : "", noFail ? "no-fail" : ""].filter(Boolean).join(" ");
 }
 
-function matrixCell(entry: IndexEntry | undefined, page: string | undefined, agent: string): Html {
+/**
+ * When an earlier run than the agent's latest wrote each of its results: absent
+ * for the latest run's, null when the time is not known.
+ */
+function earlierRuns(runs: RunTimes, agent: string, ids: string[]): Map<string, string | null> {
+  const times = isObject(runs[agent]) ? runs[agent] : undefined;
+  const out = new Map<string, string | null>();
+  if (!times) return out;
+  const latest = Object.values(times).filter((t) => typeof t === "string").sort().at(-1);
+  for (const id of ids) {
+    const t = typeof times[id] === "string" ? times[id] : undefined;
+    if (t !== latest) out.set(id, t ?? null);
+  }
+  return out;
+}
+
+/** An ISO time as "2026-11-27 06:10 UTC". */
+function runTimeText(iso: string | null): string {
+  return iso === null ? "time unknown" : `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+}
+
+function matrixCell(
+  entry: IndexEntry | undefined,
+  page: string | undefined,
+  agent: string,
+  earlier?: string | null,
+): Html {
   const status = cellStatus(entry);
   if (!entry) {
     return markup`<td class="v v-missing"><span class="cell" title="no result for ${agent}">${STATUS_LABEL.missing}</span></td>`;
@@ -574,9 +614,15 @@ function matrixCell(entry: IndexEntry | undefined, page: string | undefined, age
     : `code ${entry.remoteCloseCode}`;
   const inner = markup`<span class="b">${entry.behavior}</span><span class="c${
     closeBad ? " bad" : ""
-  }">close: ${close}</span> <span class="m">${entry.duration} ms · ${code}</span>`;
-  const title = `${STATUS_LABEL[status]}: ${entry.behavior} / ${close}`;
-  return markup`<td class="v v-${status}">${
+  }">close: ${close}</span> <span class="m">${entry.duration} ms · ${code}</span>${
+    earlier !== undefined
+      ? markup`<span class="m earlier">from an earlier run (${runTimeText(earlier)})</span>`
+      : ""
+  }`;
+  const title = `${STATUS_LABEL[status]}: ${entry.behavior} / ${close}${
+    earlier !== undefined ? ", from an earlier run" : ""
+  }`;
+  return markup`<td class="v v-${status}${earlier !== undefined ? " earlier" : ""}">${
     page
       ? markup`<a href="${href(page)}" title="${title}">${inner}</a>`
       : markup`<span class="cell" title="${title}">${inner}</span>`
@@ -619,6 +665,23 @@ export function renderIndex(index: IndexJson, options: IndexOptions = {}): strin
   const allRows = secs.flatMap((s) => s.rows);
   const totals = countRows(allRows, agents.length);
   const cols = agents.length + 1;
+  const earlier = agents.map((a) =>
+    earlierRuns(
+      options.runs ?? {},
+      a,
+      allRows.filter((r) => entryOf(index, a, r.id)).map((r) => r.id),
+    )
+  );
+  const earlierNote = earlier.some((e) => e.size > 0)
+    ? markup`<p class="elided">Some results are from an earlier run than the agent's latest (a run
+of some cases only, <code>--cases</code>, keeps the other results): ${
+      agents.flatMap((a, i) =>
+        earlier[i].size > 0
+          ? [markup`${a}: ${earlier[i].size} of ${totals[i].cases - totals[i].missing}`]
+          : []
+      ).map((m, i) => markup`${i ? "; " : ""}${m}`)
+    }. Their cells say “from an earlier run”.</p>`
+    : "";
 
   const legend = markup`<ul class="legend">${
     LEGEND.map(([s, label, meaning]) =>
@@ -679,7 +742,7 @@ ${
         ? markup`<span class="ctitle">${row.spec.title}</span>${rfcLabel(row.spec.rfc)}`
         : "";
       const cells = row.entries.map((e, ai) =>
-        matrixCell(e, e && pages.get(agents[ai])?.get(row.id), agents[ai])
+        matrixCell(e, e && pages.get(agents[ai])?.get(row.id), agents[ai], earlier[ai].get(row.id))
       );
       lines.push(
         markup`<tr class="case ${rowClasses([row])}" id="case-${
@@ -702,6 +765,7 @@ ${legend}
 <h2>Totals</h2>
 ${summary}
 <h2>Results</h2>
+${earlierNote}
 <span class="filter">Show:</span>
 <input class="filter" type="radio" name="show" id="show-all" checked><label class="filter" for="show-all">all cases</label>
 <input class="filter" type="radio" name="show" id="show-notok"><label class="filter" for="show-notok">only cases not OK for some agent</label>
@@ -970,8 +1034,14 @@ function closeSection(report: CaseReportJson): Html {
     isObject(report.expected) && isObject(report.expected.close) ? report.expected.close : {};
   const obs = isObject(report.close) ? report.close : {};
   const opened = obs.opened === true;
+  const refusal = isObject(report.expected) && isObject(report.expected.handshake)
+    ? report.expected.handshake
+    : {};
+  const refuse = refusal.outcome === "refuse";
   const codes = Array.isArray(exp.codes) ? exp.codes : [];
-  const expWho = exp.by === "suite"
+  const expWho = refuse
+    ? "— (the handshake must be refused: no WebSocket connection to close)"
+    : exp.by === "suite"
     ? "the suite (it starts the closing handshake; the peer answers)"
     : exp.by === "peer"
     ? "the peer (it fails or closes the connection)"
@@ -1002,19 +1072,27 @@ function closeSection(report: CaseReportJson): Html {
   return markup`<table class="closetab">
 <thead><tr><th></th><th>Expected</th><th>Observed</th></tr></thead>
 <tbody>
-<tr><th>Opening handshake completed</th><td>yes</td>${cell(!opened, yesNo(obs.opened))}</tr>
+<tr><th>Opening handshake completed</th><td>${
+    refuse
+      ? markup`no: refused with ${refusal.statuses?.join(" or ") ?? "400"}${
+        refusal.listsVersion13 === true ? ", listing version 13 in Sec-WebSocket-Version" : ""
+      } <span class="muted">(another 4xx: non-strict)</span>`
+      : "yes, status 101"
+  }</td>${cell(opened === refuse, yesNo(obs.opened))}</tr>
 <tr><th>Who closes first</th><td>${expWho}${
     exp.wrongEndpointIsFatal === true
       ? markup`<br><span class="muted">the wrong endpoint closing fails the behaviour verdict too</span>`
       : ""
   }</td>${cell(whoBad, obsWho)}</tr>
-<tr><th>Peer's close code</th><td>${codes.length ? codes.join(" or ") : "any"}, or none</td>${
-    cell(codeBad, codeAndReason(code, obs.remoteCloseReason))
-  }</tr>
+<tr><th>Peer's close code</th><td>${
+    refuse ? "—" : `${codes.length ? codes.join(" or ") : "any"}, or none`
+  }</td>${cell(codeBad, codeAndReason(code, obs.remoteCloseReason))}</tr>
 <tr><th>Suite's close code</th><td class="muted">—</td><td>${
     codeAndReason(obs.localCloseCode, obs.localCloseReason)
   }</td></tr>
-<tr><th>Clean close</th><td>${exp.clean === true ? "required" : "not required"}</td>${
+<tr><th>Clean close</th><td>${
+    refuse ? "—" : exp.clean === true ? "required" : "not required"
+  }</td>${
     cell(
       cleanBad,
       markup`${yesNo(obs.wasClean)}${
@@ -1295,8 +1373,10 @@ ${eventList(unsolicited)}`
   }`;
 
   const elidedNote = elidedTotal > 0
-    ? markup`<p class="elided">The log keeps its first entries only: ${elidedTotal} more were
-counted and not kept (${elided.map(([k, n], i) => markup`${i ? ", " : ""}${k}: ${n}`)}).</p>`
+    ? markup`<p class="elided">The log keeps its first and its last entries: ${elidedTotal} in
+between were counted and not kept (${
+      elided.map(([k, n], i) => markup`${i ? ", " : ""}${k}: ${n}`)
+    }); a note in the log marks where.</p>`
     : "";
 
   const findings = objects<Finding>(r.findings);
@@ -1438,6 +1518,7 @@ export async function writeHtmlReports(dir: string): Promise<string> {
   }
 
   const indexPath = join(dir, "index.html");
-  await Deno.writeTextFile(indexPath, renderIndex(index, { pages }));
+  const runs = await readRunTimesIn(dir);
+  await Deno.writeTextFile(indexPath, renderIndex(index, { pages, runs }));
   return indexPath;
 }

@@ -3,8 +3,14 @@ import type { FrameHeader } from "./frame.ts";
 
 /** Bytes of hex kept per log entry; the rest is counted, never compared. */
 export const LOG_BYTES_LIMIT = 256;
-/** Entries kept per case; past it, entries are counted by kind. */
-export const LOG_ENTRIES_LIMIT = 4000;
+/**
+ * Entries kept per case: the first LOG_HEAD_ENTRIES and the last
+ * LOG_TAIL_ENTRIES, so the closing handshake that decides a close verdict is
+ * kept however long the case ran. The entries in between are counted by kind.
+ */
+export const LOG_HEAD_ENTRIES = 3000;
+export const LOG_TAIL_ENTRIES = 1000;
+export const LOG_ENTRIES_LIMIT = LOG_HEAD_ENTRIES + LOG_TAIL_ENTRIES;
 
 export type WireEntry =
   /** Raw bytes written (tx) or read (rx). `how` says how a write was delivered. */
@@ -51,31 +57,76 @@ function preview(payload: Uint8Array): { preview: string; previewIsText: boolean
   return { preview: head.toHex() + more, previewIsText: false };
 }
 
+/** The kind an entry is counted under when it is not kept: "tx frame", "rx bytes", "note". */
+function entryKey(entry: WireEntry): string {
+  return entry.kind === "note" ? "note" : `${entry.dir} ${entry.kind}`;
+}
+
 export class WireLog {
-  readonly entries: WireEntry[] = [];
-  /** Entries not kept because of LOG_ENTRIES_LIMIT, by kind and direction. */
+  readonly #head: WireEntry[] = [];
+  /** The latest entries past the head, a ring of LOG_TAIL_ENTRIES starting at #tailStart. */
+  readonly #tail: WireEntry[] = [];
+  #tailStart = 0;
+  /** Entries not kept (between the head and the tail), by kind and direction. */
   readonly elided: Record<string, number> = {};
+  /** When the first entry not kept was logged. */
+  #elidedSince?: number;
   readonly #start: number;
 
   constructor(start: number = performance.now()) {
     this.#start = start;
   }
 
-  /** Counts the entry instead of keeping it when the log is full; building entries is not free. */
-  #full(key: string): boolean {
-    if (this.entries.length < LOG_ENTRIES_LIMIT) return false;
-    this.elided[key] = (this.elided[key] ?? 0) + 1;
-    return true;
+  /**
+   * The entries kept, in order; where some were not kept, a note in their place
+   * says how many, of which kinds.
+   */
+  get entries(): WireEntry[] {
+    if (this.#tail.length === 0) return this.#head;
+    const tail = [...this.#tail.slice(this.#tailStart), ...this.#tail.slice(0, this.#tailStart)];
+    const counts = Object.entries(this.elided);
+    if (counts.length === 0) return [...this.#head, ...tail];
+    const total = counts.reduce((sum, [, n]) => sum + n, 0);
+    const marker: WireEntry = {
+      t: this.#elidedSince!,
+      kind: "note",
+      text: `${total} entries not kept here (${
+        counts.map(([key, n]) => `${key}: ${n}`).join(", ")
+      }): the log keeps its first ${LOG_HEAD_ENTRIES} and its last ${LOG_TAIL_ENTRIES} entries`,
+    };
+    return [...this.#head, marker, ...tail];
   }
 
-  /** Counts entries not built at all because the log is full. */
+  #count(key: string, n: number): void {
+    this.#elidedSince ??= this.now;
+    this.elided[key] = (this.elided[key] ?? 0) + n;
+  }
+
+  #push(entry: WireEntry): void {
+    if (this.#head.length < LOG_HEAD_ENTRIES) {
+      this.#head.push(entry);
+    } else if (this.#tail.length < LOG_TAIL_ENTRIES) {
+      this.#tail.push(entry);
+    } else {
+      // The oldest entry of the tail makes room: it is now in the middle, counted only.
+      this.#count(entryKey(this.#tail[this.#tailStart]), 1);
+      this.#tail[this.#tailStart] = entry;
+      this.#tailStart = (this.#tailStart + 1) % LOG_TAIL_ENTRIES;
+    }
+  }
+
+  /** Counts entries not built at all because the log would not keep them (see keeps()). */
   elide(key: string, count: number): void {
-    if (count > 0) this.elided[key] = (this.elided[key] ?? 0) + count;
+    if (count > 0) this.#count(key, count);
   }
 
-  /** True once entries are only counted: callers may skip building them. */
-  get full(): boolean {
-    return this.entries.length >= LOG_ENTRIES_LIMIT;
+  /**
+   * Whether an entry logged now, with `remaining - 1` more to follow at once,
+   * would be kept: building entries is not free, so callers logging many at
+   * once build only those.
+   */
+  keeps(remaining: number): boolean {
+    return this.#head.length < LOG_HEAD_ENTRIES || remaining <= LOG_TAIL_ENTRIES;
   }
 
   get now(): number {
@@ -83,8 +134,7 @@ export class WireLog {
   }
 
   bytes(dir: "tx" | "rx", bytes: Uint8Array, how?: "chop" | "sync"): void {
-    if (this.#full(`${dir} bytes`)) return;
-    this.entries.push({
+    this.#push({
       t: this.now,
       dir,
       kind: "bytes",
@@ -95,8 +145,7 @@ export class WireLog {
   }
 
   frame(dir: "tx" | "rx", header: FrameHeader, payload: Uint8Array): void {
-    if (this.#full(`${dir} frame`)) return;
-    this.entries.push({
+    this.#push({
       t: this.now,
       dir,
       kind: "frame",
@@ -112,7 +161,6 @@ export class WireLog {
   }
 
   note(text: string): void {
-    if (this.#full("note")) return;
-    this.entries.push({ t: this.now, kind: "note", text });
+    this.#push({ t: this.now, kind: "note", text });
   }
 }

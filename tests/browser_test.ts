@@ -77,6 +77,33 @@ Deno.test({
       assert.match(pageDom, /<table[^>]*class="wirelog"/);
       assert.match(pageDom, /fragment1/);
 
+      // At 1280 px the matrix fits: no horizontal scrolling, the verdict column in view
+      // (group 6's titles name long payloads in hex). The page has no script: a copy measures.
+      const measure = `${dir}/index-measure.html`;
+      await Deno.writeTextFile(
+        measure,
+        (await Deno.readTextFile(index)).replace(
+          "</body>",
+          `<script>document.body.insertAdjacentHTML("beforeend", "<pre id=layout>" + JSON.stringify({
+            scrollWidth: document.documentElement.scrollWidth,
+            viewport: document.documentElement.clientWidth,
+            matrixRight: Math.ceil(document.getElementById("matrix").getBoundingClientRect().right),
+          }) + "</pre>");</script></body>`,
+        ),
+      );
+      const measured = await chromium([
+        "--dump-dom",
+        "--window-size=1280,800",
+        `file://${measure}`,
+      ]);
+      const layout = JSON.parse(/<pre id="layout">(.*?)<\/pre>/.exec(measured)![1]);
+      assert.ok(layout.viewport <= 1280 && layout.viewport > 1200, JSON.stringify(layout));
+      assert.ok(
+        layout.scrollWidth <= layout.viewport,
+        `scrolls sideways: ${JSON.stringify(layout)}`,
+      );
+      assert.ok(layout.matrixRight <= layout.viewport, `matrix cut off: ${JSON.stringify(layout)}`);
+
       // A picture for people to look at; kept out of git (*.png is ignored).
       const shot = `${dir}/index.png`;
       await chromium(["--screenshot=" + shot, "--window-size=1280,900", `file://${index}`]);

@@ -14,7 +14,9 @@ export type HostileKind =
   | "huge-frame"
   | "trickle-text"
   | "slam"
-  | "deaf";
+  | "close-at-once"
+  | "deaf"
+  | "ping-flood";
 
 export const HOSTILE_PEERS: Record<HostileKind, string> = {
   "silent": "accepts TCP, reads and discards, never answers the handshake",
@@ -23,7 +25,9 @@ export const HOSTILE_PEERS: Record<HostileKind, string> = {
   "huge-frame": "completes the handshake, announces a 2^62-byte frame, trickles 1 byte/100 ms",
   "trickle-text": "completes the handshake, trickles a valid 8 MiB text frame at 1 byte/100 ms",
   "slam": "accepts TCP and closes it at once",
+  "close-at-once": "writes the 101 response, a close frame (1000) and its FIN in one write",
   "deaf": "completes the handshake, then never reads (TCP backpressure) and never sends",
+  "ping-flood": "completes the handshake, then sends 100k pings/s, echoes nothing, never closes",
 };
 
 export interface HostilePeer {
@@ -44,6 +48,9 @@ const GARBAGE_BYTES = 64 * 1024;
 /** The length the "trickle-text" peer announces: valid, under the suite's 64 MiB limit. */
 const TRICKLE_TEXT_LENGTH = 8 * 1024 * 1024;
 const HEAD_LIMIT = 16 * 1024;
+/** The "ping-flood" peer writes this many pings every FLOOD_MS: 100k pings/s. */
+const FLOOD_BATCH = 1000;
+const FLOOD_MS = 10;
 
 const encoder = new TextEncoder();
 
@@ -205,6 +212,23 @@ function handlers(options: HostileOptions): Record<HostileKind, Handler> {
     "slam": (conn) => {
       conn.close();
       return Promise.resolve();
+    },
+    "ping-flood": async (conn, signal) => {
+      if (!(await acceptHandshake(conn, signal, delayMs))) return;
+      // Unmasked pings with a 4-byte payload, FIN set (RFC 6455 §5.5.2).
+      const pings = new Uint8Array(6 * FLOOD_BATCH);
+      for (let i = 0; i < FLOOD_BATCH; i++) pings.set([0x89, 4, 0x70, 0x69, 0x6e, 0x67], 6 * i);
+      const flood = async () => {
+        while (!signal.aborted) {
+          await writeAll(conn, pings);
+          await sleep(FLOOD_MS, signal);
+        }
+      };
+      await together(conn, flood(), discard(conn));
+    },
+    "close-at-once": async (conn, signal) => {
+      // FIN, close, code 1000; the handler's end closes TCP right after the one write.
+      await acceptHandshake(conn, signal, delayMs, new Uint8Array([0x88, 0x02, 0x03, 0xe8]));
     },
     "deaf": async (conn, signal) => {
       // The connection stays open, unread, until close().

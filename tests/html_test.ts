@@ -755,7 +755,10 @@ Deno.test("a failing case's page shows the first difference and one wire log row
   assert.match(rows[2], /class="nodir note".*<td>&mdash;<\/td>.*wait 1 s \(A\)/);
   assert.match(rows[3], /<td>rx<\/td><td>1002\.000<span class="gap">\+1001 ms<\/span>.*sync/);
   assert.match(rows[4], /close \(0x8\).*unmasked len=2 \(7-bit form\).*code 1000/);
-  assert.match(html, /<p class="elided">.*6 more were\s+counted.*tx frame: 5, rx bytes: 1/s);
+  assert.match(
+    html,
+    /<p class="elided">.*its last entries: 6 in\s+between were counted.*tx frame: 5, rx bytes: 1/s,
+  );
 });
 
 Deno.test("a case's findings are shown under Measured, after the verdicts, escaped", () => {
@@ -969,4 +972,35 @@ Deno.test("real reports: the strict server with flaws and without, rendered", as
     await Promise.all([flawed.close(), strict.close()]);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the close table states the handshake a case expects: a refusal, or a 101", () => {
+  const page = (expected: CaseReportJson["expected"], opened: boolean) =>
+    renderCasePage({
+      id: "0.2.1",
+      title: "No Sec-WebSocket-Key",
+      behavior: "FAILED",
+      behaviorClose: "FAILED",
+      expected,
+      received: [],
+      close: { opened, closedBySuite: true, localCloseCode: 1000, localCloseReason: "bye: ünï" },
+    });
+  const row = (html: string, th: string) =>
+    new RegExp(`<tr><th>${th}</th>.*?</tr>`, "s").exec(html)![0];
+  const close = { by: "suite", codes: [1000], clean: true };
+  const refused = page({ ok: [], close, handshake: { outcome: "refuse", statuses: [400] } }, true);
+  assert.match(
+    row(refused, "Opening handshake completed"),
+    /<td>no: refused with 400 .*<td class="mismatch">yes <span class="flag">/s,
+  );
+  assert.match(row(refused, "Who closes first"), /the handshake must be refused/);
+  assert.match(row(refused, "Suite's close code"), /“bye: ünï”/);
+  const accepted = page({ ok: [], close, handshake: { outcome: "accept" } }, true);
+  assert.match(
+    row(accepted, "Opening handshake completed"),
+    /<td>yes, status 101<\/td><td class="">yes<\/td>/,
+  );
+  // A report without the field (an older one) expects a 101, as before.
+  const older = page({ ok: [], close }, false);
+  assert.match(row(older, "Opening handshake completed"), /yes, status 101.*class="mismatch">no/s);
 });
