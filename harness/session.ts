@@ -44,7 +44,7 @@ import {
 } from "./payload.ts";
 import { REPORT_PAYLOAD_LIMIT } from "./report.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
-import { type PeerTimer, peerNow, peerTimeout } from "./clock.ts";
+import { peerNow, peerTimeout, type PeerTimer } from "./clock.ts";
 import { Utf8Validator } from "./utf8.ts";
 import {
   type CloseObservation,
@@ -431,8 +431,17 @@ class ClientSession {
       return this.#drainFrames();
     };
     transport.onClosed = (reason) => this.#connectionLost(reason);
-    this.#drainFrames();
-    if (closedAfterHead !== undefined) this.#connectionLost(closedAfterHead);
+    const draining = this.#drainFrames();
+    const lost = closedAfterHead;
+    if (lost !== undefined) {
+      // TCP's close comes after every frame the peer sent before it, however many.
+      const afterFrames = async () => {
+        for (let pending = draining; pending; pending = this.#drainLater) await pending;
+        this.#connectionLost(lost);
+      };
+      if (draining) afterFrames();
+      else this.#connectionLost(lost);
+    }
     return true;
   }
 

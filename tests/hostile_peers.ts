@@ -163,6 +163,11 @@ export interface HostileOptions {
    * response (so it reaches the client with it) instead of 20 ms later.
    */
   frameWithResponse?: boolean;
+  /**
+   * "close-at-once" only: this many 1-byte text frames ("a") before the close
+   * frame, in the same write. Default 0.
+   */
+  framesBeforeClose?: number;
 }
 
 function handlers(options: HostileOptions): Record<HostileKind, Handler> {
@@ -227,8 +232,13 @@ function handlers(options: HostileOptions): Record<HostileKind, Handler> {
       await together(conn, flood(), discard(conn));
     },
     "close-at-once": async (conn, signal) => {
-      // FIN, close, code 1000; the handler's end closes TCP right after the one write.
-      await acceptHandshake(conn, signal, delayMs, new Uint8Array([0x88, 0x02, 0x03, 0xe8]));
+      // Text frames "a", then a close frame with code 1000, all FIN and unmasked; the
+      // handler's end closes TCP right after the one write.
+      const frames = options.framesBeforeClose ?? 0;
+      const after = new Uint8Array(3 * frames + 4);
+      for (let i = 0; i < frames; i++) after.set([0x81, 1, 0x61], 3 * i);
+      after.set([0x88, 0x02, 0x03, 0xe8], 3 * frames);
+      await acceptHandshake(conn, signal, delayMs, after);
     },
     "deaf": async (conn, signal) => {
       // The connection stays open, unread, until close().

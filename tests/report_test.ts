@@ -295,3 +295,23 @@ Deno.test("the CLI names the verdict pair of its failure lines and counts result
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("frames after the 101 and before TCP's close are all processed before the close", async () => {
+  // 3000 frames: more than the suite decodes in one turn, so their processing is spread over
+  // several; TCP's close, read at once after them, must wait for all of them.
+  const peer = startHostilePeer("close-at-once", { framesBeforeClose: 3000 });
+  try {
+    const spec: CaseSpec = {
+      ...caseById("1.1.1"),
+      steps: [{ failAfter: 5 }],
+      expect: { ...caseById("1.1.1").expect, ok: [{ message: "a", binary: false, times: 3000 }] },
+    };
+    const run = await runCase(spec, { url: new URL(peer.url) });
+    assert.equal(run.close.opened, true);
+    assert.equal(run.received.length, 3000);
+    assert.equal(run.close.remoteCloseFrame, true);
+    assert.equal(run.close.remoteCloseCode, 1000);
+  } finally {
+    await peer.close();
+  }
+});
