@@ -186,14 +186,36 @@ export type Measurement =
 /** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
 export type Level = "must" | "should" | "may";
 
-/** What the server must do with the case's handshake. */
+/**
+ * What the server must do with the case's handshake, and which answers the RFC allows:
+ * - "accept": complete it with a 101 that §4.1 lets the client accept;
+ * - "refuse": a malformed WebSocket handshake. The server MUST answer with an HTTP
+ *   error code (§4.2.1, "such as 400 Bad Request"; §4.2.2 item 4, "such as 426"): any
+ *   4xx is right; a 5xx is an error code, but blames the server for the client's
+ *   fault (NON-STRICT); a 3xx is the redirect §4.2.2 item 3 lets a server make,
+ *   not the error code asked for (NON-STRICT); a 1xx or 2xx, a 101, or no HTTP
+ *   answer breaks the MUST (FAILED);
+ * - "not-websocket": the request asks for no upgrade to WebSocket (Upgrade without
+ *   the websocket token, or no Upgrade token in Connection, so RFC 7230 §6.7 does
+ *   not apply Upgrade): an ordinary HTTP request, and any answer but a 101 is right.
+ *   An HTTP server that drops it unanswered breaks no rule of RFC 6455 (INFORMATIONAL).
+ */
 export interface HandshakeExpectation {
-  /** Complete the handshake (101), or refuse it with an HTTP error. */
-  outcome: "accept" | "refuse";
-  /** Refusal statuses that are right (default [400]); another 4xx is tolerated (NON-STRICT). */
-  statuses?: number[];
-  /** A refusal must carry Sec-WebSocket-Version listing 13 (§4.4). */
+  outcome: "accept" | "refuse" | "not-websocket";
+  /** "refuse": statuses outside 4xx that are as right for this request (505 for HTTP/1.0). */
+  alsoRight?: number[];
+  /**
+   * "refuse": the request names a version other than 13. A refusal MUST carry
+   * Sec-WebSocket-Version with the versions the server understands (§4.2.2 item 4,
+   * §4.4), 13 among them; a refusal without it is FAILED whatever its status.
+   */
   listsVersion13?: boolean;
+  /**
+   * "refuse": the level of the rule a valid 101 breaks (default "must": FAILED).
+   * "may": the server may understand what the client asked for (version 8, a draft
+   * whose framing is 13's), so accepting is INFORMATIONAL.
+   */
+  accepting?: Level;
 }
 
 export interface CaseSpec {

@@ -147,7 +147,12 @@ export interface CaseReportJson {
     ok?: DescribedEvent[];
     nonStrict?: DescribedEvent[];
     close?: { by?: string; codes?: number[]; clean?: boolean; wrongEndpointIsFatal?: boolean };
-    handshake?: { outcome?: string; statuses?: number[]; listsVersion13?: boolean };
+    handshake?: {
+      outcome?: string;
+      alsoRight?: number[];
+      listsVersion13?: boolean;
+      accepting?: string;
+    };
   };
   received?: DescribedEvent[];
   /** Messages the peer sent unasked under --protocol-only: shown, not judged. */
@@ -1037,7 +1042,9 @@ function closeSection(report: CaseReportJson): Html {
   const refusal = isObject(report.expected) && isObject(report.expected.handshake)
     ? report.expected.handshake
     : {};
-  const refuse = refusal.outcome === "refuse";
+  // Refused, or (no upgrade asked for) answered with anything but 101: no connection either way.
+  const refuse = refusal.outcome === "refuse" || refusal.outcome === "not-websocket";
+  const mayAccept = refusal.accepting === "may";
   const codes = Array.isArray(exp.codes) ? exp.codes : [];
   const expWho = refuse
     ? "— (the handshake must be refused: no WebSocket connection to close)"
@@ -1073,12 +1080,18 @@ function closeSection(report: CaseReportJson): Html {
 <thead><tr><th></th><th>Expected</th><th>Observed</th></tr></thead>
 <tbody>
 <tr><th>Opening handshake completed</th><td>${
-    refuse
-      ? markup`no: refused with ${refusal.statuses?.join(" or ") ?? "400"}${
-        refusal.listsVersion13 === true ? ", listing version 13 in Sec-WebSocket-Version" : ""
-      } <span class="muted">(another 4xx: non-strict)</span>`
+    refusal.outcome === "not-websocket"
+      ? markup`no: any answer but 101 <span class="muted">(no upgrade to WebSocket asked for)</span>`
+      : refuse
+      ? markup`no: refused with an HTTP error code, any 4xx${
+        refusal.alsoRight?.length ? ` or ${refusal.alsoRight.join(" or ")}` : ""
+      }${refusal.listsVersion13 === true ? ", listing version 13 in Sec-WebSocket-Version" : ""}${
+        mayAccept ? "; or yes, status 101, if the server understands the version" : ""
+      } <span class="muted">(a 5xx or 3xx: non-strict${
+        mayAccept ? "; the 101: informational" : ""
+      })</span>`
       : "yes, status 101"
-  }</td>${cell(opened === refuse, yesNo(obs.opened))}</tr>
+  }</td>${cell(refuse ? opened && !mayAccept : !opened, yesNo(obs.opened))}</tr>
 <tr><th>Who closes first</th><td>${expWho}${
     exp.wrongEndpointIsFatal === true
       ? markup`<br><span class="muted">the wrong endpoint closing fails the behaviour verdict too</span>`

@@ -102,8 +102,9 @@ export function judge(
   const v = refused
     ? judgeEarlyClose(expect, expectedEvents.ok.length, received, close, suiteIsServer)
     : judgeEvents(expect, expectedEvents, received, close, suiteIsServer);
-  if (spec.handshake?.expect.outcome === "refuse") {
-    judgeRefusal(v, spec.handshake.expect, observed.handshake);
+  const handshake = spec.handshake?.expect;
+  if (handshake && handshake.outcome !== "accept") {
+    judgeRefusal(v, handshake, observed.handshake);
   }
   // A refusal with a fitting code is judged at the case's level, a wrong code at the refusal's.
   // A case that never got past a handshake it was not about did not run: no level softens that.
@@ -126,40 +127,89 @@ export function judge(
   return v;
 }
 
-/** A refused handshake is the right outcome; a 101 is the failure the level weighs. */
+/** The verdict for breaking a rule of each level. */
+const BROKEN: Record<Level, Behavior> = {
+  must: "FAILED",
+  should: "NON-STRICT",
+  may: "INFORMATIONAL",
+};
+
+/**
+ * Judges the answer to a handshake the server is not to complete (case.ts
+ * HandshakeExpectation says which answers the RFC allows). The events and
+ * close verdicts stand only where the server accepted and the suite closed.
+ */
 function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeObservation): void {
   const status = hs?.status;
+  const plainHttp = expect.outcome === "not-websocket";
+  v.matched = undefined;
   if (status === 101 && hs!.problems.length === 0) {
-    v.behavior = "FAILED";
-    v.matched = undefined;
-    v.result = "The server accepted (101) a handshake it must refuse.";
+    if (plainHttp) {
+      v.behavior = "FAILED";
+      v.result = "The server switched to WebSocket (101) for a request that asks for no " +
+        "upgrade to it (RFC 7230 §6.7: a server MUST NOT switch to a protocol the client " +
+        "did not ask for).";
+      return;
+    }
+    const level = expect.accepting ?? "must";
+    v.behavior = BROKEN[level];
+    v.result = level === "may"
+      ? "Informational: the server accepted (101), understanding what the client asked " +
+        "for, as it may."
+      : `The server accepted (101) a handshake it ${level} refuse.`;
     return;
   }
   if (status === undefined || status === 101) {
+    const why = hs?.problems.join("; ") || "the connection ended without one";
+    if (plainHttp && status === undefined) {
+      v.behavior = v.behaviorClose = "INFORMATIONAL";
+      v.result = v.resultClose = `The server sent no HTTP response: ${why}. RFC 6455 asks ` +
+        "nothing of a request that is no WebSocket handshake.";
+      return;
+    }
     v.behavior = v.behaviorClose = "FAILED";
-    v.result = v.resultClose = "The server sent no HTTP error response: " +
-      (hs?.problems.join("; ") || "the connection ended without one") + ".";
+    v.result = v.resultClose = plainHttp
+      ? `The server answered 101 to a request that asks for no upgrade to WebSocket: ${why}.`
+      : `The server sent no HTTP error response: ${why}.`;
     return;
   }
   v.behaviorClose = "OK";
+  if (plainHttp) {
+    v.behavior = "OK";
+    v.result = v.resultClose = `The server answered ${status}, not 101: the request asks for ` +
+      "no upgrade to WebSocket, and any other answer is right.";
+    return;
+  }
   v.resultClose = `The server refused the handshake with ${status}.`;
-  const statuses = expect.statuses ?? [400];
   if (expect.listsVersion13 && !hs!.versions.some((x) => x.split(/\s*,\s*/).includes("13"))) {
     v.behavior = "FAILED";
-    v.result = `The refusal (${status}) does not list version 13 in Sec-WebSocket-Version.`;
-  } else if (statuses.includes(status)) {
-    v.behavior = "OK";
-    v.result = `The server refused the handshake with ${status}, as required.`;
-  } else if (status >= 400 && status < 500) {
-    v.behavior = "NON-STRICT";
-    v.result = `The server refused the handshake with ${status}; ${
-      statuses.join(" or ")
-    } is the fitting status.`;
-  } else {
-    v.behavior = "FAILED";
-    v.result = `The server answered ${status}, not a client error status.`;
+    v.result = `The refusal (${status}) does not list version 13 in Sec-WebSocket-Version ` +
+      "(§4.2.2, §4.4: MUST).";
+    return;
   }
-  v.matched = undefined;
+  [v.behavior, v.result] = refusalStatus(status, expect.alsoRight ?? []);
+}
+
+/** How a status weighs as the refusal of a malformed WebSocket handshake (§4.2.1). */
+function refusalStatus(status: number, alsoRight: number[]): [Behavior, string] {
+  if ((status >= 400 && status < 500) || alsoRight.includes(status)) {
+    return ["OK", `The server refused the handshake with ${status}, an HTTP error code.`];
+  }
+  if (status >= 500 && status < 600) {
+    return [
+      "NON-STRICT",
+      `The server refused the handshake with ${status}: an HTTP error code, as required, ` +
+      "but a server error for the client's fault; a 4xx fits.",
+    ];
+  }
+  if (status >= 300 && status < 400) {
+    return [
+      "NON-STRICT",
+      `The server redirected (${status}) a request that is no valid handshake, as §4.2.2 ` +
+      "lets it; §4.2.1 asks for an HTTP error code, a 4xx.",
+    ];
+  }
+  return ["FAILED", `The server answered ${status}, not an HTTP error code (§4.2.1: MUST).`];
 }
 
 /** The peer closed the connection itself with the events so far a proper prefix of `ok`. */

@@ -5,9 +5,11 @@ import { expandRange, type Expected, flawExpectations, v } from "./support.ts";
  * INFORMATIONAL), and each case names the flaw that breaks its rule; under
  * that flaw the case fails (NON-STRICT where the rule is a SHOULD) while the
  * other group-0 cases keep their strict verdict, except where a flaw's own
- * nature changes them too (listed, with why). The informational cases cannot
- * fail by design: two peers that behave differently get different observed
- * results instead.
+ * nature changes them too (listed, with why). Variants of the strict server that
+ * take another reaction the RFC allows (version 8 understood, 400 for 426, 200 or
+ * 404 where no upgrade is asked for, another error status) fail no case. The
+ * informational cases cannot fail by design: two peers that behave differently
+ * get different observed results instead.
  *
  * The group's cases are small (no request over 64 KiB), so the strict server
  * runs in this process.
@@ -21,7 +23,13 @@ import { caseReport } from "../harness/report.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
 import { isFailing, type Verdict } from "../harness/verdict.ts";
 import { group } from "../fixtures/g00_handshake.ts";
-import { type Flaw, FLAW_FAMILIES, FLAWS, startStrictServer } from "./peers/strict_server.ts";
+import {
+  type Flaw,
+  FLAW_FAMILIES,
+  FLAWS,
+  startStrictServer,
+  type StrictServerOptions,
+} from "./peers/strict_server.ts";
 
 const CASES: readonly CaseSpec[] = group.cases;
 const IDS = CASES.map((c) => c.id);
@@ -57,7 +65,7 @@ async function runGroup(
 async function runStrict(
   flaws: readonly Flaw[],
   cases: readonly CaseSpec[] = CASES,
-  options: { maxHead?: number } = {},
+  options: Omit<StrictServerOptions, "flaws"> = {},
 ): Promise<Map<string, Result>> {
   const server = startStrictServer({ flaws: [...flaws], ...options });
   try {
@@ -136,11 +144,24 @@ const RULES: Row[] = [
     why: "§4.2.1, §11.3.1: exactly one key, base64 of 16 bytes; the flaw takes any.",
   },
   {
-    cases: "0.2.8-10",
-    flaws: ["accept-version-8", "no-426-version-list"],
+    cases: "0.2.8",
+    flaws: ["no-version-list"],
     verdict: WRONG_ANSWER,
-    why: "§4.2.2, §4.4: another version must be refused, listing 13; one flaw accepts 8, 14 " +
-      "and none, the other refuses with 400 and no Sec-WebSocket-Version.",
+    why: "§4.2.2, §4.4: a refusal of a version must list the versions understood; the flaw " +
+      "refuses with 400 and no Sec-WebSocket-Version (a 101 would be informational).",
+  },
+  {
+    cases: "0.2.9",
+    flaws: ["accept-any-version", "no-version-list"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.2, §4.4: version 14 must be refused, listing 13; one flaw accepts it, the " +
+      "other refuses without Sec-WebSocket-Version.",
+  },
+  {
+    cases: "0.2.10",
+    flaws: ["accept-no-version"],
+    verdict: WRONG_ANSWER,
+    why: "§4.2.1: a handshake needs Sec-WebSocket-Version; the flaw accepts one without it.",
   },
   {
     cases: "0.2.11-12",
@@ -158,7 +179,9 @@ const RULES: Row[] = [
     cases: "0.2.14-17",
     flaws: ["accept-no-upgrade-token"],
     verdict: WRONG_ANSWER,
-    why: "§4.2.1: Upgrade must hold websocket and Connection Upgrade; the flaw checks neither.",
+    why: "RFC 7230 §6.7, §4.2.1: without the websocket token in Upgrade and the Upgrade " +
+      "token in Connection no upgrade to WebSocket is asked for; the flaw checks neither " +
+      "and switches anyway.",
   },
   {
     cases: "0.3.1-4",
@@ -183,6 +206,71 @@ const RULES: Row[] = [
   },
 ];
 
+/**
+ * Strict servers that take another reaction the RFC allows: no case may fail,
+ * and only the cases listed change their verdict.
+ */
+interface Alternative {
+  name: string;
+  options: Omit<StrictServerOptions, "flaws">;
+  /** The statuses the variant answers these cases with, as a check that it took its path. */
+  statuses: [cases: string, status: number][];
+  changed: { cases: string; verdict: Expected }[];
+  why: string;
+}
+
+const NOT_STRICT = v("NON-STRICT", "OK");
+
+const ALTERNATIVES: Alternative[] = [
+  {
+    name: "understands version 8",
+    options: { versions: ["8"] },
+    statuses: [["0.2.8", 101], ["0.2.9-10", 426]],
+    changed: [{ cases: "0.2.8", verdict: v("INFORMATIONAL", "OK") }],
+    why: "§4.2.2 item 4 refuses only a version the server does not understand; its " +
+      "refusals list 13, 8 (§4.4).",
+  },
+  {
+    name: "refuses versions with 400",
+    options: { versionRefusalStatus: 400 },
+    statuses: [["0.2.8-10", 400]],
+    changed: [],
+    why: '426 is §4.2.2\'s example ("such as"); 400 with the version list is as right.',
+  },
+  {
+    name: "answers requests without the upgrade tokens with 200",
+    options: { plainHttpStatus: 200 },
+    statuses: [["0.2.14-17", 200]],
+    changed: [],
+    why: "Without the tokens no upgrade is asked for: an ordinary HTTP server answers 200.",
+  },
+  {
+    name: "answers requests without the upgrade tokens with 404",
+    options: { plainHttpStatus: 404 },
+    statuses: [["0.2.14-17", 404]],
+    changed: [],
+    why: "As above: a WebSocket-only endpoint has no plain resource there.",
+  },
+  {
+    name: "refuses malformed handshakes with 403",
+    options: { badHandshakeStatus: 403 },
+    statuses: [["0.2.1-7", 403], ["0.2.11-13", 403]],
+    changed: [],
+    why: '§4.2.1 asks for an error code, "such as 400": any 4xx is one.',
+  },
+  {
+    name: "refuses malformed handshakes with 500",
+    options: { badHandshakeStatus: 500 },
+    statuses: [["0.2.1-7", 500], ["0.2.11-13", 500]],
+    changed: [{ cases: "0.2.1-7", verdict: NOT_STRICT }, {
+      cases: "0.2.11-13",
+      verdict: NOT_STRICT,
+    }],
+    why: "An error code, so the MUST is kept, but a server error for the client's fault: " +
+      "NON-STRICT, never FAILED.",
+  },
+];
+
 /** Other cases a flaw changes by its nature, beyond the rule it breaks. */
 const COLLATERAL: Row[] = [
   {
@@ -204,11 +292,10 @@ const COLLATERAL: Row[] = [
     why: "As above; the case's level (SHOULD) then weighs the failed handshake as not strict.",
   },
   {
-    cases: "0.2.10",
-    flaws: ["strict-token-match"],
-    verdict: WRONG_ANSWER,
-    why: "The flaw wants Sec-WebSocket-Version under its canonical name and refuses its " +
-      "absence with 400 before the version check, so the refusal lacks the list of versions.",
+    cases: "0.2.8",
+    flaws: ["accept-any-version"],
+    verdict: v("INFORMATIONAL", "OK"),
+    why: "The flaw accepts every version, 8 too, which a server may understand.",
   },
 ];
 
@@ -247,7 +334,7 @@ Deno.test("group 0: ids, levels and shapes; the table covers every case", () => 
     // The requirement names its level, as the verdict weighs it.
     const level = c.expect.level ?? "must";
     assert.match(c.requirement, { must: /MUST/, should: /SHOULD/, may: /MAY/ }[level], c.id);
-    if (c.handshake?.expect.outcome === "refuse") {
+    if (c.handshake && c.handshake.expect.outcome !== "accept") {
       assert.deepEqual(c.steps, [{ close: { code: 1000 } }], c.id);
       assert.deepEqual(c.expect, { ok: [], close: { by: "suite", codes: [1000], clean: false } });
     } else {
@@ -260,10 +347,10 @@ Deno.test("group 0: ids, levels and shapes; the table covers every case", () => 
     CASES.filter((c) => c.expect.level === "should").map((c) => c.id),
     ["0.5.1", "0.5.2"],
   );
-  assert.deepEqual(
-    CASES.filter((c) => c.handshake?.expect.outcome === "refuse").map((c) => c.id),
-    expand("0.2.1-17"),
-  );
+  const outcome = (o: string) =>
+    CASES.filter((c) => c.handshake?.expect.outcome === o).map((c) => c.id);
+  assert.deepEqual(outcome("refuse"), expand("0.2.1-13"));
+  assert.deepEqual(outcome("not-websocket"), expand("0.2.14-17"));
   // Every case with a rule has exactly one rule row, naming flaws the server has.
   const ruled = RULES.flatMap((r) => expand(r.cases));
   assert.equal(new Set(ruled).size, ruled.length, "one rule row per case");
@@ -317,7 +404,7 @@ Deno.test("refusal cases: the report holds the HTTP request and response", async
   for (const id of expand("0.2.1-17")) {
     const { report, status } = strict.get(id)!;
     assert.equal(report.behavior, "OK", id);
-    assert.match(report.result, new RegExp(`refused the handshake with ${status}`), id);
+    assert.match(report.result, new RegExp(`(refused the handshake with|answered) ${status}`), id);
     assert.ok(report.httpRequest?.endsWith("\r\n\r\n"), id);
     assert.ok(report.httpResponse !== null, id);
     assert.match(report.httpResponse!, new RegExp(`^HTTP/1\\.1 ${status} `), id);
@@ -359,6 +446,41 @@ Deno.test("flaws: each breaks the cases whose rule it violates, the others keep 
         }
       }
       assert.deepEqual(wrong, []);
+    });
+  }
+});
+
+Deno.test("legal alternatives: a server taking another allowed reaction fails no case", async (t) => {
+  const strict = await strictResults();
+  for (const alternative of ALTERNATIVES) {
+    await t.step(alternative.name, async () => {
+      const results = await runStrict([], CASES, alternative.options);
+      const wrong: string[] = [];
+      for (const [range, status] of alternative.statuses) {
+        for (const id of expand(range)) {
+          if (results.get(id)!.status !== status) {
+            wrong.push(`not ${status}: ${explain(results.get(id)!)}`);
+          }
+        }
+      }
+      const changed = new Map(
+        alternative.changed.flatMap((c) => expand(c.cases).map((id) => [id, c.verdict] as const)),
+      );
+      for (const [id, r] of results) {
+        const expected = changed.get(id) ?? strict.get(id)!.outcome.verdict;
+        if (summary(r.outcome.verdict) !== summary(expected)) {
+          wrong.push(`expected ${summary(expected)}: ${explain(r)}`);
+        }
+        if (isFailing(r.outcome.verdict)) wrong.push(`failed: ${explain(r)}`);
+      }
+      assert.deepEqual(wrong, []);
+      // A version refusal carries the versions understood, whatever its status.
+      for (const id of expand("0.2.8-10")) {
+        const r = results.get(id)!;
+        if (r.status !== 101) {
+          assert.match(r.report.httpResponse!, /\r\nSec-WebSocket-Version: 13\b/, id);
+        }
+      }
     });
   }
 });

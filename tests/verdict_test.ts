@@ -5,7 +5,7 @@
  *   deno test tests/verdict_test.ts
  */
 import assert from "node:assert/strict";
-import type { Expectation, Level } from "../harness/case.ts";
+import type { Expectation, HandshakeExpectation, Level } from "../harness/case.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import { type CloseObservation, judge } from "../harness/verdict.ts";
 import { closeObservation, textMessage } from "./support.ts";
@@ -168,4 +168,46 @@ Deno.test("checks on server output: a MUST fails the case, a MAY is only recorde
   assert.match(run("must").result, /broke a MUST in what it sent: what was sent \(§5\.5\)/);
   assert.equal(run("should").behavior, "NON-STRICT");
   assert.deepEqual([run("may").behavior, run("may").behaviorClose], ["OK", "OK"]);
+});
+
+Deno.test("handshake refusals: any 4xx refuses, a 5xx or 3xx is NON-STRICT, a version refusal lists 13", () => {
+  const expect: Expectation = { ok: [], close: { by: "suite", codes: [1000], clean: false } };
+  const run = (hs: HandshakeExpectation, status?: number, versions: string[] = []) => {
+    const accepted = status === 101;
+    const v = judge({ expect, handshake: { request: {}, expect: hs } }, { ok: [] }, {
+      received: [],
+      close: closeObservation({ opened: accepted, wasClean: accepted }),
+      handshake: { status, versions, problems: accepted ? [] : [`status ${status ?? "none"}`] },
+    });
+    return `${v.behavior} / ${v.behaviorClose}`;
+  };
+  const refuse: HandshakeExpectation = { outcome: "refuse" };
+  for (const status of [400, 403, 404, 405, 426]) assert.equal(run(refuse, status), "OK / OK");
+  for (const status of [500, 503, 301, 302]) assert.equal(run(refuse, status), "NON-STRICT / OK");
+  for (const status of [100, 200, 204]) assert.equal(run(refuse, status), "FAILED / OK");
+  assert.equal(run(refuse, 101), "FAILED / OK");
+  assert.equal(run(refuse, undefined), "FAILED / FAILED");
+  assert.equal(run({ outcome: "refuse", alsoRight: [505] }, 505), "OK / OK");
+  assert.equal(run(refuse, 505), "NON-STRICT / OK");
+
+  // A version: the list is a MUST whatever the status; accepting weighs at `accepting`.
+  const version8: HandshakeExpectation = {
+    outcome: "refuse",
+    listsVersion13: true,
+    accepting: "may",
+  };
+  assert.equal(run(version8, 400, ["13"]), "OK / OK");
+  assert.equal(run(version8, 426, ["13, 8"]), "OK / OK");
+  assert.equal(run(version8, 426, ["8", "13"]), "OK / OK");
+  assert.equal(run(version8, 500, ["13"]), "NON-STRICT / OK");
+  assert.equal(run(version8, 426), "FAILED / OK");
+  assert.equal(run(version8, 400, ["8"]), "FAILED / OK");
+  assert.equal(run(version8, 101), "INFORMATIONAL / OK");
+  assert.equal(run({ ...version8, accepting: undefined }, 101), "FAILED / OK");
+
+  // No upgrade asked for: any answer but 101; none at all breaks no rule of RFC 6455.
+  const plain: HandshakeExpectation = { outcome: "not-websocket" };
+  for (const status of [200, 301, 400, 404, 426, 500]) assert.equal(run(plain, status), "OK / OK");
+  assert.equal(run(plain, 101), "FAILED / OK");
+  assert.equal(run(plain, undefined), "INFORMATIONAL / INFORMATIONAL");
 });

@@ -56,7 +56,8 @@ export const FLAW_FAMILIES = {
   ],
   /** Opening handshake (§4.2.1, §4.2.2, §4.4, §9, RFC 7692 §5). */
   handshake: [
-    "accept-version-8",
+    "accept-any-version",
+    "accept-no-version",
     "accept-bad-key",
     "accept-any-method",
     "accept-no-host",
@@ -66,7 +67,7 @@ export const FLAW_FAMILIES = {
     "select-unoffered-protocol",
     "accept-unknown-extension",
     "ignore-early-frames",
-    "no-426-version-list",
+    "no-version-list",
   ],
   /** Masking and header encodings (§5.1-§5.3). */
   masking: [
@@ -122,6 +123,25 @@ export interface StrictServerOptions {
    * 1003, 1009 and 1011 are other codes servers fail with, as §7.1.7 lets them.
    */
   protocolErrorCode?: number;
+  /**
+   * WebSocket versions understood besides 13 (default none). ["8"]: the draft
+   * version 8 too, whose framing is 13's, as many servers understand on purpose
+   * (§4.2.2 item 4 refuses only a version the server does not understand).
+   */
+  versions?: string[];
+  /**
+   * The status refusing a version not understood (default 426, §4.2.2's example;
+   * 400 is as right); either lists the versions understood (§4.4).
+   */
+  versionRefusalStatus?: number;
+  /** The status refusing a malformed handshake (default 400; §4.2.1: an error code). */
+  badHandshakeStatus?: number;
+  /**
+   * The status answering a request that asks for no upgrade to WebSocket (no
+   * websocket token in Upgrade, or no Upgrade token in Connection); default 400.
+   * 200 or 404 answer it as an ordinary HTTP server does: there is no handshake to refuse.
+   */
+  plainHttpStatus?: number;
   /** Port to listen on; default 0, any free port. */
   port?: number;
   /**
@@ -179,9 +199,13 @@ const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 /** An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
   426: "Upgrade Required",
   431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
 };
 
 const encoder = new TextEncoder();
@@ -190,6 +214,10 @@ interface Config {
   flaws: ReadonlySet<Flaw>;
   protocols: readonly string[];
   requireProtocol: boolean;
+  versions: readonly string[];
+  versionRefusalStatus: number;
+  badHandshakeStatus: number;
+  plainHttpStatus: number;
   maxMessage: number;
   maxHead: number;
   protocolErrorCode: number;
@@ -793,7 +821,7 @@ interface Reject {
 /** Checks an opening handshake request against §4.2.1. */
 function checkRequest(head: HttpHead, config: Config): Accept | Reject {
   const has = (flaw: Flaw) => config.flaws.has(flaw);
-  const bad = (reason: string): Reject => ({ status: 400, reason });
+  const bad = (reason: string): Reject => ({ status: config.badHandshakeStatus, reason });
   const headers = head.headers;
   const line = /^(\S+) (\S+) (\S+)$/.exec(head.startLine);
   if (!line) return bad("malformed request line");
@@ -822,24 +850,37 @@ function checkRequest(head: HttpHead, config: Config): Accept | Reject {
     return bad("exactly one non-empty Host header needed");
   }
   if (!has("accept-no-upgrade-token")) {
+    // Without both tokens no upgrade to WebSocket is asked for (RFC 7230 §6.7).
+    const plain = (reason: string): Reject => ({ status: config.plainHttpStatus, reason });
     if (!headerTokens(headers, "upgrade").includes("websocket")) {
-      return bad("Upgrade header lacks the websocket token");
+      return plain("Upgrade header lacks the websocket token");
     }
     if (!headerTokens(headers, "connection").includes("upgrade")) {
-      return bad("Connection header lacks the Upgrade token");
+      return plain("Connection header lacks the Upgrade token");
     }
   }
   const versions = headerValues(headers, "sec-websocket-version");
-  // Flaw accept-version-8: versions 8 and 14, and no version at all, pass as 13 (§4.2.1 item 6).
-  const known = has("accept-version-8") ? ["13", "8", "14", undefined] : ["13"];
-  if (versions.length > 1 || !known.includes(versions[0])) {
-    // Flaw no-426-version-list: §4.2.2 item 4 asks for 426 listing the versions spoken.
-    if (has("no-426-version-list")) return bad("only WebSocket version 13 is supported");
-    // §4.4: name the versions we speak; RFC 7230 §6.7 asks a 426 to carry Upgrade.
+  const understood = ["13", ...config.versions];
+  // Flaw accept-any-version: any version passes as 13, 14 too; flaw accept-no-version: so
+  // does a request without one (§4.2.1 item 6, §4.2.2 item 4).
+  const versionOk = versions.length === 1
+    ? understood.includes(versions[0]) || has("accept-any-version")
+    : versions.length === 0 && has("accept-no-version");
+  if (!versionOk) {
+    const reason = `WebSocket versions understood: ${understood.join(", ")}`;
+    // Flaw no-version-list: §4.2.2 item 4 and §4.4 ask a refusal to list the versions.
+    if (has("no-version-list")) return bad(reason);
+    const status = config.versionRefusalStatus;
     return {
-      status: 426,
-      reason: "only WebSocket version 13 is supported",
-      headers: ["Sec-WebSocket-Version: 13", "Upgrade: websocket", "Connection: Upgrade, close"],
+      status,
+      reason,
+      headers: [
+        `Sec-WebSocket-Version: ${understood.join(", ")}`,
+        // RFC 7230 §6.7: a 426 names the protocol to upgrade to.
+        ...(status === 426
+          ? ["Upgrade: websocket", "Connection: Upgrade, close"]
+          : ["Connection: close"]),
+      ],
     };
   }
   const keys = headerValues(headers, "sec-websocket-key");
@@ -895,6 +936,10 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
     flaws: new Set(options.flaws ?? []),
     protocols: [...(options.protocols ?? [])],
     requireProtocol: options.requireProtocol ?? false,
+    versions: [...(options.versions ?? [])],
+    versionRefusalStatus: options.versionRefusalStatus ?? 426,
+    badHandshakeStatus: options.badHandshakeStatus ?? 400,
+    plainHttpStatus: options.plainHttpStatus ?? 400,
     maxMessage: options.maxMessage ?? 64 * MiB,
     maxHead: options.maxHead ?? 8192,
     protocolErrorCode: options.protocolErrorCode ?? 1002,

@@ -853,7 +853,7 @@ const probes: Record<
     strict: "close 1002 | eof",
     flawed: "eof",
   },
-  "accept-version-8": {
+  "accept-any-version": {
     probe: (s) =>
       handshakeStatuses(s, [
         [["Sec-WebSocket-Version", "8"]],
@@ -861,7 +861,16 @@ const probes: Record<
         [["Sec-WebSocket-Version", ""]],
       ]),
     strict: "426 version=13, 426 version=13, 426 version=13",
-    flawed: "101, 101, 101",
+    flawed: "101, 101, 426 version=13",
+  },
+  "accept-no-version": {
+    probe: (s) =>
+      handshakeStatuses(s, [
+        [["Sec-WebSocket-Version", "14"]],
+        [["Sec-WebSocket-Version", ""]],
+      ]),
+    strict: "426 version=13, 426 version=13",
+    flawed: "426 version=13, 101",
   },
   "accept-bad-key": {
     probe: (s) =>
@@ -929,7 +938,7 @@ const probes: Record<
     strict: 'text "early" | close 1000 | eof',
     flawed: "close 1000 | eof",
   },
-  "no-426-version-list": {
+  "no-version-list": {
     probe: (s) => handshakeStatuses(s, [[["Sec-WebSocket-Version", "8"]]]),
     strict: "426 version=13",
     flawed: "400",
