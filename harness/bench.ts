@@ -4,8 +4,10 @@
  *
  *   1. the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB);
  *   2. every case against the embedded Deno server;
- *   3. a full run against a server that accepts TCP and never answers the
- *      handshake (goal: <= 60 s). Skip it with --quick.
+ *   3. full runs against targets that make cases wait (goal: <= 60 s each): a
+ *      server that accepts TCP and never answers the handshake, a valid server
+ *      that echoes nothing, one that echoes only text, and one that floods
+ *      pings (100k/s). Skip them with --quick.
  *
  * `--runs N` runs each N times and prints the median and every figure: on a
  * shared 2-core machine one run says little. The time the CLI reports for
@@ -14,6 +16,8 @@
  */
 import { parseArgs } from "node:util";
 import { AUTOBAHN_GROUP_IDS } from "../fixtures/mod.ts";
+import { startHostilePeer } from "../tests/hostile_peers.ts";
+import { startStrictServer } from "../tests/peers/strict_server.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
@@ -167,15 +171,19 @@ if (import.meta.main) {
   );
   await bench("\nevery case against the embedded Deno server", [], runs);
   if (!values.quick) {
-    const silent = silentServer();
-    try {
-      await bench(
-        "\nfull run against a server that never answers the handshake (goal: <= 60 s)",
-        [silent.url],
-        runs,
-      );
-    } finally {
-      silent.close();
+    const slowTargets: [title: string, start: () => { url: string; close(): unknown }][] = [
+      ["a server that never answers the handshake", silentServer],
+      ["a valid server that echoes nothing", () => startStrictServer({ echo: "none" })],
+      ["a valid server that echoes only text", () => startStrictServer({ echo: "text" })],
+      ["a server flooding pings (100k/s)", () => startHostilePeer("ping-flood")],
+    ];
+    for (const [title, start] of slowTargets) {
+      const target = start();
+      try {
+        await bench(`\nfull run against ${title} (goal: <= 60 s)`, [target.url], runs);
+      } finally {
+        await target.close();
+      }
     }
   }
 }

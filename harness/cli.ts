@@ -1,7 +1,9 @@
 /**
  * Command line: `deno task test [ws-url] [options]`.
  * Exit codes: 0 no case failed, 1 some case failed (or, with --baseline, some
- * case regressed), 2 bad usage or unreachable target.
+ * case regressed), 2 bad usage, an unreachable target (or one that stopped
+ * answering mid-run), or reports that cannot be written; 130 and 143 a run
+ * stopped by SIGINT and SIGTERM (the cases that finished are reported).
  */
 import { parseArgs } from "node:util";
 import type { CaseSpec } from "./case.ts";
@@ -74,11 +76,14 @@ In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's nam
 form; a --spec run of several servers needs it in --write-baseline.
 
 Most cases judge the server by the echo of what the suite sent. Before the run, the suite sends
-the target one text message: when it is not echoed within 1 s, a warning says that the cases
-that need an echo will fail, and that --protocol-only runs only the others.
+the target a text and a binary message: for each type not echoed within 2 s, a warning says
+that the cases that need that echo will fail (they end 0.5 s after the suite's last write
+instead of waiting for their timers), and that --protocol-only runs only the others.
 
 Exit status: 0 no case failed, 1 some case failed (with --baseline: some case got worse),
-2 bad usage or unreachable target.`;
+2 bad usage, unreachable target (also mid-run: the cases left are not run), or an --out that
+cannot be written; 130 (SIGINT) or 143 (SIGTERM): the run was stopped, the cases that
+finished are reported and the rest marked not run.`;
 
 export class UsageError extends Error {}
 

@@ -10,8 +10,10 @@ import type { CloseObservation, HandshakeObservation } from "./verdict.ts";
 
 /** Times a session records, in milliseconds since the opening handshake completed. */
 export interface Timeline {
-  /** Each ping frame the peer sent. */
+  /** Each ping frame the peer sent, up to the first PEER_PINGS_KEPT (session.ts). */
   peerPings: number[];
+  /** Pings past those, counted only: a peer may flood pings. */
+  peerPingsNotKept?: number;
   /** The peer's close frame arrived. */
   peerCloseFrame?: number;
   /** Both close frames had crossed: the closing handshake was complete. */
@@ -111,10 +113,11 @@ function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Findin
 
 function peerKeepalive({ timeline, close }: Measured): Finding[] {
   const pings = timeline.peerPings.map(Math.round);
+  const count = pings.length + (timeline.peerPingsNotKept ?? 0);
   const gaps = pings.slice(1).map((t, i) => t - pings[i]);
   const pingText = pings.length === 0
     ? "The server sent no ping."
-    : `The server sent ${pings.length} ping${pings.length > 1 ? "s" : ""}, the first ${
+    : `The server sent ${count} ping${count > 1 ? "s" : ""}, the first ${
       pings[0]
     } ms after the handshake${
       gaps.length ? `, then every ${Math.round(gaps.reduce((a, b) => a + b) / gaps.length)} ms` : ""
@@ -122,7 +125,7 @@ function peerKeepalive({ timeline, close }: Measured): Finding[] {
   const closedAt = timeline.peerCloseFrame ?? timeline.peerClosedTcp;
   const closedByPeer = !close.closedBySuite && closedAt !== undefined;
   return [
-    { name: "peerPings", value: pings.length, unit: "pings", text: pingText },
+    { name: "peerPings", value: count, unit: "pings", text: pingText },
     {
       name: "peerIdleClose",
       value: closedByPeer ? Math.round(closedAt) : null,

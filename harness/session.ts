@@ -146,10 +146,10 @@ const PONG_INTERVAL_MS = 50;
  * not coming: for a message type the probe found the target does not echo,
  * and for any other (a slow server that echoes has started within this time).
  */
-export const ECHO_SILENCE_UNECHOED_MS = 2000;
+export const ECHO_SILENCE_UNECHOED_MS = 500;
 export const ECHO_SILENCE_MS = 10_000;
 /** How often a case waiting for an echo checks the peer's silence. */
-const ECHO_SILENCE_POLL_MS = 250;
+const ECHO_SILENCE_POLL_MS = 100;
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
@@ -257,6 +257,8 @@ class ClientSession {
   #lastPongAt = -Infinity;
   /** A pong waits for PONG_INTERVAL_MS to pass. */
   #pongScheduled = false;
+  /** What the case's close and fail timers do when they fire, in step order. */
+  #caseTimers: (() => void)[] = [];
 
   constructor(spec: CaseSpec, options: SessionOptions) {
     this.spec = spec;
@@ -512,20 +514,26 @@ class ClientSession {
     } else if ("raw" in step) {
       this.#transport!.send(this.payloads.resolve(step.raw), step);
     } else if ("closeAfter" in step) {
-      this.#after(step.closeAfter * 1000, () => {
-        if (this.#state === "closed") return;
-        this.log.note(`close timer (${step.closeAfter} s) fired`);
-        this.#sendClose(undefined, undefined, false);
-      });
+      this.#after(
+        step.closeAfter * 1000,
+        this.#caseTimer(() => {
+          if (this.#state === "closed") return;
+          this.log.note(`close timer (${step.closeAfter} s) fired`);
+          this.#sendClose(undefined, undefined, false);
+        }),
+      );
     } else if ("failAfter" in step) {
-      this.#after(step.failAfter * 1000, () => {
-        // Once closing, the closing handshake's own bounds (1 s for the close reply,
-        // 1 s for the server to close TCP) decide: a load-dependent race with the
-        // case's timer must not decide who closed TCP.
-        if (this.#state !== "open") return;
-        this.log.note(`fail timer (${step.failAfter} s) fired`);
-        this.#fail(FAIL_TIMER_CODE, "going away", false);
-      });
+      this.#after(
+        step.failAfter * 1000,
+        this.#caseTimer(() => {
+          // Once closing, the closing handshake's own bounds (1 s for the close reply,
+          // 1 s for the server to close TCP) decide: a load-dependent race with the
+          // case's timer must not decide who closed TCP.
+          if (this.#state !== "open") return;
+          this.log.note(`fail timer (${step.failAfter} s) fired`);
+          this.#fail(FAIL_TIMER_CODE, "going away", false);
+        }),
+      );
     } else if ("roundTrips" in step) {
       this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
       this.#sendFrame(step.roundTrips.frame, {});
@@ -863,17 +871,24 @@ class ClientSession {
 
   // ---- an echo that is not coming ----------------------------------------
 
+  /** Keeps what a close or fail timer of the case does, for #watchEchoSilence. */
+  #caseTimer(fire: () => void): () => void {
+    this.#caseTimers.push(fire);
+    return fire;
+  }
+
   /**
-   * Once the steps are done, brings the case's close timer forward when the
+   * Once the steps are done, brings the case's first timer forward when the
    * echo it waits for is not coming: the suite has written everything, a
    * message is the next event expected, and the peer has sent no data-frame
    * byte for ECHO_SILENCE_MS (ECHO_SILENCE_UNECHOED_MS for a type the probe
    * found the target does not echo). Pings do not count: a server may keep a
-   * connection alive without echoing. The close sent is the timer's own, so
-   * the verdict is what the timer would have given.
+   * connection alive without echoing. The timer does what it would have done
+   * later, so the verdict is the one it would have given.
    */
   #watchEchoSilence(): void {
-    if (!this.spec.steps.some((step) => "closeAfter" in step)) return;
+    const fireTimer = this.#caseTimers[0];
+    if (!fireTimer) return;
     let quietSince = performance.now();
     const check = () => {
       if (this.#state !== "open") return;
@@ -886,9 +901,9 @@ class ClientSession {
       }
       this.log.note(
         `no data from the peer for ${limit / 1000} s after the suite's last write, while a ` +
-          "message is expected: the echo is not coming; closing as the close timer would",
+          "message is expected: the echo is not coming; the case's timer fires now",
       );
-      this.#sendClose(undefined, undefined, false);
+      fireTimer();
     };
     this.#after(ECHO_SILENCE_POLL_MS, check);
   }

@@ -69,8 +69,11 @@ export class Transport {
   /** A write failed: nothing more is sent, but what the peer sent before is still read. */
   #writeFailed = false;
 
-  /** Called with each chunk read. */
-  onData: (chunk: Uint8Array) => void = () => {};
+  /**
+   * Called with each chunk read. When it returns a promise, the next read waits
+   * for it: TCP then slows down a peer sending faster than its frames are handled.
+   */
+  onData: (chunk: Uint8Array) => void | Promise<void> = () => {};
   /** Called once when the connection is gone, with why. */
   onClosed: (reason: string) => void = () => {};
 
@@ -84,11 +87,23 @@ export class Transport {
     return this.#closed;
   }
 
-  /** Queues bytes; writes go out in order. Plain writes queued together are joined. */
+  /** Bytes are being written or wait to be (the peer may be slow to read them). */
+  get writing(): boolean {
+    return this.#pumping;
+  }
+
+  /**
+   * Queues bytes; writes go out in order. Plain writes queued together (in the
+   * same turn of the event loop, or while a write is in progress) leave in one
+   * write, as consecutive frames leave Autobahn in one TCP segment: a peer's
+   * reaction to frames sent together must not depend on how its reads split them.
+   */
   send(bytes: Uint8Array, options: WriteOptions = {}): void {
     if (this.#closed || this.#writeFailed) return;
     this.#queue.push({ bytes, options });
-    if (!this.#pumping) this.#pump();
+    if (this.#pumping) return;
+    this.#pumping = true;
+    queueMicrotask(() => this.#pump());
   }
 
   /** Closes TCP at once. Pending reads and writes end. */
@@ -102,7 +117,6 @@ export class Transport {
   }
 
   async #pump(): Promise<void> {
-    this.#pumping = true;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const first = this.#queue.shift()!;
@@ -152,7 +166,8 @@ export class Transport {
         if (n === null) break;
         const chunk = buf.slice(0, n);
         this.#log.bytes("rx", chunk);
-        this.onData(chunk);
+        const handled = this.onData(chunk);
+        if (handled) await handled;
       }
     } catch (e) {
       reason = this.#closed
