@@ -1,9 +1,12 @@
 /**
- * Runs cases in parallel, each on its own connection, within a job limit and a
- * memory budget, starting the longest cases first so the run ends sooner.
+ * Runs cases in parallel, each on its own connection, within a job limit,
+ * starting the longest cases first so the run ends sooner. Heavy cases run
+ * alone, and the job limit goes down when the target falls behind: a case's
+ * verdict must not depend on what the other cases make the target do.
  */
 import type { CaseSpec } from "./case.ts";
 import { payloadLength } from "./payload.ts";
+import { peerNow } from "./clock.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
 
 /** What is kept of a finished case once its report is written: the heavy data is dropped. */
@@ -16,9 +19,12 @@ export interface CaseOutcome {
 }
 
 export interface RunOptions extends SessionOptions {
-  /** Cases in flight at once. */
+  /** Cases in flight at once, at most: fewer once the target falls behind. */
   jobs: number;
-  /** Payload bytes the cases in flight may hold between them (a case holds ~4x what it sends). */
+  /**
+   * Payload bytes the cases in flight may hold between them (a case holds ~4x
+   * what it sends), taken before a case connects. Default 32 MiB.
+   */
   memoryBudget?: number;
   /**
    * Called as each case finishes, with everything it observed; its job slot is
@@ -26,6 +32,12 @@ export interface RunOptions extends SessionOptions {
    * goes and memory stays bounded.
    */
   onCaseDone?: (run: CaseRun) => Promise<void> | void;
+  /**
+   * Aborting it stops the run: no case starts any more, the cases in flight end
+   * at once and are dropped (not passed to onCaseDone), and runCases resolves
+   * with the cases that finished.
+   */
+  signal?: AbortSignal;
 }
 
 /** Payload bytes a case sends (a message echoed back costs about four times this). */
@@ -51,8 +63,8 @@ function estimate(spec: CaseSpec): number {
 }
 
 /**
- * Admits cases to send their payloads while the bytes in flight stay within a
- * budget. A case larger than the budget runs when nothing else holds any.
+ * Bytes held by the heavy cases in flight, within a budget. A case larger than
+ * the budget runs when nothing else holds any.
  */
 class MemoryGate {
   #inFlight = 0;
@@ -60,28 +72,46 @@ class MemoryGate {
 
   constructor(readonly budget: number) {}
 
+  /** Takes `bytes` if they fit now; returns their release, or undefined. */
+  tryAcquire(bytes: number): (() => void) | undefined {
+    if (this.#waiting.length > 0 || !this.#fits(bytes)) return undefined;
+    this.#inFlight += bytes;
+    return this.#releaser(bytes);
+  }
+
+  /** Takes `bytes` once they fit, after the cases already waiting. */
   acquire(bytes: number): Promise<() => void> {
     return new Promise((resolve) => {
-      this.#waiting.push({ bytes, admit: () => resolve(() => this.#release(bytes)) });
+      this.#waiting.push({ bytes, admit: () => resolve(this.#releaser(bytes)) });
       this.#admit();
     });
   }
 
-  #release(bytes: number): void {
-    this.#inFlight -= bytes;
-    this.#admit();
+  #fits(bytes: number): boolean {
+    return this.#inFlight === 0 || this.#inFlight + bytes <= this.budget;
+  }
+
+  #releaser(bytes: number): () => void {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#inFlight -= bytes;
+      this.#admit();
+    };
   }
 
   #admit(): void {
-    while (this.#waiting.length > 0) {
-      const next = this.#waiting[0];
-      if (this.#inFlight > 0 && this.#inFlight + next.bytes > this.budget) return;
-      this.#waiting.shift();
+    while (this.#waiting.length > 0 && this.#fits(this.#waiting[0].bytes)) {
+      const next = this.#waiting.shift()!;
       this.#inFlight += next.bytes;
       next.admit();
     }
   }
 }
+
+/** Cases holding less than this skip the memory gate: the job limit bounds them well enough. */
+const GATED_BYTES = 1024 * 1024;
 
 /** A case whose timers all allow 10 s or more, with no timed waits, is not sensitive to load. */
 function isPatient(spec: CaseSpec): boolean {
@@ -100,104 +130,232 @@ function isPatient(spec: CaseSpec): boolean {
 }
 
 /**
+ * A case sending this much makes the target work long enough (a slow
+ * single-threaded server: seconds) to delay its answers on every other
+ * connection past the cases' 1 s close timers: such a case runs alone.
+ */
+const HEAVY_BYTES = 1024 * 1024;
+
+/** The message types a case sends data of. */
+function sentTypes(spec: CaseSpec): Set<"text" | "binary"> {
+  const types = new Set<"text" | "binary">();
+  const add = (opcode: number) => {
+    if (opcode === 1) types.add("text");
+    if (opcode === 2) types.add("binary");
+  };
+  for (const step of spec.steps) {
+    if ("frame" in step) add(step.frame.opcode);
+    else if ("message" in step) types.add(step.message.binary ? "binary" : "text");
+    else if ("frameStart" in step) add(step.frameStart.opcode);
+    else if ("roundTrips" in step) add(step.roundTrips.frame.opcode);
+  }
+  return types;
+}
+
+/**
+ * A heavy case runs alone, unless the target is known not to echo what it
+ * sends (the CLI's probe): then its verdict does not hang on any timing (the
+ * echo never comes), and it would wait out the echo silence on its own.
+ */
+function isHeavy(spec: CaseSpec, echoes: RunOptions["echoes"]): boolean {
+  return caseBytes(spec) >= HEAVY_BYTES &&
+    [...sentTypes(spec)].some((type) => echoes?.[type] !== false);
+}
+
+/**
  * A case still waiting for the handshake answer after this long, while no
- * other case got an answer either, stops holding a job slot.
+ * other case is open or got an answer either, stops holding a job slot.
  */
 const STALL_MS = 1000;
 /** Cases waiting for a handshake answer without a job slot, per job (bounds the open sockets). */
 const STALLED_PER_JOB = 4;
+/** A handshake answered later than this, with other cases in flight, halves the concurrency. */
+const SLOW_HANDSHAKE_MS = 1000;
+/**
+ * Times a case whose handshake timed out while the target was busy with other
+ * cases is run again, at a lower concurrency, before its timeout stands.
+ */
+const HANDSHAKE_RETRIES = 5;
 
-/** Cases holding less than this skip the memory gate: the job limit bounds them well enough. */
-const GATED_BYTES = 1024 * 1024;
-
-/** Runs the cases; results come back in the order of `cases`. */
+/**
+ * Runs the cases; results come back in the order of `cases` (after an abort, only the cases
+ * that finished).
+ *
+ * What a case gets from the target must not depend on the other cases: a case
+ * connects only once it may run (job slot and memory taken first, so no
+ * connection sits idle in a queue), heavy cases run alone, and when the target
+ * falls behind (slow handshake answers, handshakes timing out while it serves
+ * other cases) the concurrency goes down, never up, and a case whose handshake
+ * timed out behind the others runs again.
+ */
 export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promise<CaseOutcome[]> {
   const gate = new MemoryGate(options.memoryBudget ?? 32 * 1024 * 1024);
-  const byEstimate = (a: number, b: number) => estimate(cases[b]) - estimate(cases[a]);
+  const heavy = cases.map((spec) => isHeavy(spec, options.echoes));
+  // Heavy cases first, so the run switches once between running them alone and the rest.
+  const byWeight = (a: number, b: number) =>
+    Number(heavy[b]) - Number(heavy[a]) || estimate(cases[b]) - estimate(cases[a]);
   const indices = cases.map((_, i) => i);
   // Cases with sub-second timers run first, on their own: the CPU the big
   // payloads cost (here and in a server on the same machine) must not decide
   // whether a peer answered within half a second.
-  let pending = indices.filter((i) => !isPatient(cases[i])).sort(byEstimate);
-  let patient = indices.filter((i) => isPatient(cases[i])).sort(byEstimate);
+  let pending = indices.filter((i) => !isPatient(cases[i])).sort(byWeight);
+  let patient = indices.filter((i) => isPatient(cases[i])).sort(byWeight);
   let impatientLeft = pending.length;
   const results: CaseOutcome[] = new Array(cases.length);
+  const retries = new Array<number>(cases.length).fill(0);
   /** Cases holding a job slot; `stalled` ones wait for a handshake answer without one. */
   let running = 0, stalled = 0, finished = 0;
+  /** Cases in flight (stalled ones aside) by weight: the two never run together. */
+  let heavyInFlight = 0, lightInFlight = 0;
+  /** Cases past their handshake and not finished; handshakes answered so far. */
+  let openNow = 0, opened = 0;
   /** When a case last got through its handshake. */
   let lastOpened = -Infinity;
+  /** A case waited STALL_MS for an answer and none came since: the next cases stall at once. */
+  let targetSilent = false;
+  let limit = options.jobs;
   const maxStalled = STALLED_PER_JOB * options.jobs;
+  const slowDown = () => {
+    limit = Math.max(1, Math.floor(limit / 2));
+  };
+
+  // ---- interruption (options.signal): cases started and ended, and the finished ones
+  let started = 0, ended = 0;
+  const aborted = () => options.signal?.aborted ?? false;
 
   return new Promise((resolve) => {
     if (cases.length === 0) return resolve(results);
+    const settleAborted = () => {
+      if (ended === started) resolve(results.filter((outcome) => outcome !== undefined));
+    };
+    options.signal?.addEventListener("abort", settleAborted, { once: true });
+    if (aborted()) return settleAborted();
     const pump = () => {
+      if (aborted()) return;
       if (pending.length === 0 && impatientLeft === 0) [pending, patient] = [patient, []];
-      while (pending.length > 0 && running < options.jobs && stalled < maxStalled) {
-        const index = pending.shift()!;
-        const spec = cases[index];
-        const bytes = 4 * caseBytes(spec);
-        let holdsSlot = true;
-        const takeSlot = () => {
-          if (!holdsSlot) [holdsSlot, running] = [true, running + 1];
-        };
-        const giveSlot = () => {
-          if (holdsSlot) [holdsSlot, running] = [false, running - 1];
-        };
-        running++;
-        // A target answering no handshake at all is not busy with this case: after
-        // a while the case gives its slot to the next one, so such a target costs a
-        // few rounds of the handshake timeout, not one per job. A target that answers
-        // other cases is only slow, and more connections would slow it further.
-        let stalledNow = false;
-        let stallTimer: ReturnType<typeof setTimeout>;
-        const checkStall = () => {
-          const quiet = performance.now() - lastOpened;
-          if (quiet < STALL_MS) {
-            stallTimer = setTimeout(checkStall, STALL_MS - quiet);
-            return;
-          }
-          stalledNow = true;
-          stalled++;
-          giveSlot();
-          pump();
-        };
-        stallTimer = setTimeout(checkStall, STALL_MS);
-        const unstall = () => {
-          clearTimeout(stallTimer);
-          if (stalledNow) [stalledNow, stalled] = [false, stalled - 1];
-        };
-        const admit = async () => {
-          lastOpened = performance.now();
-          unstall();
-          takeSlot();
-          if (bytes < GATED_BYTES) return () => {};
-          // Memory is claimed once the connection is open: a target that never
-          // answers the handshake then costs the job limit, not the byte budget.
-          // A case waiting for memory gives its job slot to a case that needs none.
-          giveSlot();
-          pump();
-          const release = await gate.acquire(bytes);
-          takeSlot();
-          return release;
-        };
-        runCase(spec, { ...options, admit }).then(async (run) => {
-          unstall();
-          const { verdict, duration } = run;
-          results[index] = {
-            spec,
-            verdict,
-            duration,
-            remoteCloseCode: run.close.remoteCloseCode,
-            findings: run.findings,
-          };
-          await options.onCaseDone?.(run);
-          giveSlot();
-          finished++;
-          if (!isPatient(spec)) impatientLeft--;
-          if (finished === cases.length) resolve(results);
-          else pump();
-        });
+      while (pending.length > 0 && running < limit && stalled < maxStalled) {
+        const index = pending[0];
+        // A heavy case runs alone: beside no other case, heavy or light.
+        if (heavyInFlight > 0 || (heavy[index] && lightInFlight > 0)) return;
+        const bytes = 4 * caseBytes(cases[index]);
+        const memory = bytes < GATED_BYTES ? () => {} : gate.tryAcquire(bytes);
+        if (!memory) return;
+        pending.shift();
+        start(index, bytes, memory);
       }
+    };
+
+    const start = (index: number, bytes: number, memory: () => void) => {
+      const spec = cases[index];
+      const heavyCase = heavy[index];
+      started++;
+      const startedAt = peerNow();
+      /** The target was serving another case while this one waited for its handshake. */
+      let targetBusy = openNow > 0;
+      const openedBefore = opened;
+      let release: (() => void) | undefined = memory;
+      let holdsSlot = false, inFlight = false;
+      const enter = () => {
+        if (!holdsSlot) [holdsSlot, running] = [true, running + 1];
+        if (inFlight) return;
+        inFlight = true;
+        if (heavyCase) heavyInFlight++;
+        else lightInFlight++;
+      };
+      const leave = () => {
+        if (holdsSlot) [holdsSlot, running] = [false, running - 1];
+        if (!inFlight) return;
+        inFlight = false;
+        if (heavyCase) heavyInFlight--;
+        else lightInFlight--;
+      };
+      enter();
+      // A target answering no handshake at all is not busy with this case: after
+      // a while the case gives its slot (and memory) to the next one, so such a
+      // target costs a few rounds of the handshake timeout, not one per job. A
+      // target that answers or serves other cases is only slow, and more
+      // connections would slow it further.
+      let stalledNow = false;
+      let stallTimer: ReturnType<typeof setTimeout> | undefined;
+      const stall = () => {
+        stalledNow = true;
+        stalled++;
+        release?.();
+        release = undefined;
+        leave();
+      };
+      const checkStall = () => {
+        const quiet = performance.now() - lastOpened;
+        if (openNow > 0 || quiet < STALL_MS) {
+          stallTimer = setTimeout(checkStall, Math.max(STALL_MS - quiet, 100));
+          return;
+        }
+        targetSilent = true;
+        stall();
+        pump();
+      };
+      // The pump goes on with the next case: this one holds nothing while it waits.
+      if (targetSilent) stall();
+      else stallTimer = setTimeout(checkStall, STALL_MS);
+      const unstall = () => {
+        clearTimeout(stallTimer);
+        if (stalledNow) [stalledNow, stalled] = [false, stalled - 1];
+      };
+      const admit = async () => {
+        const wasStalled = stalledNow;
+        unstall();
+        targetSilent = false;
+        lastOpened = performance.now();
+        opened++;
+        openNow++;
+        if (peerNow() - startedAt > SLOW_HANDSHAKE_MS && running > 1) slowDown();
+        enter();
+        // Only a case that stalled gave its memory back: it takes it again (the
+        // target had answered nothing for a while, a case seldom waits here).
+        if (wasStalled && bytes >= GATED_BYTES) release = await gate.acquire(bytes);
+        return () => {
+          release?.();
+          release = undefined;
+        };
+      };
+      runCase(spec, { ...options, admit }).then(async (run) => {
+        unstall();
+        release?.();
+        if (run.close.opened) openNow--;
+        targetBusy ||= openNow > 0 || opened > openedBefore;
+        const behindOthers = !run.close.opened && run.close.openHandshakeTimeout && targetBusy;
+        if (aborted()) {
+          leave();
+          ended++;
+          return settleAborted();
+        }
+        if (behindOthers && retries[index] < HANDSHAKE_RETRIES) {
+          // The target was busy with the other cases: this timeout measured the queue.
+          retries[index]++;
+          slowDown();
+          leave();
+          ended++;
+          pending.unshift(index);
+          pump();
+          return;
+        }
+        const { verdict, duration } = run;
+        results[index] = {
+          spec,
+          verdict,
+          duration,
+          remoteCloseCode: run.close.remoteCloseCode,
+          findings: run.findings,
+        };
+        await options.onCaseDone?.(run);
+        leave();
+        finished++;
+        ended++;
+        if (!isPatient(spec)) impatientLeft--;
+        if (aborted()) settleAborted();
+        else if (finished === cases.length) resolve(results);
+        else pump();
+      });
     };
     pump();
   });

@@ -1,12 +1,17 @@
 /**
- * The runner's scheduling: job slots, and what a target that never answers
- * the handshake costs.
+ * The runner's scheduling: job slots, what a target that never answers the
+ * handshake costs, heavy cases run alone, and a target that falls behind gets
+ * fewer connections, not more.
  *
  *   deno test --allow-net tests/runner_test.ts
  */
 import assert from "node:assert/strict";
-import { runCases } from "../harness/runner.ts";
+import { ALL_CASES } from "../fixtures/mod.ts";
 import { group } from "../fixtures/g01_framing.ts";
+import type { CaseSpec } from "../harness/case.ts";
+import { runCases } from "../harness/runner.ts";
+import { isFailing } from "../harness/verdict.ts";
+import { startStrictServer } from "./peers/strict_server.ts";
 
 /** A server that accepts TCP and never answers; it counts the connections open at once. */
 function silentServer() {
@@ -53,5 +58,63 @@ Deno.test("runner: cases stalled in the handshake give up their job slot, within
     }
   } finally {
     server.close();
+  }
+});
+
+/** Cases by id. */
+function cases(...ids: string[]): CaseSpec[] {
+  return ids.map((id) => {
+    const spec = ALL_CASES.find((c) => c.id === id);
+    assert.ok(spec, `case ${id} exists`);
+    return spec;
+  });
+}
+
+Deno.test("runner: a heavy case connects only once it may run, and runs beside no other case", async () => {
+  const server = startStrictServer();
+  // Three cases of 1 MiB or more, and light ones to run beside each other.
+  const heavy = ["9.1.3", "9.2.3", "9.5.6"];
+  const spans = new Map<string, { from: number; to: number }>();
+  try {
+    const outcomes = await runCases(cases(...heavy, "1.1.1", "1.1.2", "2.1", "9.7.1"), {
+      url: new URL(server.url),
+      jobs: 32,
+      // A case's span runs from the start of its run (before it connects) to its end.
+      onCaseDone: (run) =>
+        void spans.set(run.spec.id, { from: Date.parse(run.started), to: Date.now() }),
+    });
+    for (const o of outcomes) assert.equal(isFailing(o.verdict), false, o.spec.id);
+    for (const id of heavy) {
+      const { from, to } = spans.get(id)!;
+      const beside = [...spans].filter(([other, span]) =>
+        other !== id && span.from < to && from < span.to
+      );
+      assert.deepEqual(beside.map(([other]) => other), [], `${id} ran beside other cases`);
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("runner: a handshake that timed out while the target served other cases runs again, at lower concurrency", async () => {
+  // One connection at a time: a case waits for the one before it, which waits 1 s.
+  const server = startStrictServer({ serial: true });
+  const slow = cases("1.1.1", "1.1.2", "1.1.3", "1.2.1").map((spec): CaseSpec => ({
+    ...spec,
+    steps: [{ wait: 1 }, ...spec.steps],
+  }));
+  try {
+    const alone = await runCases(slow, { url: new URL(server.url), jobs: 1, openTimeoutMs: 500 });
+    const parallel = await runCases(slow, {
+      url: new URL(server.url),
+      jobs: 4,
+      openTimeoutMs: 500,
+    });
+    const verdicts = (outcomes: typeof alone) =>
+      outcomes.map((o) => [o.spec.id, o.verdict.behavior, o.verdict.behaviorClose]);
+    assert.deepEqual(verdicts(parallel), verdicts(alone));
+    for (const o of parallel) assert.equal(isFailing(o.verdict), false, o.spec.id);
+  } finally {
+    await server.close();
   }
 });

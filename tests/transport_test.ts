@@ -46,7 +46,7 @@ Deno.test("transport: after a failed write, what the peer sent is still read, th
   const log = new WireLog();
   const transport = new Transport(conn as unknown as Deno.Conn, log);
   const seen: string[] = [];
-  transport.onData = (chunk) => seen.push(`data ${chunk.toHex()}`);
+  transport.onData = (chunk) => void seen.push(`data ${chunk.toHex()}`);
   const closed = new Promise<void>((resolve) => {
     transport.onClosed = (reason) => {
       seen.push(`closed: ${reason}`);
@@ -60,4 +60,55 @@ Deno.test("transport: after a failed write, what the peer sent is still read, th
   assert.equal(conn.writes, 1);
   assert.deepEqual(seen, ["data 880203e8", "closed: the peer closed the TCP connection"]);
   assert.ok(log.entries.some((e) => e.kind === "note" && e.text.startsWith("write failed")));
+});
+
+/** A connection that accepts every write and records it. */
+class RecordingConn {
+  writes: string[] = [];
+  #closed = false;
+  #wake?: () => void;
+
+  async read(_: Uint8Array): Promise<number | null> {
+    if (!this.#closed) await new Promise<void>((resolve) => (this.#wake = resolve));
+    return null;
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    this.writes.push(bytes.toHex());
+    return Promise.resolve(bytes.length);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+}
+
+/** Lets the transport's writes settle. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("transport: plain writes queued in one turn leave in one write, as Autobahn's frames do", async () => {
+  const conn = new RecordingConn();
+  const transport = new Transport(conn as unknown as Deno.Conn, new WireLog());
+  transport.send(new Uint8Array([1]));
+  transport.send(new Uint8Array([2, 3]));
+  transport.send(new Uint8Array([4]));
+  await settle();
+  transport.send(new Uint8Array([5]));
+  await settle();
+  transport.close();
+  assert.deepEqual(conn.writes, ["01020304", "05"]);
+});
+
+Deno.test("transport: sync and chopped writes stay writes of their own", async () => {
+  const conn = new RecordingConn();
+  const transport = new Transport(conn as unknown as Deno.Conn, new WireLog());
+  transport.send(new Uint8Array([1]), { sync: true });
+  transport.send(new Uint8Array([2]), { sync: true });
+  transport.send(new Uint8Array([3, 4, 5]), { chop: 2 });
+  transport.send(new Uint8Array([6]));
+  transport.send(new Uint8Array([7]));
+  await settle();
+  transport.close();
+  assert.deepEqual(conn.writes, ["01", "02", "0304", "05", "0607"]);
 });
