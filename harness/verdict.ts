@@ -170,6 +170,11 @@ function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeOb
     v.behavior = v.behaviorClose = "FAILED";
     v.result = v.resultClose = plainHttp
       ? `The server answered 101 to a request that asks for no upgrade to WebSocket: ${why}.`
+      : status === 101
+      ? `The server answered 101, and not a valid one (${why}), where the handshake had to be ` +
+        `refused with an HTTP error code${
+          expect.accepting === "may" ? " or accepted with a valid 101" : ""
+        }.`
       : `The server sent no HTTP error response: ${why}.`;
     return;
   }

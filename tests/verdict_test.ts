@@ -210,4 +210,13 @@ Deno.test("handshake refusals: any 4xx refuses, a 5xx or 3xx is NON-STRICT, a ve
   for (const status of [200, 301, 400, 404, 426, 500]) assert.equal(run(plain, status), "OK / OK");
   assert.equal(run(plain, 101), "FAILED / OK");
   assert.equal(run(plain, undefined), "INFORMATIONAL / INFORMATIONAL");
+
+  // An invalid 101 (Deno's to a doubled key) is an acceptance, and says so.
+  const invalid = judge({ expect, handshake: { request: {}, expect: refuse } }, { ok: [] }, {
+    received: [],
+    close: closeObservation({ opened: false, wasClean: false }),
+    handshake: { status: 101, versions: [], problems: ["Sec-WebSocket-Accept is wrong"] },
+  });
+  assert.equal(`${invalid.behavior} / ${invalid.behaviorClose}`, "FAILED / FAILED");
+  assert.match(invalid.result, /answered 101, and not a valid one \(Sec-WebSocket-Accept/);
 });
