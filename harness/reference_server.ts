@@ -8,6 +8,7 @@
  * child may only use the network on 127.0.0.1; the suite needs permission to
  * run Deno (`--allow-run=deno`) to start it.
  */
+import { spawnReady } from "./child.ts";
 
 export interface ReferenceServer {
   url: string;
@@ -62,59 +63,18 @@ function denoProgram(): string {
 
 /** Starts the server in a child process, bounded to `timeoutMs`; stops it by its PID on close(). */
 export async function spawnReference(timeoutMs = 10_000): Promise<ReferenceServer> {
-  const child = new Deno.Command(denoProgram(), {
+  const child = await spawnReady(denoProgram(), {
     args: ["run", "--allow-net=127.0.0.1", new URL(import.meta.url).pathname, "0"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-    }, 2000);
-    await child.status;
-    clearTimeout(timer);
-  };
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const firstLine = (async () => {
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("the reference server exited before listening");
-      text += value;
-    }
-    return text.split("\n")[0];
-  })();
-  try {
-    const line = await Promise.race([
-      firstLine,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("the reference server did not start")),
-          timeoutMs,
-        );
-      }),
-    ]);
-    // The agent comes from the child: the deno on PATH may not be this one.
-    const [, agent, url] = /^(\S+) echo server on (ws:\/\/\S+)/.exec(line) ?? [];
-    if (!url) throw new Error(`unexpected output from the reference server: ${line}`);
-    // Keep draining stdout so the child never blocks on a full pipe.
-    (async () => {
-      while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
-    })();
-    return { url, agent, close: stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  } finally {
-    clearTimeout(timer);
+    timeoutMs,
+    what: "the reference server",
+  });
+  // The agent comes from the child: the deno on PATH may not be this one.
+  const [, agent, url] = /^(\S+) echo server on (ws:\/\/\S+)/.exec(child.line) ?? [];
+  if (!url) {
+    await child.stop();
+    throw new Error(`unexpected output from the reference server: ${child.line}`);
   }
+  return { url, agent, close: child.stop };
 }
 
 if (import.meta.main) {

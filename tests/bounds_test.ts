@@ -19,7 +19,7 @@ import { PEER_PINGS_KEPT, runCase } from "../harness/session.ts";
 import { isFailing } from "../harness/verdict.ts";
 import { startHostilePeer } from "./hostile_peers.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
-import { runCli } from "./support.ts";
+import { runCli, withTempDir } from "./support.ts";
 
 const CLI = new URL("../harness/cli.ts", import.meta.url).pathname;
 const SLOW_CASES = "9.1.6,9.5,9.6,1.1.1,1.1.6,1.2.1,2.1,5.1,6.1.1,7.1.1,10.1.1";
@@ -41,15 +41,6 @@ async function bounded<T>(work: Promise<T>, what: string): Promise<T> {
     return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wsconform_bounds_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 }
 

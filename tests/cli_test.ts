@@ -1,4 +1,4 @@
-import { runCli } from "./support.ts";
+import { runCli, withTempDir } from "./support.ts";
 /**
  * The command line: exit codes, messages, and the reports a run leaves behind.
  * main() runs in this process with its output captured; one test runs the
@@ -55,15 +55,6 @@ function assertUsageError(result: Captured, message: RegExp): void {
   assert.match(first, message);
   // The message is a single line; at most a "(try --help)" hint follows, never a stack trace.
   assert.ok(rest.every((l) => /^\(try --help\)$/.test(l)), `extra lines: ${rest.join(" | ")}`);
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wsconform_cli_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 async function readIndex(dir: string): Promise<IndexJson> {

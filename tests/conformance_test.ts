@@ -1,4 +1,4 @@
-import { type Expected, v } from "./support.ts";
+import { type Expected, spawnStrictServer, v } from "./support.ts";
 /**
  * The proof that wsconform's verdicts are true: every case passes against the
  * strict reference server, and each of the server's flaws (each breaking one
@@ -29,66 +29,13 @@ const JOBS = 32;
  * every case lasts 1 s longer, would triple that run).
  */
 const MEMORY_BUDGET = 128 * 1024 * 1024;
-const SERVER = decodeURIComponent(new URL("./peers/strict_server.ts", import.meta.url).pathname);
-
-// ---------------------------------------------------------------------------
-// The strict server in a child process
-
-interface ChildServer {
-  url: URL;
-  close(): Promise<void>;
-}
-
-/** Starts tests/peers/strict_server.ts on 127.0.0.1, any free port, with the given flaws. */
-async function spawnStrictServer(flaws: readonly Flaw[]): Promise<ChildServer> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", SERVER, "--port", "0", ...flaws.flatMap((f) => ["--flaw", f])],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  const close = async () => {
-    await reader.cancel().catch(() => {});
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    await child.status;
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const decoder = new TextDecoder();
-    const firstLine = (async () => {
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error("the strict server exited before listening");
-        text += decoder.decode(value, { stream: true });
-      }
-      return text.split("\n")[0];
-    })();
-    const line = await Promise.race([
-      firstLine,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("the strict server did not start")), 10_000);
-      }),
-    ]);
-    assert.match(line, /^ws:\/\/127\.0\.0\.1:\d+\/$/, "the strict server binds 127.0.0.1 only");
-    return { url: new URL(line), close };
-  } catch (e) {
-    await close();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A case's outcome, with the rules the server broke in what it sent. */
 type Outcome = CaseOutcome & { violations: Violation[] };
 
 /** Runs every case against the strict server with `flaws`; outcomes by case id. */
 async function runAll(flaws: readonly Flaw[]): Promise<Map<string, Outcome>> {
-  const server = await spawnStrictServer(flaws);
+  const server = await spawnStrictServer({ flaws: [...flaws] });
   try {
     const violations = new Map<string, Violation[]>();
     const outcomes = await runCases(AUTOBAHN_CASES, {

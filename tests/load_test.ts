@@ -17,7 +17,7 @@ import { peerTimeout } from "../harness/clock.ts";
 import { type CaseOutcome, runCases } from "../harness/runner.ts";
 import { runCase } from "../harness/session.ts";
 import { isFailing } from "../harness/verdict.ts";
-import type { StrictServerOptions } from "./peers/strict_server.ts";
+import { spawnStrictServer } from "./support.ts";
 
 const IDS = [
   ["3.2", "3.3", "3.4", "4.1.3", "4.1.4", "4.2.3", "4.2.4", "4.2.5"],
@@ -35,53 +35,6 @@ const CASES: CaseSpec[] = IDS.map((id) => {
  * the 1 s a case beside it waits for a close reply.
  */
 const BUSY_MS_PER_MIB = 300;
-
-/** A slow single-threaded strict server, in a process of its own. */
-async function spawnStrictServer(options: StrictServerOptions) {
-  const module = new URL("./peers/strict_server.ts", import.meta.url).href;
-  const code = `import { startStrictServer } from ${JSON.stringify(module)};
-console.log(startStrictServer(${JSON.stringify(options)}).url);`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", code],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-  };
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const first = await Promise.race([
-      reader.read(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("the strict server did not start")), 20_000);
-      }),
-    ]);
-    const url = (first.value ?? "").trim();
-    assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/$/);
-    // The rest of its output is not needed; reading it keeps the pipe from filling.
-    reader.read().then(function drain(r): unknown {
-      return r.done ? undefined : reader.read().then(drain);
-    }).catch(() => {});
-    return {
-      url: new URL(url),
-      async close() {
-        await stop();
-        await reader.cancel().catch(() => {});
-      },
-    };
-  } catch (e) {
-    await stop();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Verdicts by case id, as "behavior / behaviorClose". */
 function verdicts(outcomes: CaseOutcome[]): Record<string, string> {

@@ -1,4 +1,4 @@
-import { runCli } from "./support.ts";
+import { runCli, withTempDir } from "./support.ts";
 /**
  * --protocol-only, and the warning for a target that does not echo: against a
  * server that completes the handshake, answers pings and closes properly
@@ -33,15 +33,6 @@ function startNonEchoServer(): { url: string; close: () => Promise<void> } {
   });
   const { port } = server.addr as Deno.NetAddr;
   return { url: `ws://127.0.0.1:${port}/`, close: () => server.shutdown() };
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wsconform_protocol_only_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 const WARNING = /does not echo messages.*cases that need an echo will fail.*--protocol-only/;

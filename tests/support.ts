@@ -1,7 +1,10 @@
 /** Helpers shared by the project's tests. */
+import assert from "node:assert/strict";
+import { spawnReady } from "../harness/child.ts";
 import { type CliIo, main } from "../harness/cli.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import type { Behavior, CloseBehavior, CloseObservation } from "../harness/verdict.ts";
+import type { StrictServerOptions } from "./peers/strict_server.ts";
 
 /** The two verdicts a case must get. */
 export interface Expected {
@@ -107,4 +110,34 @@ export function flawExpectations<Row extends { flaws: readonly string[] }>(
     }
   }
   return out;
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "wsconform_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The strict server (tests/peers/strict_server.ts) in a process of its own, so
+ * that the suite's CPU work and the server's do not share an event loop.
+ * Stopped by its PID.
+ */
+export async function spawnStrictServer(
+  options: StrictServerOptions,
+): Promise<{ url: URL; close(): Promise<void> }> {
+  const module = new URL("./peers/strict_server.ts", import.meta.url).href;
+  const code = `import { startStrictServer } from ${JSON.stringify(module)};
+console.log(startStrictServer(${JSON.stringify(options)}).url);`;
+  const child = await spawnReady(Deno.execPath(), {
+    args: ["eval", code],
+    timeoutMs: 20_000,
+    what: "the strict server",
+  });
+  assert.match(child.line, /^ws:\/\/127\.0\.0\.1:\d+\/$/, "the strict server binds 127.0.0.1 only");
+  return { url: new URL(child.line), close: child.stop };
 }

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
+import { spawnReady } from "../harness/child.ts";
 import { runCases } from "../harness/runner.ts";
 
 const WS_DIR = Deno.env.get("WS_PEER_DIR");
@@ -26,30 +27,18 @@ function exists(path: string): boolean {
 
 /** Starts the ws echo server; stops it by its PID. */
 async function startWsEcho(): Promise<{ url: string; close(): Promise<void> }> {
-  const child = new Deno.Command("node", {
+  const child = await spawnReady("node", {
     args: [new URL("./peers/ws_echo.cjs", import.meta.url).pathname],
     env: { NODE_PATH: `${WS_DIR}/node_modules` },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const close = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-  };
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const timer = setTimeout(() => close(), 10_000);
-  try {
-    const { value } = await reader.read();
-    const port = Number(value?.trim());
-    if (!Number.isInteger(port) || port <= 0) throw new Error(`ws echo did not start: ${value}`);
-    return { url: `ws://127.0.0.1:${port}/`, close };
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
+    timeoutMs: 10_000,
+    what: "the ws echo server",
+  });
+  const port = Number(child.line.trim());
+  if (!Number.isInteger(port) || port <= 0) {
+    await child.stop();
+    throw new Error(`unexpected output from the ws echo server: ${child.line}`);
   }
+  return { url: `ws://127.0.0.1:${port}/`, close: child.stop };
 }
 
 Deno.test({
