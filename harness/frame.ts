@@ -125,6 +125,31 @@ export function encodeFrame(frame: FrameToEncode): Uint8Array {
   return encodeFrames([frame]);
 }
 
+/**
+ * Encodes one frame as pieces of at most `pieceSize` payload bytes, the first
+ * with the header: each piece is built and masked only when asked for, so a
+ * 64 MiB frame is never held a second time, masked, beside its payload. The
+ * pieces joined equal encodeFrame's bytes.
+ */
+export function* encodeFramePieces(
+  frame: Omit<FrameToEncode, "declaredLength"> & { payload: Uint8Array },
+  pieceSize: number,
+): Generator<Uint8Array> {
+  const { payload, maskKey } = frame;
+  const header = encodeHeader({ ...frame, length: BigInt(payload.length) });
+  let offset = 0;
+  do {
+    const size = Math.min(pieceSize, payload.length - offset);
+    const lead = offset === 0 ? header.length : 0;
+    const piece = new Uint8Array(lead + size);
+    if (lead) piece.set(header);
+    piece.set(payload.subarray(offset, offset + size), lead);
+    if (maskKey) maskInPlace(piece.subarray(lead), maskKey, offset);
+    offset += size;
+    yield piece;
+  } while (offset < payload.length);
+}
+
 const EMPTY = new Uint8Array(0);
 
 /** Encodes frames back to back into one buffer (several frames in one write). */

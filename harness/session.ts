@@ -9,6 +9,7 @@ import type { CaseSpec, Delivery, FrameFields, Level, Step } from "./case.ts";
 import {
   closePayload,
   decodeHeader,
+  encodeFramePieces,
   encodeFrames,
   encodeHeader,
   encodeMessage,
@@ -150,6 +151,12 @@ export const ECHO_SILENCE_UNECHOED_MS = 500;
 export const ECHO_SILENCE_MS = 10_000;
 /** How often a case waiting for an echo checks the peer's silence. */
 const ECHO_SILENCE_POLL_MS = 100;
+
+/**
+ * A message of one frame this long or longer is masked and written in pieces
+ * of this size, so the suite never holds a masked copy of a 64 MiB payload.
+ */
+const PIECE_BYTES = 1024 * 1024;
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
@@ -486,6 +493,13 @@ class ClientSession {
       const bytes = this.payloads.resolve(payload);
       const count = fragmentCount(bytes.length, fragmentSize);
       const opcode = binary ? Opcode.Binary : Opcode.Text;
+      if (count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync) {
+        // Masked piece by piece as it is written: the payload is not held twice.
+        const frame = { opcode, payload: bytes, maskKey: randomBytes(4) };
+        this.#logFrames(encodeHeader({ ...frame, length: BigInt(bytes.length) }), 1, () => bytes);
+        this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
+        return;
+      }
       const encoded = encodeMessage(bytes, {
         opcode,
         fragmentSize,

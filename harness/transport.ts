@@ -55,9 +55,14 @@ export interface WriteOptions {
   sync?: boolean;
 }
 
-interface QueuedWrite {
-  bytes: Uint8Array;
-  options: WriteOptions;
+type QueuedWrite =
+  | { bytes: Uint8Array; options: WriteOptions }
+  /** A long write produced piece by piece as the previous pieces are written (sendPieces). */
+  | { pieces: Iterable<Uint8Array> };
+
+/** A write that may leave together with the plain writes queued next to it. */
+function isPlain(write: QueuedWrite): write is { bytes: Uint8Array; options: WriteOptions } {
+  return "bytes" in write && !write.options.chop && !write.options.sync;
 }
 
 export class Transport {
@@ -99,11 +104,24 @@ export class Transport {
    * reaction to frames sent together must not depend on how its reads split them.
    */
   send(bytes: Uint8Array, options: WriteOptions = {}): void {
+    this.#enqueue({ bytes, options });
+  }
+
+  #enqueue(write: QueuedWrite): void {
     if (this.#closed || this.#writeFailed) return;
-    this.#queue.push({ bytes, options });
+    this.#queue.push(write);
     if (this.#pumping) return;
     this.#pumping = true;
     queueMicrotask(() => this.#pump());
+  }
+
+  /**
+   * Queues one long write whose pieces are made only as the ones before them
+   * are written, so it is never held whole (a 64 MiB frame, masked). It is not
+   * joined with its neighbours: it needs several segments anyway.
+   */
+  sendPieces(pieces: Iterable<Uint8Array>): void {
+    this.#enqueue({ pieces });
   }
 
   /** Closes TCP at once. Pending reads and writes end. */
@@ -120,20 +138,23 @@ export class Transport {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const first = this.#queue.shift()!;
-        const { chop, sync } = first.options;
-        if (chop && chop > 0) {
+        if ("pieces" in first) {
+          for (const piece of first.pieces) {
+            if (this.#closed) break;
+            await this.#write(piece);
+          }
+        } else if (first.options.chop && first.options.chop > 0) {
+          const { chop } = first.options;
           for (let i = 0; i < first.bytes.length && !this.#closed; i += chop) {
             await this.#write(first.bytes.subarray(i, i + chop), "chop");
           }
-        } else if (sync) {
+        } else if (first.options.sync) {
           await this.#write(first.bytes, "sync");
         } else {
           // Join the plain writes queued behind it, as a stream socket would.
           const parts = [first.bytes];
-          while (
-            this.#queue.length > 0 && !this.#queue[0].options.chop && !this.#queue[0].options.sync
-          ) {
-            parts.push(this.#queue.shift()!.bytes);
+          while (this.#queue.length > 0 && isPlain(this.#queue[0])) {
+            parts.push((this.#queue.shift() as { bytes: Uint8Array }).bytes);
           }
           await this.#write(parts.length === 1 ? parts[0] : concat(parts));
         }

@@ -3,6 +3,7 @@ import {
   closePayload,
   decodeHeader,
   encodeFrame,
+  encodeFramePieces,
   encodeFrames,
   encodeHeader,
   encodeMessage,
@@ -956,4 +957,24 @@ Deno.test("closePayload", () => {
     encodeFrame({ opcode: Opcode.Close, payload: closePayload(1000, utf8("bye")), maskKey: KEY }),
     concat(hex("88 85 37 fa 21 3d"), naiveMask(hex("03 e8 62 79 65"), KEY, 0)),
   );
+});
+
+Deno.test("encodeFramePieces joined equals encodeFrame, masked or not, any piece size", () => {
+  const rand = rng(11);
+  for (const length of [0, 1, 125, 126, 70000]) {
+    const payload = randomBytes(rand, length);
+    for (const maskKey of [undefined, randomBytes(rand, 4)]) {
+      for (const pieceSize of [1, 3, 1000, 65536]) {
+        const pieces = [
+          ...encodeFramePieces({ opcode: Opcode.Binary, payload, maskKey }, pieceSize),
+        ];
+        assert.ok(pieces.every((p, i) => i === 0 || p.length <= pieceSize));
+        assertBytes(
+          concat(...pieces),
+          encodeFrame({ opcode: Opcode.Binary, payload, maskKey }),
+          `${length} bytes in pieces of ${pieceSize}, ${maskKey ? "masked" : "unmasked"}`,
+        );
+      }
+    }
+  }
 });

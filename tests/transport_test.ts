@@ -112,3 +112,24 @@ Deno.test("transport: sync and chopped writes stay writes of their own", async (
   transport.close();
   assert.deepEqual(conn.writes, ["01", "02", "0304", "05", "0607"]);
 });
+
+Deno.test("transport: a piecewise write is made piece by piece as it is written, never joined", async () => {
+  const conn = new RecordingConn();
+  const transport = new Transport(conn as unknown as Deno.Conn, new WireLog());
+  /** When each piece was made: after how many writes. */
+  const madeAfter: number[] = [];
+  function* pieces() {
+    for (const byte of [2, 3, 4]) {
+      madeAfter.push(conn.writes.length);
+      yield new Uint8Array([byte]);
+    }
+  }
+  transport.send(new Uint8Array([1]));
+  transport.sendPieces(pieces());
+  transport.send(new Uint8Array([5]));
+  transport.send(new Uint8Array([6]));
+  await settle();
+  transport.close();
+  assert.deepEqual(conn.writes, ["01", "02", "03", "04", "0506"]);
+  assert.deepEqual(madeAfter, [1, 2, 3]);
+});
