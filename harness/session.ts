@@ -640,7 +640,7 @@ class ClientSession {
       }
       const { header, payload } = event;
       if (isControlOpcode(header.opcode)) this.#controlFrames.count++;
-      else this.#lastDataHeard = performance.now();
+      else this.#lastDataHeard = peerNow();
       this.log.frame("rx", header, payload);
       this.#checkServerFrame(header);
       // The pong owed goes out before the suite reacts to any other frame.
@@ -675,7 +675,7 @@ class ClientSession {
     const received = this.#parser.partialPayload?.length ?? 0;
     if (header === this.#partialFrame?.header && received === this.#partialFrame.received) return;
     this.#partialFrame = { header, received };
-    this.#lastDataHeard = performance.now();
+    this.#lastDataHeard = peerNow();
   }
 
   /**
@@ -893,20 +893,28 @@ class ClientSession {
 
   /**
    * Once the steps are done, brings the case's first timer forward when the
-   * echo it waits for is not coming: the suite has written everything, a
-   * message is the next event expected, and the peer has sent no data-frame
-   * byte for ECHO_SILENCE_MS (ECHO_SILENCE_UNECHOED_MS for a type the probe
-   * found the target does not echo). Pings do not count: a server may keep a
-   * connection alive without echoing. The timer does what it would have done
-   * later, so the verdict is the one it would have given.
+   * echo it waits for is not coming (see #onEchoGivenUp). The timer does what
+   * it would have done later, so the verdict is the one it would have given.
    */
   #watchEchoSilence(): void {
     const fireTimer = this.#caseTimers[0];
-    if (!fireTimer) return;
-    let quietSince = performance.now();
+    if (fireTimer) this.#onEchoGivenUp(() => fireTimer());
+  }
+
+  /**
+   * Calls `then` once the echo the case waits for is not coming: the suite has
+   * written everything, a message is the next event expected, and the peer has
+   * sent no data-frame byte for ECHO_SILENCE_MS (ECHO_SILENCE_UNECHOED_MS for a
+   * type the probe found the target does not echo). Pings do not count: a
+   * server may keep a connection alive without echoing. Silence is peer time
+   * (clock.ts). Returns a function that stops the watch.
+   */
+  #onEchoGivenUp(then: () => void): () => void {
+    let quietSince = peerNow();
+    let stopped = false;
     const check = () => {
-      if (this.#state !== "open") return;
-      const now = performance.now();
+      if (stopped || this.#state !== "open") return;
+      const now = peerNow();
       const limit = this.#echoSilenceLimit();
       if (limit === undefined || this.#transport!.writing) quietSince = now;
       if (limit === undefined || now - Math.max(quietSince, this.#lastDataHeard) < limit) {
@@ -915,11 +923,12 @@ class ClientSession {
       }
       this.log.note(
         `no data from the peer for ${limit / 1000} s after the suite's last write, while a ` +
-          "message is expected: the echo is not coming; the case's timer fires now",
+          "message is expected: the echo is not coming",
       );
-      fireTimer();
+      then();
     };
     this.#after(ECHO_SILENCE_POLL_MS, check);
+    return () => (stopped = true);
   }
 
   /** The silence that shows the next expected message is not coming; undefined when none is next. */
@@ -1085,9 +1094,12 @@ class ClientSession {
       const done = () => {
         this.#onEvent = undefined;
         timer.cancel();
+        stopWatch();
         resolve();
       };
       const timer = this.#after(ms, done);
+      // An echo that is not coming ends the wait as its bound would, only sooner.
+      const stopWatch = this.#onEchoGivenUp(done);
       this.#onEvent = () => {
         if (this.received.length >= count) done();
       };

@@ -105,6 +105,24 @@ Deno.test("a valid server that echoes nothing: the echo cases end soon and fail,
   }
 });
 
+Deno.test("the size probe (11.6.1) stops waiting for an echo that is not coming", async () => {
+  const server = startStrictServer({ echo: "none" });
+  try {
+    const probe = ALL_CASES.find((c) => c.id === "11.6.1")!;
+    const run = await runCase(probe, {
+      url: new URL(server.url),
+      echoes: { text: false, binary: false },
+    });
+    const notes = run.wire.entries.flatMap((e) => e.kind === "note" ? [e.text] : []);
+    assert.ok(notes.some((t) => /the echo is not coming/.test(t)), notes.join(" | "));
+    assert.equal(run.verdict.behavior, "INFORMATIONAL");
+    // Without the rule, the first message alone waits its whole 10 s for the echo.
+    assert.ok(run.duration < 10_000, `11.6.1 took ${run.duration} ms`);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("a server that echoes only text: text echoes pass (16 MiB too), binary ones end and fail", async () => {
   const server = startStrictServer({ echo: "text" });
   try {
