@@ -254,7 +254,7 @@ class ClientSession {
   #drainLater?: Promise<void>;
   /** Control frames handled since `since` (performance.now()), for CONTROL_FRAMES_PER_S. */
   #controlFrames = { since: 0, count: 0 };
-  /** When the peer last sent data-frame bytes (performance.now()); control frames do not count. */
+  /** When the peer last sent data-frame bytes (peerNow()); control frames do not count. */
   #lastDataHeard = 0;
   /** The data frame in progress as last seen, to tell whether more of it arrived. */
   #partialFrame?: { header: FrameHeader; received: number };
