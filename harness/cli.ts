@@ -36,7 +36,7 @@ import {
   specPatterns,
 } from "./spec.ts";
 import { Opcode } from "./frame.ts";
-import type { HeaderList } from "./handshake.ts";
+import { type HeaderList, TOKEN } from "./handshake.ts";
 import { connectRaw } from "./transport.ts";
 import type { Behavior, CloseBehavior } from "./verdict.ts";
 
@@ -134,9 +134,7 @@ export const NOT_RUN_REASON = "need an echo; --protocol-only";
  * its expectation (OK or NON-STRICT) lists a message, or it runs round trips.
  */
 export function needsEcho(spec: CaseSpec): boolean {
-  const { ok, nonStrict = [] } = spec.expect;
-  return [...ok, ...nonStrict].some((e) => "message" in e) ||
-    spec.steps.some((step) => "roundTrips" in step);
+  return echoTypes(spec).size > 0;
 }
 
 /** The types of message a case needs echoed: those its expectation lists, and its round trips'. */
@@ -415,9 +413,6 @@ function checkPermissions(needs: readonly PathNeed[]): void {
     }
   }
 }
-
-/** An HTTP token (RFC 7230 §3.2.6): the syntax of header names and subprotocol names. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Subprotocols to offer (--protocol, or a spec server's "protocols"), each

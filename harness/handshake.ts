@@ -10,6 +10,9 @@ export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 export type HeaderList = [name: string, value: string][];
 
+/** An HTTP token (RFC 7230 §3.2.6): the syntax of header names and subprotocol names. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /** A fresh Sec-WebSocket-Key: base64 of 16 random bytes (§4.1). */
 export function generateKey(): string {
   return crypto.getRandomValues(new Uint8Array(16)).toBase64();

@@ -5,6 +5,7 @@
  * verdict must not depend on what the other cases make the target do.
  */
 import type { CaseSpec } from "./case.ts";
+import { Opcode } from "./frame.ts";
 import { payloadLength } from "./payload.ts";
 import { peerNow } from "./clock.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
@@ -140,8 +141,8 @@ const HEAVY_BYTES = 1024 * 1024;
 function sentTypes(spec: CaseSpec): Set<"text" | "binary"> {
   const types = new Set<"text" | "binary">();
   const add = (opcode: number) => {
-    if (opcode === 1) types.add("text");
-    if (opcode === 2) types.add("binary");
+    if (opcode === Opcode.Text) types.add("text");
+    if (opcode === Opcode.Binary) types.add("binary");
   };
   for (const step of spec.steps) {
     if ("frame" in step) add(step.frame.opcode);

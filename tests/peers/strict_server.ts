@@ -26,6 +26,7 @@ import {
   headerValues,
   type HttpHead,
   parseHead,
+  TOKEN,
 } from "../../harness/handshake.ts";
 import { isValidUtf8, Utf8Validator } from "../../harness/utf8.ts";
 
@@ -196,8 +197,6 @@ const READ_SIZE = 64 * 1024;
 const SERVER_HEADER = "Server: wsconform-strict";
 /** base64 of exactly 16 bytes, with canonical (zero) padding bits (RFC 4648 §3.5). */
 const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
-/** An HTTP token (RFC 7230 §3.2.6), the syntax of a subprotocol name. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
