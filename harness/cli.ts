@@ -22,7 +22,7 @@ import {
 import { type CaseEvents, eventsOf, type JunitSuite, writeJunit } from "./junit.ts";
 import { failing, formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
 import { spawnReference } from "./reference_server.ts";
-import { writeHtmlReports } from "./html.ts";
+import { CasePages, writeHtmlReports } from "./html.ts";
 import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
 import { type CaseOutcome, runCases } from "./runner.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
@@ -717,11 +717,16 @@ async function runTargets(
   stop: AbortSignal,
 ): Promise<number> {
   const results: TargetResult[] = [];
-  for (const target of options.targets) {
-    if (stop.aborted) break;
-    // A blank line between the runs of several servers.
-    if (results.some((r) => r.suite !== undefined)) progress.line();
-    results.push(await runTarget(target, options, progress, stop));
+  const pages = new CasePages(options.out);
+  try {
+    for (const target of options.targets) {
+      if (stop.aborted) break;
+      // A blank line between the runs of several servers.
+      if (results.some((r) => r.suite !== undefined)) progress.line();
+      results.push(await runTarget(target, options, progress, stop, pages));
+    }
+  } finally {
+    await pages.close();
   }
   const stopStatus = stop.aborted ? SIGNAL_STATUS[stop.reason as StopSignal] : undefined;
 
@@ -759,7 +764,7 @@ async function runTargets(
     }
   }
   // The HTML pages show every agent in index.json, so they are rendered once, after all targets.
-  if (ran.length > 0) await writeHtmlReports(options.out);
+  if (ran.length > 0) await writeHtmlReports(options.out, pages);
   say();
   say(`report: ${options.out}/index.html`);
   say(`        ${options.out}/index.json`);
@@ -783,6 +788,7 @@ async function runTarget(
   options: CliOptions,
   progress: Progress,
   stop: AbortSignal,
+  pages: CasePages,
 ): Promise<TargetResult> {
   const say = (text = "") => progress.line(text);
   const paint = progress.paint.bind(progress);
@@ -868,6 +874,7 @@ async function runTarget(
     // The run stops early on a signal (`stop`) or once the target is gone.
     const targetGone = new AbortController();
     const lost = new TargetLoss(url, options.caCerts);
+    await pages.plan(agent, cases.map((c) => c.id));
     let runs: CaseOutcome[];
     try {
       runs = await runCases(cases, {
@@ -877,7 +884,7 @@ async function runTarget(
         jobs: options.jobs,
         onCaseDone: async (run) => {
           if (await lost.check(run)) return targetGone.abort();
-          await writeCaseReport(options.out, agent, run);
+          pages.write(agent, run.spec.id, await writeCaseReport(options.out, agent, run));
           if (failing(run.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
           progress.caseDone(run);
         },

@@ -19,6 +19,7 @@ import {
   compareIds,
   type IndexEntry,
   type IndexJson,
+  plannedReportFiles,
   readRunTimesIn,
   type RunTimes,
 } from "./report.ts";
@@ -301,7 +302,7 @@ function safeReportFile(name: unknown): string | undefined {
  * name made like caseReportName() when index.json names no plain file. Names
  * that would collide (two agents reduced to the same name) get a suffix.
  */
-export function planPages(index: IndexJson): PagePlan {
+export function planPages(index: Record<string, Record<string, unknown>>): PagePlan {
   const plan: PagePlan = new Map();
   const used = new Set(["index.html"]);
   for (const agent of Object.keys(index)) {
@@ -1487,12 +1488,153 @@ function readCaseJson(
   }
 }
 
+/** What a case page shows besides its report: its name, report file and neighbours. */
+function pageSignature(
+  page: string,
+  reportfile: unknown,
+  prev: CasePageOptions["prev"],
+  next: CasePageOptions["next"],
+): string {
+  return JSON.stringify([page, reportfile, prev, next]);
+}
+
+/** The neighbouring pages of an agent's case `i`, in the order of `ids`. */
+function neighboursIn(names: Map<string, string>, ids: string[], i: number) {
+  const at = (j: number) =>
+    j >= 0 && j < ids.length ? { page: names.get(ids[j])!, id: ids[j] } : undefined;
+  return { prev: at(i - 1), next: at(i + 1) };
+}
+
+/** One case page for writeCasePageJob(): where it goes, what it shows, and its neighbours. */
+export interface CasePageJob {
+  dir: string;
+  page: string;
+  agent: string;
+  reportfile: string;
+  prev?: CasePageOptions["prev"];
+  next?: CasePageOptions["next"];
+}
+
+/** Writes a case page from its report file; false when the file cannot be read. */
+export function writeCasePageJob(job: CasePageJob): boolean {
+  const { report } = readCaseJson(job.dir, job.reportfile);
+  if (!report) return false;
+  writeCasePage(join(job.dir, job.page), report, {
+    agent: job.agent,
+    prev: job.prev,
+    next: job.next,
+  });
+  return true;
+}
+
+/** How long close() waits for the pages still being written before leaving them to the end. */
+const PAGE_WORKER_GRACE_MS = 30_000;
+
+/**
+ * Case pages written while a run goes, in a Worker, as each case's report is
+ * written: writeHtmlReports() at the end need not read every report back (a
+ * run's reports hold up to 100 MB; reading them back and rendering them was a
+ * second at the end of every run), and the rendering never delays the cases'
+ * own I/O. The pages are named and linked as planned from index.json and the
+ * cases about to run; writeHtmlReports() writes again any page whose name,
+ * report or neighbours turned out otherwise (an interrupted run, say), and
+ * any page the worker could not write.
+ */
+export class CasePages {
+  /** Signatures of the pages written, by page name. */
+  readonly #written = new Map<string, string>();
+  /** Pages the worker is writing, by job number. */
+  readonly #pending = new Map<number, { page: string; signature: string }>();
+  #jobs = 0;
+  #worker?: Worker;
+  #workerFailed = false;
+  #idle?: () => void;
+  #plan: PagePlan = new Map();
+
+  constructor(readonly dir: string) {}
+
+  /** Plans the pages for a run of `ids` against `agent`; call it before the run. */
+  async plan(agent: string, ids: readonly string[]): Promise<void> {
+    this.#plan = planPages(await plannedReportFiles(this.dir, agent, ids));
+  }
+
+  /** Writes the page of a case whose report was just written (see plannedReportFiles()). */
+  write(agent: string, id: string, reportfile: string): void {
+    const names = this.#plan.get(agent);
+    const page = names?.get(id);
+    if (!names || !page) return;
+    const ids = [...names.keys()];
+    const { prev, next } = neighboursIn(names, ids, ids.indexOf(id));
+    this.#written.delete(page);
+    const worker = this.#worker ??= this.#startWorker();
+    if (!worker) return;
+    const job = ++this.#jobs;
+    this.#pending.set(job, { page, signature: pageSignature(page, reportfile, prev, next) });
+    const message: CasePageJob = { dir: this.dir, page, agent, reportfile, prev, next };
+    worker.postMessage({ job, ...message });
+  }
+
+  /** The worker, or undefined once it cannot run: writeHtmlReports() then writes every page. */
+  #startWorker(): Worker | undefined {
+    if (this.#workerFailed) return undefined;
+    const module = new URL("./case_page_worker.ts", import.meta.url);
+    // A command line that lets the suite read only its reports cannot start it.
+    if (
+      module.protocol !== "file:" ||
+      Deno.permissions.querySync({ name: "read", path: module }).state !== "granted"
+    ) {
+      this.#workerFailed = true;
+      return undefined;
+    }
+    const worker = new Worker(module, { type: "module" });
+    worker.onmessage = (e: MessageEvent<{ job: number; written: boolean }>) => {
+      const done = this.#pending.get(e.data.job);
+      this.#pending.delete(e.data.job);
+      if (done && e.data.written) this.#written.set(done.page, done.signature);
+      if (this.#pending.size === 0) this.#idle?.();
+    };
+    worker.onerror = (e) => {
+      // The pages it did not write are written at the end, by writeHtmlReports().
+      e.preventDefault();
+      this.#workerFailed = true;
+      this.#stopWorker();
+    };
+    return worker;
+  }
+
+  #stopWorker(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    this.#pending.clear();
+    this.#idle?.();
+  }
+
+  /** Waits for the pages in the worker (bounded), then stops it. */
+  async close(): Promise<void> {
+    if (this.#pending.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+        timer = setTimeout(resolve, PAGE_WORKER_GRACE_MS);
+      });
+      clearTimeout(timer);
+      this.#idle = undefined;
+    }
+    this.#stopWorker();
+  }
+
+  /** Whether the page with this signature is already written. */
+  isWritten(page: string, signature: string): boolean {
+    return this.#written.get(page) === signature;
+  }
+}
+
 /**
  * Reads dir/index.json and the case reports it names, writes dir/index.html
- * and one page per agent and case (the JSON file's name with .html); returns
- * the index page's path.
+ * and one page per agent and case (the JSON file's name with .html), except
+ * the pages `written` already holds as they are; returns the index page's path.
  */
-export async function writeHtmlReports(dir: string): Promise<string> {
+export async function writeHtmlReports(dir: string, written?: CasePages): Promise<string> {
   const parsed = JSON.parse(await Deno.readTextFile(join(dir, "index.json")));
   if (!isObject(parsed)) throw new Error(`${join(dir, "index.json")} is not a report index`);
   const index: IndexJson = {};
@@ -1505,10 +1647,11 @@ export async function writeHtmlReports(dir: string): Promise<string> {
   for (const agent of Object.keys(index)) {
     const names = pages.get(agent)!;
     const ids = [...names.keys()];
-    const neighbour = (j: number) =>
-      j >= 0 && j < ids.length ? { page: names.get(ids[j])!, id: ids[j] } : undefined;
     ids.forEach((id, i) => {
       const entry = entryOf(index, agent, id);
+      const { prev, next } = neighboursIn(names, ids, i);
+      const page = names.get(id)!;
+      if (written?.isWritten(page, pageSignature(page, entry?.reportfile, prev, next))) return;
       const { report, problem } = readCaseJson(dir, entry?.reportfile);
       const spec = specs.get(id);
       const shown: CaseReportJson = report ?? {
@@ -1521,10 +1664,10 @@ export async function writeHtmlReports(dir: string): Promise<string> {
         behaviorClose: entry?.behaviorClose,
         duration: entry?.duration,
       };
-      writeCasePage(join(dir, names.get(id)!), shown, {
+      writeCasePage(join(dir, page), shown, {
         agent,
-        prev: neighbour(i - 1),
-        next: neighbour(i + 1),
+        prev,
+        next,
         notice: problem && `${problem} The verdicts shown are those of index.json.`,
       });
     });

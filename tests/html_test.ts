@@ -11,6 +11,7 @@ import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import { encodeFrame, FrameParser } from "../harness/frame.ts";
 import { acceptFor } from "../harness/handshake.ts";
 import {
+  CasePages,
   type CaseReportJson,
   countResults,
   type DescribedEvent,
@@ -1016,4 +1017,62 @@ Deno.test("the close table states the handshake a case expects: a refusal, or a 
   // A report without the field (an older one) expects a 101, as before.
   const older = page({ ok: [], close }, false);
   assert.match(row(older, "Opening handshake completed"), /yes, status 101.*class="mismatch">no/s);
+});
+
+/** Every file of `dir` by name, with its text. */
+async function filesIn(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile) files.set(entry.name, await Deno.readTextFile(`${dir}/${entry.name}`));
+  }
+  return files;
+}
+
+Deno.test("case pages written during a run are those writeHtmlReports() writes from the JSON", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wsconform-html-live-" });
+  const copy = await Deno.makeTempDir({ prefix: "wsconform-html-copy-" });
+  const server = startStrictServer();
+  const pages = new CasePages(dir);
+  try {
+    const agent = "live";
+    const pageOf = (id: string) => caseReportName(agent, id).replace(/\.json$/, ".html");
+    const byIds = (ids: string[]) => ALL_CASES.filter((c) => ids.includes(c.id));
+    // The second run fills a gap between cases of the first: their neighbours change.
+    const runs = [byIds(["1.1.1", "1.1.3", "2.1", "9.7.1"]), byIds(["1.1.2", "5.1"])];
+    for (const cases of runs) {
+      await pages.plan(agent, cases.map((c) => c.id));
+      const outcomes = await runCases(cases, {
+        url: new URL(server.url),
+        jobs: 4,
+        onCaseDone: async (run) => {
+          pages.write(agent, run.spec.id, await writeCaseReport(dir, agent, run));
+        },
+      });
+      await pages.close();
+      // Written by the worker, before writeHtmlReports(), which leaves them be.
+      const written = async () =>
+        await Promise.all(
+          cases.map(async (c) => (await Deno.stat(`${dir}/${pageOf(c.id)}`)).mtime),
+        );
+      const before = await written();
+      await writeIndex(dir, agent, outcomes);
+      await writeHtmlReports(dir, pages);
+      assert.deepEqual(await written(), before);
+    }
+    // The same report directory rendered from its JSON files alone.
+    for (const [name, text] of await filesIn(dir)) {
+      if (!name.endsWith(".html")) await Deno.writeTextFile(`${copy}/${name}`, text);
+    }
+    await writeHtmlReports(copy);
+    const live = await filesIn(dir), rendered = await filesIn(copy);
+    assert.deepEqual([...live.keys()].sort(), [...rendered.keys()].sort());
+    for (const [name, text] of rendered) assert.equal(live.get(name), text, name);
+    // 1.1.1's next case is now 1.1.2, which the first run did not have.
+    assert.match(live.get(pageOf("1.1.1"))!, /1\.1\.2/);
+  } finally {
+    await pages.close();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(copy, { recursive: true });
+  }
 });
