@@ -8,6 +8,7 @@ import type { CaseSpec } from "./case.ts";
 import { Opcode } from "./frame.ts";
 import { payloadLength } from "./payload.ts";
 import { peerNow } from "./clock.ts";
+import { releaseMemory } from "./memory.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
 
 /** What is kept of a finished case once its report is written: the heavy data is dropped. */
@@ -196,12 +197,15 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
   const byWeight = (a: number, b: number) =>
     Number(heavy[b]) - Number(heavy[a]) || estimate(cases[b]) - estimate(cases[a]);
   const indices = cases.map((_, i) => i);
-  // Cases with sub-second timers run first, on their own: the CPU the big
-  // payloads cost (here and in a server on the same machine) must not decide
-  // whether a peer answered within half a second.
-  let pending = indices.filter((i) => !isPatient(cases[i])).sort(byWeight);
-  let patient = indices.filter((i) => isPatient(cases[i])).sort(byWeight);
-  let impatientLeft = pending.length;
+  // Cases with sub-second timers never run beside the patient ones: the CPU the
+  // big payloads cost (here and in a server on the same machine) must not
+  // decide whether a peer answered within half a second. The patient ones go
+  // first: the others spend most of their time in timed waits, while the big
+  // reports of the patient ones are rendered (onCaseDone's work, off the
+  // critical path).
+  let pending = indices.filter((i) => isPatient(cases[i])).sort(byWeight);
+  let impatient = indices.filter((i) => !isPatient(cases[i])).sort(byWeight);
+  let patientLeft = pending.length;
   const results: CaseOutcome[] = new Array(cases.length);
   const retries = new Array<number>(cases.length).fill(0);
   /** Cases holding a job slot; `stalled` ones wait for a handshake answer without one. */
@@ -233,7 +237,7 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
     if (aborted()) return settleAborted();
     const pump = () => {
       if (aborted()) return;
-      if (pending.length === 0 && impatientLeft === 0) [pending, patient] = [patient, []];
+      if (pending.length === 0 && patientLeft === 0) [pending, impatient] = [impatient, []];
       while (pending.length > 0 && running < limit && stalled < maxStalled) {
         const index = pending[0];
         // A heavy case runs alone: beside no other case, heavy or light.
@@ -242,6 +246,7 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
         const memory = bytes < GATED_BYTES ? () => {} : gate.tryAcquire(bytes);
         if (!memory) return;
         pending.shift();
+        if (heavy[index]) releaseMemory();
         start(index, bytes, memory);
       }
     };
@@ -352,7 +357,7 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
         leave();
         finished++;
         ended++;
-        if (!isPatient(spec)) impatientLeft--;
+        if (isPatient(spec)) patientLeft--;
         if (aborted()) settleAborted();
         else if (finished === cases.length) resolve(results);
         else pump();
