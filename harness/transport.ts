@@ -3,7 +3,10 @@
  * loop. Every byte in and out goes to the wire log. Every wait is bounded by
  * the caller: close() ends any pending read or write.
  */
+import { concat } from "./frame.ts";
 import type { WireLog } from "./wirelog.ts";
+
+export { concat };
 
 export interface ConnectOptions {
   url: URL;
@@ -205,16 +208,4 @@ export class Transport {
     this.close();
     this.onClosed(reason);
   }
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
