@@ -1,0 +1,727 @@
+/**
+ * The strict reference WebSocket client of wsconform's own tests, the oracle
+ * of client mode: an RFC 6455 echo client over raw TCP that enforces every
+ * rule the RFC lets a client enforce. It has its own minimal codec (it must not
+ * share the harness code it checks). Named flaws each break exactly one rule,
+ * so the client cases can be shown to fail as well as pass.
+ *
+ *   deno run --allow-net tests/peers/strict_client.ts ws://127.0.0.1:9001/ --flaw no-pong
+ *
+ * Exit status: 0 the connection ended with a closing handshake, 1 it did not
+ * (a refused handshake, a failed connection, TCP lost, the run's bound; one
+ * line on stderr says why), 2 bad usage.
+ */
+
+import { parseArgs } from "node:util";
+
+/** The flaws by what they break. */
+export const FLAW_FAMILIES = {
+  /** The client's request and its check of the response (§4.1). */
+  handshake: [
+    "bad-handshake-version",
+    "fixed-key",
+    "accept-non-101",
+    "accept-bad-upgrade",
+    "no-accept-check",
+    "accept-unoffered-protocol",
+    "accept-unoffered-extension",
+  ],
+  /** The frames the client sends (§5.1-§5.3). */
+  clientOutput: [
+    "unmasked",
+    "zero-mask-key",
+    "repeated-mask-key",
+    "non-minimal-length",
+    "rsv1",
+  ],
+  /** The frames the client receives (§5.1, §5.5.2, §8.1). */
+  serverInput: ["accept-masked-frames", "no-pong", "accept-invalid-utf8"],
+  /** Closing (§5.5.1, §7.1.1, §7.4). */
+  close: [
+    "close-code-1005",
+    "refuse-1012-1014",
+    "data-after-close",
+    "no-close-reply",
+    "close-tcp-first",
+  ],
+} as const;
+
+export const FLAWS = Object.values(FLAW_FAMILIES).flat();
+
+/** A deliberate deviation from RFC 6455; see FLAWS. */
+export type Flaw = (typeof FLAWS)[number];
+
+export interface StrictClientOptions {
+  flaws?: Flaw[];
+  /** Subprotocols to offer, in order of preference; default none. */
+  protocols?: string[];
+  /** The Origin header to send; default none (a non-browser client, §4.1 item 8). */
+  origin?: string;
+  /** The bound of the whole run, handshake to TCP close, in ms (default 60 s). */
+  timeoutMs?: number;
+  /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
+  maxMessage?: number;
+}
+
+export interface StrictClientResult {
+  /** 0: the connection ended with a closing handshake; 1: it did not. */
+  exitCode: 0 | 1;
+  /** Why the exit code is 1. */
+  error?: string;
+}
+
+const MiB = 1024 * 1024;
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** After the closing handshake, how long the server has to close TCP (§7.1.1). */
+const TCP_CLOSE_WAIT_MS = 2000;
+/** The longest response head accepted. */
+const MAX_HEAD = 16 * 1024;
+const READ_SIZE = 256 * 1024;
+/** Flaw fixed-key: the same key on every connection, the RFC's own sample (§4.1 item 7). */
+const FIXED_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+const Opcode = { Continuation: 0, Text: 1, Binary: 2, Close: 8, Ping: 9, Pong: 10 } as const;
+
+const encoder = new TextEncoder();
+
+/** A close code and a reason for failing the connection. */
+type Failure = [code: number, reason: string];
+
+// --- codec: only what a client needs ---------------------------------------
+
+interface Header {
+  fin: boolean;
+  rsv: number;
+  opcode: number;
+  maskKey: Uint8Array | undefined;
+  length: bigint;
+}
+
+/** Received bytes not yet consumed, as the chunks they came in. */
+class Incoming {
+  #chunks: Uint8Array[] = [];
+  size = 0;
+
+  push(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#chunks.push(bytes);
+    this.size += bytes.length;
+  }
+
+  /** Removes the first `n` bytes (n ≤ size), as slices of the chunks. */
+  take(n: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
+    while (n > 0) {
+      const chunk = this.#chunks[0];
+      if (chunk.length <= n) {
+        pieces.push(this.#chunks.shift()!);
+        n -= chunk.length;
+        this.size -= chunk.length;
+      } else {
+        pieces.push(chunk.subarray(0, n));
+        this.#chunks[0] = chunk.subarray(n);
+        this.size -= n;
+        n = 0;
+      }
+    }
+    return pieces;
+  }
+
+  /** The first `n` bytes, left in place. */
+  peek(n: number): Uint8Array {
+    const out = concat(this.take(n));
+    this.#chunks.unshift(out);
+    this.size += out.length;
+    return out;
+  }
+}
+
+/** Takes a frame header once all of it has arrived (§5.2). */
+function takeHeader(incoming: Incoming): Header | undefined {
+  if (incoming.size < 2) return undefined;
+  const [b0, b1] = incoming.peek(2);
+  const length7 = b1 & 0x7f;
+  const lengthBytes = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
+  const masked = (b1 & 0x80) !== 0;
+  const size = 2 + lengthBytes + (masked ? 4 : 0);
+  if (incoming.size < size) return undefined;
+  const bytes = concat(incoming.take(size));
+  let length = BigInt(length7);
+  if (lengthBytes > 0) {
+    length = 0n;
+    for (let i = 2; i < 2 + lengthBytes; i++) length = (length << 8n) | BigInt(bytes[i]);
+  }
+  return {
+    fin: (b0 & 0x80) !== 0,
+    rsv: (b0 >> 4) & 0x7,
+    opcode: b0 & 0x0f,
+    maskKey: masked ? bytes.slice(size - 4) : undefined,
+    length,
+  };
+}
+
+interface OutgoingFrame {
+  opcode: number;
+  /** The payload, in parts written one after the other (a message's chunks are not joined first). */
+  payload: Uint8Array[];
+  rsv?: number;
+  /** Absent: unmasked. */
+  maskKey?: Uint8Array;
+  /** 7, 16 or 64-bit length field; default the minimal one. */
+  lengthForm?: 7 | 16 | 64;
+}
+
+function encodeFrame({ opcode, payload, rsv = 0, maskKey, lengthForm }: OutgoingFrame): Uint8Array {
+  const n = payload.reduce((size, part) => size + part.length, 0);
+  const form = lengthForm ?? (n < 126 ? 7 : n < 65536 ? 16 : 64);
+  const lengthBytes = form === 7 ? 0 : form === 16 ? 2 : 8;
+  const start = 2 + lengthBytes + (maskKey ? 4 : 0);
+  const out = new Uint8Array(start + n);
+  out[0] = 0x80 | (rsv << 4) | opcode;
+  out[1] = (maskKey ? 0x80 : 0) | (form === 7 ? n : form === 16 ? 126 : 127);
+  for (let i = 0; i < lengthBytes; i++) out[2 + i] = Math.floor(n / 256 ** (lengthBytes - 1 - i));
+  if (maskKey) out.set(maskKey, start - 4);
+  let offset = start;
+  for (const part of payload) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  if (maskKey) xorMask(out.subarray(start), maskKey, 0);
+  return out;
+}
+
+/** XORs bytes in place with the key, the first byte being at `offset` in the payload (§5.3). */
+function xorMask(bytes: Uint8Array, key: Uint8Array, offset: number): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] ^= key[(offset + i) & 3];
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Close codes a close frame may carry (§7.4.1, §7.4.2 and IANA's 1012-1014). */
+function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+function isValidUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function acceptFor(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
+  return new Uint8Array(digest).toBase64();
+}
+
+// --- opening handshake (§4.1) ----------------------------------------------
+
+interface Response {
+  status: number;
+  /** Lower-case names, in order, repeated names kept. */
+  headers: [name: string, value: string][];
+}
+
+/** Parses a response head (without its final CRLF CRLF); a string says why it is malformed. */
+function parseResponse(head: string): Response | string {
+  const [statusLine, ...lines] = head.split("\r\n");
+  const status = /^HTTP\/1\.1 (\d{3})(?: |$)/.exec(statusLine);
+  if (!status) return `malformed status line ${JSON.stringify(statusLine)}`;
+  const headers: [string, string][] = [];
+  for (const line of lines) {
+    const field = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/.exec(line);
+    if (!field) return `malformed header line ${JSON.stringify(line)}`;
+    headers.push([field[1].toLowerCase(), field[2]]);
+  }
+  return { status: Number(status[1]), headers };
+}
+
+/** The comma-separated elements of every line of a header, trimmed, empty ones dropped. */
+function listValues(response: Response, name: string): string[] {
+  return response.headers.filter(([n]) => n === name)
+    .flatMap(([, value]) => value.split(","))
+    .map((element) => element.trim())
+    .filter((element) => element !== "");
+}
+
+// --- the client --------------------------------------------------------------
+
+/**
+ * - connecting: the opening handshake.
+ * - open: exchanging messages.
+ * - failed: we failed the connection (§7.1.7); waiting for the server to close TCP.
+ * - closed: both close frames crossed; waiting for the server to close TCP (§7.1.1).
+ */
+type State = "connecting" | "open" | "failed" | "closed";
+
+interface Message {
+  opcode: number;
+  chunks: Uint8Array[];
+  size: number;
+  /** Streaming validation of a text message, so invalid UTF-8 fails fast (§8.1). */
+  utf8: TextDecoder | undefined;
+}
+
+interface Frame {
+  header: Header;
+  /** Payload bytes still to come. */
+  remaining: number;
+  /** Payload bytes received (unmasked), kept for control frames only. */
+  chunks: Uint8Array[];
+  /** Payload bytes received so far, for unmasking. */
+  received: number;
+}
+
+class StrictClient {
+  #url: URL;
+  #flaws: ReadonlySet<Flaw>;
+  #protocols: readonly string[];
+  #origin: string | undefined;
+  #maxMessage: number;
+  #conn!: Deno.TcpConn;
+  #state: State = "connecting";
+  #key = "";
+  #head: Uint8Array = new Uint8Array(0);
+  #incoming = new Incoming();
+  #frame: Frame | undefined;
+  #message: Message | undefined;
+  /** Flaw repeated-mask-key: the one key of every frame. */
+  #fixedMaskKey = crypto.getRandomValues(new Uint8Array(4));
+  /** Why the run ends with exit code 1. */
+  #error: string | undefined;
+  /** The run's bound (whole run) and the wait for the server's TCP close. */
+  #deadline: ReturnType<typeof setTimeout> | undefined;
+  #closeWait: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Resolves when TCP is closed (or the run ends before it was open). */
+  #ended: Promise<undefined>;
+  #resolveEnded!: (value: undefined) => void;
+
+  constructor(url: URL, options: StrictClientOptions) {
+    this.#url = url;
+    this.#flaws = new Set(options.flaws ?? []);
+    this.#protocols = [...(options.protocols ?? [])];
+    this.#origin = options.origin;
+    this.#maxMessage = options.maxMessage ?? 64 * MiB;
+    this.#ended = new Promise((resolve) => this.#resolveEnded = resolve);
+  }
+
+  #has(flaw: Flaw): boolean {
+    return this.#flaws.has(flaw);
+  }
+
+  async run(timeoutMs: number): Promise<StrictClientResult> {
+    this.#deadline = setTimeout(() => {
+      if (this.#state === "closed") this.#closeTcp(); // the server kept TCP open: we close it
+      else this.#abort(`no end within ${timeoutMs / 1000} s (state ${this.#state})`);
+    }, timeoutMs);
+    try {
+      const connecting = Deno.connect({
+        hostname: this.#url.hostname.replace(/^\[|\]$/g, ""),
+        port: Number(this.#url.port || 80),
+      });
+      const conn = await Promise.race([connecting, this.#ended]);
+      if (conn === undefined) {
+        connecting.then((late) => late.close(), () => {}); // the bound ran out while connecting
+        return this.#result();
+      }
+      this.#conn = conn;
+      await this.#session();
+    } catch (error) {
+      // After the closing handshake, a reset is just how the server closed TCP.
+      if (this.#state !== "closed") this.#error ??= `connection error: ${(error as Error).message}`;
+    } finally {
+      clearTimeout(this.#deadline);
+      clearTimeout(this.#closeWait);
+      this.#closeTcp();
+    }
+    return this.#result();
+  }
+
+  #result(): StrictClientResult {
+    if (this.#error === undefined && this.#state !== "closed") {
+      this.#error = "the server closed TCP without a closing handshake (1006)";
+    }
+    return this.#error === undefined ? { exitCode: 0 } : { exitCode: 1, error: this.#error };
+  }
+
+  async #session(): Promise<void> {
+    this.#conn.setNoDelay(true);
+    await this.#write(encoder.encode(this.#request()));
+    const buffer = new Uint8Array(READ_SIZE);
+    while (!this.#closed) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buffer);
+      } catch (error) {
+        if (this.#closed) return; // our own close ended the read
+        throw error;
+      }
+      if (n === null) return; // the server closed TCP
+      // A copy of exactly what was read: received chunks are kept by reference.
+      const bytes = buffer.slice(0, n);
+      if (this.#state === "connecting") await this.#onHandshakeBytes(bytes);
+      else if (this.#state === "open") await this.#onFrameBytes(bytes);
+      // failed or closed: whatever else the server sends is ignored until it closes TCP
+    }
+  }
+
+  /** Ends the run: exit code 1 with this reason, TCP closed at once. */
+  #abort(reason: string): void {
+    this.#error ??= reason;
+    this.#closeTcp();
+  }
+
+  #closeTcp(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#resolveEnded(undefined);
+    try {
+      this.#conn?.close();
+    } catch { /* already closed */ }
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    for (let n = 0; n < bytes.length;) n += await this.#conn.write(bytes.subarray(n));
+  }
+
+  #maskKey(): Uint8Array | undefined {
+    if (this.#has("unmasked")) return undefined; // flaw: every client frame is masked (§5.1)
+    if (this.#has("zero-mask-key")) return new Uint8Array(4); // flaw: unpredictable (§5.3)
+    if (this.#has("repeated-mask-key")) return this.#fixedMaskKey; // flaw: fresh per frame (§5.3)
+    return crypto.getRandomValues(new Uint8Array(4));
+  }
+
+  async #send(opcode: number, payload: Uint8Array[]): Promise<void> {
+    const n = payload.reduce((size, part) => size + part.length, 0);
+    await this.#write(encodeFrame({
+      opcode,
+      payload,
+      rsv: this.#has("rsv1") ? 4 : 0, // flaw: RSV bits need an extension (§5.2)
+      maskKey: this.#maskKey(),
+      // Flaw non-minimal-length: the minimal length form is required (§5.2).
+      lengthForm: this.#has("non-minimal-length") && n < 65536 ? (n < 126 ? 16 : 64) : undefined,
+    }));
+  }
+
+  /** Sends a close frame with this code (none: an empty payload). */
+  async #sendClose(code: number | undefined): Promise<void> {
+    // Flaw close-code-1005: 1005 must never be sent in a close frame (§7.4.1).
+    if (this.#has("close-code-1005")) code = 1005;
+    const payload = code === undefined
+      ? new Uint8Array(0)
+      : new Uint8Array([code >> 8, code & 255]);
+    await this.#send(Opcode.Close, [payload]);
+    // Flaw data-after-close: no data frame may follow a close frame (§5.5.1).
+    if (this.#has("data-after-close")) {
+      await this.#send(Opcode.Text, [encoder.encode("after close")]);
+    }
+  }
+
+  /** The server has this long to close TCP (§7.1.1), then we close it. */
+  #awaitTcpClose(): void {
+    this.#closeWait = setTimeout(() => this.#closeTcp(), TCP_CLOSE_WAIT_MS);
+  }
+
+  /** Fails the WebSocket connection (§7.1.7): a close frame with the code, then TCP's close. */
+  async #fail([code, reason]: Failure): Promise<void> {
+    this.#error = `failed the connection with ${code}: ${reason}`;
+    this.#state = "failed";
+    this.#message = undefined;
+    await this.#sendClose(code);
+    this.#awaitTcpClose();
+  }
+
+  // --- opening handshake (§4.1) -------------------------------------------
+
+  #request(): string {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    this.#key = this.#has("fixed-key") ? FIXED_KEY : bytes.toBase64();
+    const url = this.#url;
+    const lines = [
+      `GET ${url.pathname}${url.search} HTTP/1.1`,
+      `Host: ${url.host}`,
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Key: ${this.#key}`,
+      // Flaw bad-handshake-version: the version must be 13 (§4.1 item 9).
+      `Sec-WebSocket-Version: ${this.#has("bad-handshake-version") ? 8 : 13}`,
+    ];
+    if (this.#origin !== undefined) lines.push(`Origin: ${this.#origin}`);
+    if (this.#protocols.length > 0) {
+      lines.push(`Sec-WebSocket-Protocol: ${this.#protocols.join(", ")}`);
+    }
+    return lines.join("\r\n") + "\r\n\r\n";
+  }
+
+  async #onHandshakeBytes(bytes: Uint8Array): Promise<void> {
+    this.#head = concat([this.#head, bytes]);
+    const end = headEnd(this.#head);
+    if (end < 0) {
+      if (this.#head.length > MAX_HEAD) this.#abort(`response head over ${MAX_HEAD} bytes`);
+      return;
+    }
+    const head = new TextDecoder("latin1").decode(this.#head.subarray(0, end));
+    const rest = this.#head.subarray(end + 4);
+    this.#head = new Uint8Array(0);
+    const refusal = await this.#checkResponse(head);
+    // Failing the connection before it opens: close TCP, no frame (§4.1).
+    if (refusal !== undefined) return this.#abort(`refused the handshake: ${refusal}`);
+    this.#state = "open";
+    // The first frames may come in the same read as the head.
+    if (rest.length > 0) await this.#onFrameBytes(rest);
+  }
+
+  /** Checks the response as §4.1 items 1-6 of the client's requirements ask; why it fails. */
+  async #checkResponse(head: string): Promise<string | undefined> {
+    const response = parseResponse(head);
+    if (typeof response === "string") return response;
+    // Flaw accept-non-101: any status but 101 means no WebSocket connection (item 1).
+    if (response.status !== 101 && !this.#has("accept-non-101")) {
+      return `status ${response.status}, expected 101`;
+    }
+    if (!this.#has("accept-bad-upgrade")) {
+      // Flaw accept-bad-upgrade: Upgrade must be "websocket", Connection hold "Upgrade" (items 2-3).
+      const upgrade = listValues(response, "upgrade");
+      if (upgrade.length !== 1 || upgrade[0].toLowerCase() !== "websocket") {
+        return `Upgrade ${JSON.stringify(upgrade.join(", "))}, expected websocket`;
+      }
+      if (!listValues(response, "connection").some((t) => t.toLowerCase() === "upgrade")) {
+        return "Connection header lacks the Upgrade token";
+      }
+    }
+    if (!this.#has("no-accept-check")) {
+      // Flaw no-accept-check: exactly one Sec-WebSocket-Accept, of our key (item 4).
+      const accepts = response.headers.filter(([n]) => n === "sec-websocket-accept");
+      const expected = await acceptFor(this.#key);
+      if (accepts.length !== 1 || accepts[0][1] !== expected) {
+        return `Sec-WebSocket-Accept ${
+          JSON.stringify(accepts.map(([, v]) => v).join(", "))
+        }, expected ${expected}`;
+      }
+    }
+    // Flaw accept-unoffered-extension: we offer no extension, so none may be in use (item 5).
+    const extensions = listValues(response, "sec-websocket-extensions");
+    if (extensions.length > 0 && !this.#has("accept-unoffered-extension")) {
+      return `extension not offered: ${extensions.join(", ")}`;
+    }
+    // Flaw accept-unoffered-protocol: at most one subprotocol, one we offered (item 6).
+    const protocols = response.headers.filter(([n]) => n === "sec-websocket-protocol")
+      .map(([, value]) => value);
+    const offered = protocols.length === 1 && this.#protocols.includes(protocols[0]);
+    if (protocols.length > 0 && !offered && !this.#has("accept-unoffered-protocol")) {
+      return `subprotocol not offered: ${protocols.join(", ")}`;
+    }
+    return undefined;
+  }
+
+  // --- frames (§5) --------------------------------------------------------
+
+  async #onFrameBytes(bytes: Uint8Array): Promise<void> {
+    const incoming = this.#incoming;
+    incoming.push(bytes);
+    while (this.#state === "open") {
+      if (this.#frame === undefined) {
+        const header = takeHeader(incoming);
+        if (header === undefined) return;
+        const failure = this.#checkHeader(header);
+        if (failure) return await this.#fail(failure);
+        this.#frame = { header, remaining: Number(header.length), chunks: [], received: 0 };
+      }
+      const frame = this.#frame;
+      const pieces = incoming.take(Math.min(incoming.size, frame.remaining));
+      for (const piece of pieces) {
+        const failure = this.#onPayload(frame, piece);
+        if (failure) return await this.#fail(failure);
+      }
+      if (frame.remaining > 0) return;
+      this.#frame = undefined;
+      await this.#onFrame(frame);
+    }
+  }
+
+  /** Checks a frame header before its payload arrives (§5.1, §5.2, §5.4, §5.5). */
+  #checkHeader(header: Header): Failure | undefined {
+    if (header.maskKey && !this.#has("accept-masked-frames")) {
+      return [1002, "masked frame from the server"]; // §5.1
+    }
+    if (header.rsv !== 0) return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    if (header.length >= 1n << 63n) {
+      return [1002, "64-bit payload length with the most significant bit set"]; // §5.2
+    }
+    const { opcode } = header;
+    if (opcode >= 8) {
+      if (opcode > Opcode.Pong) return [1002, `reserved opcode ${opcode}`]; // §5.2
+      if (header.length > 125n) return [1002, "control frame payload over 125 bytes"]; // §5.5
+      if (!header.fin) return [1002, "fragmented control frame"]; // §5.5
+      return undefined;
+    }
+    if (opcode > Opcode.Binary) return [1002, `reserved opcode ${opcode}`]; // §5.2
+    const message = this.#message;
+    if (opcode === Opcode.Continuation && message === undefined) {
+      return [1002, "continuation frame with no message to continue"]; // §5.4
+    }
+    if (opcode !== Opcode.Continuation && message !== undefined) {
+      return [1002, "new data frame inside a fragmented message"]; // §5.4
+    }
+    if ((message?.size ?? 0) + Number(header.length) > this.#maxMessage) {
+      return [1009, `message over ${this.#maxMessage} bytes`]; // §7.4.1
+    }
+    if (message === undefined) {
+      // Flaw accept-invalid-utf8: text must be valid UTF-8 (§8.1).
+      const validate = opcode === Opcode.Text && !this.#has("accept-invalid-utf8");
+      this.#message = {
+        opcode,
+        chunks: [],
+        size: 0,
+        utf8: validate ? new TextDecoder("utf-8", { fatal: true }) : undefined,
+      };
+    }
+    return undefined;
+  }
+
+  /** Unmasks and keeps payload bytes as they arrive; text is validated at once (fail fast). */
+  #onPayload(frame: Frame, piece: Uint8Array): Failure | undefined {
+    const { header } = frame;
+    if (header.maskKey) {
+      piece = piece.slice(); // flaw accept-masked-frames; the read buffer stays as received
+      xorMask(piece, header.maskKey, frame.received);
+    }
+    frame.received += piece.length;
+    frame.remaining -= piece.length;
+    if (header.opcode >= 8) {
+      frame.chunks.push(piece);
+      return undefined;
+    }
+    const message = this.#message!;
+    message.chunks.push(piece);
+    message.size += piece.length;
+    try {
+      message.utf8?.decode(piece, { stream: true });
+    } catch {
+      return [1007, "invalid UTF-8 in a text message"];
+    }
+    return undefined;
+  }
+
+  async #onFrame(frame: Frame): Promise<void> {
+    const { header } = frame;
+    switch (header.opcode) {
+      case Opcode.Ping:
+        // Flaw no-pong: a ping must be answered with its payload (§5.5.2).
+        if (!this.#has("no-pong")) await this.#send(Opcode.Pong, frame.chunks);
+        return;
+      case Opcode.Pong:
+        return; // unsolicited pongs are ignored (§5.5.3)
+      case Opcode.Close:
+        return await this.#onClose(concat(frame.chunks));
+    }
+    if (!header.fin) return;
+    const message = this.#message!;
+    this.#message = undefined;
+    try {
+      message.utf8?.decode(); // the text must end on a code point boundary
+    } catch {
+      return await this.#fail([1007, "text message ends inside a UTF-8 sequence"]);
+    }
+    await this.#send(message.opcode, message.chunks);
+  }
+
+  // --- closing (§5.5.1, §7) -----------------------------------------------
+
+  async #onClose(payload: Uint8Array): Promise<void> {
+    if (payload.length === 1) return await this.#fail([1002, "close payload of 1 byte"]);
+    let code: number | undefined;
+    if (payload.length >= 2) {
+      code = (payload[0] << 8) | payload[1];
+      // Flaw refuse-1012-1014: these codes are registered and valid (§7.4.2, IANA).
+      const refused = code >= 1012 && code <= 1014 && this.#has("refuse-1012-1014");
+      if (!isValidCloseCode(code) || refused) {
+        return await this.#fail([1002, `invalid close code ${code}`]);
+      }
+      if (!isValidUtf8(payload.subarray(2))) {
+        return await this.#fail([1007, "close reason is not valid UTF-8"]);
+      }
+    }
+    this.#state = "closed";
+    this.#message = undefined;
+    // Flaw no-close-reply: a close frame must be answered with one (§5.5.1).
+    if (!this.#has("no-close-reply")) await this.#sendClose(code);
+    // Flaw close-tcp-first: the server closes TCP first; the client waits (§7.1.1).
+    if (this.#has("close-tcp-first")) this.#closeTcp();
+    else this.#awaitTcpClose();
+  }
+}
+
+/** Where the head's CRLF CRLF starts, or -1. */
+function headEnd(bytes: Uint8Array): number {
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Connects to a ws:// URL, echoes every message until the connection ends,
+ * and says how it ended. Throws only on a URL that is not ws://.
+ */
+export async function runStrictClient(
+  url: string,
+  options: StrictClientOptions = {},
+): Promise<StrictClientResult> {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "ws:") throw new Error(`not a ws:// URL: ${url}`);
+  return await new StrictClient(parsed, options).run(options.timeoutMs ?? 60_000);
+}
+
+if (import.meta.main) {
+  const usage = "usage: strict_client.ts WS-URL [--flaw NAME]... [--protocol P]... " +
+    `[--origin O] [--timeout S]\nflaws: ${FLAWS.join(", ")}`;
+  let values, positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        flaw: { type: "string", multiple: true, default: [] },
+        protocol: { type: "string", multiple: true, default: [] },
+        origin: { type: "string" },
+        timeout: { type: "string", default: "60" },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    Deno.exit(2);
+  }
+  const unknown = values.flaw.filter((flaw) => !(FLAWS as readonly string[]).includes(flaw));
+  const timeout = Number(values.timeout);
+  const url = positionals.length === 1 && URL.canParse(positionals[0])
+    ? new URL(positionals[0])
+    : undefined;
+  if (unknown.length > 0 || url?.protocol !== "ws:" || !(timeout > 0)) {
+    console.error(unknown.length > 0 ? `unknown flaw: ${unknown.join(", ")}\n${usage}` : usage);
+    Deno.exit(2);
+  }
+  const result = await runStrictClient(url.href, {
+    flaws: values.flaw as Flaw[],
+    protocols: values.protocol.flatMap((list) => list.split(",")).map((p) => p.trim()),
+    origin: values.origin,
+    timeoutMs: timeout * 1000,
+  });
+  if (result.error !== undefined) console.error(`strict_client: ${result.error}`);
+  Deno.exit(result.exitCode);
+}
