@@ -10,6 +10,7 @@ import {
   type ResponseChanges,
   serverResponse,
 } from "../harness/server_handshake.ts";
+import { type Flaw, runStrictClient } from "./peers/strict_client.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -611,5 +612,114 @@ Deno.test("serverResponse: the client's checker accepts the legal answers and re
       assert.equal(problems.length, 1, problems.join("; "));
       assert.match(problems[0], problem);
     });
+  }
+});
+
+/** Bound of each wait on a real client: generous, for a busy machine; never a timing assertion. */
+const WIRE_BOUND_MS = 20_000;
+/** A close frame, code 1000, unmasked as a server sends it. */
+const SERVER_CLOSE = new Uint8Array([0x88, 0x02, 0x03, 0xe8]);
+
+/**
+ * Serves one connection: reads the client's request head, answers with
+ * `answer(check)` and, after a 101, closes (a close frame, the client's reply
+ * read, then TCP). Returns the check of the request.
+ */
+async function serveOnce(
+  listener: Deno.TcpListener,
+  answer: (check: ReturnType<typeof checkClientRequest>) => ResponseChanges,
+) {
+  const conn = await listener.accept();
+  let timedOut = false;
+  const bound = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, WIRE_BOUND_MS);
+  try {
+    let bytes = new Uint8Array(0);
+    const buffer = new Uint8Array(4096);
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error("the client closed before its request head");
+      bytes = new Uint8Array([...bytes, ...buffer.subarray(0, n)]);
+      const parsed = parseHead(bytes);
+      if (parsed.type === "error") throw new Error(parsed.reason);
+      if (parsed.type === "incomplete") continue;
+      const check = checkClientRequest(parsed.head);
+      const changes = answer(check);
+      const protocol = check.offer.protocols[0];
+      await conn.write(await serverResponse({ key: check.offer.key ?? "", protocol, changes }));
+      if ((changes.status ?? 101) === 101) {
+        try {
+          await conn.write(SERVER_CLOSE);
+          await conn.read(buffer); // the client's close, or the end of its side
+        } catch (error) {
+          // A client that refused the answer may have reset the connection already.
+          if (
+            !(error instanceof Deno.errors.ConnectionReset ||
+              error instanceof Deno.errors.BrokenPipe)
+          ) {
+            throw error;
+          }
+        }
+      }
+      return check;
+    }
+  } finally {
+    clearTimeout(bound);
+    if (!timedOut) conn.close();
+  }
+}
+
+Deno.test("on the wire: real clients' requests, and the answers they accept or refuse", async (t) => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `ws://127.0.0.1:${listener.addr.port}/runCase?case=1&agent=test`;
+  try {
+    await t.step("Deno's WebSocket: a valid request; the 101 opens the connection", async () => {
+      const socket = new WebSocket(url, ["chat", "superchat"]);
+      const events: string[] = [];
+      const closed = new Promise<void>((resolve) => {
+        socket.onopen = () => events.push(`open ${socket.protocol}`);
+        socket.onerror = () => events.push("error");
+        socket.onclose = () => resolve();
+      });
+      const check = await serveOnce(listener, () => ({}));
+      await closed;
+      assert.deepEqual(check.problems, []);
+      assert.equal(check.offer.target, "/runCase?case=1&agent=test");
+      assert.equal(check.offer.host, `127.0.0.1:${listener.addr.port}`);
+      assert.deepEqual(check.offer.protocols, ["chat", "superchat"]);
+      assert.deepEqual(events, ["open chat"]);
+    });
+    const strict = async (flaws: Flaw[], answer: ResponseChanges) => {
+      const [result, check] = await Promise.all([
+        runStrictClient(url, { flaws, origin: "http://localhost:8080", timeoutMs: WIRE_BOUND_MS }),
+        serveOnce(listener, () => answer),
+      ]);
+      return { result, check };
+    };
+    await t.step(
+      "the strict client: a valid request; it completes the closing handshake",
+      async () => {
+        const { result, check } = await strict([], {});
+        assert.deepEqual(check.problems, []);
+        assert.equal(check.offer.origin, "http://localhost:8080");
+        assert.deepEqual(result, { exitCode: 0 });
+      },
+    );
+    await t.step("the strict client refuses a wrong Accept", async () => {
+      const { result, check } = await strict([], { headers: { "Sec-WebSocket-Accept": "{key}" } });
+      assert.deepEqual(check.problems, []);
+      assert.equal(result.exitCode, 1);
+      assert.match(result.error ?? "", /Accept/);
+    });
+    await t.step("the strict client's flaw bad-handshake-version: §4.1 item 9", async () => {
+      const { check } = await strict(["bad-handshake-version"], { status: 426 });
+      assert.deepEqual(check.problems, [
+        { section: "§4.1 item 9", level: "must", text: "Sec-WebSocket-Version 8, not 13" },
+      ]);
+    });
+  } finally {
+    listener.close();
   }
 });
