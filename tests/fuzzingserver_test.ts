@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import {
   autobahnCaseOrder,
   caseCountMessage,
@@ -26,6 +27,26 @@ Deno.test("autobahnCaseOrder: integer tuples, each id once", () => {
   // Case 17 is 2.1 in Autobahn's numbering (the 16 cases of 1.x come first).
   assert.equal(ordered[17 - 1], "2.1");
   assert.equal(ordered.length, 27);
+});
+
+Deno.test("autobahnCaseOrder: the suite's 301 Autobahn cases, numbered as Autobahn numbers them", () => {
+  const ids = AUTOBAHN_CASES.map((c) => c.id);
+  const numbered = autobahnCaseOrder(ids);
+  // The catalog is already in Autobahn's order.
+  assert.deepEqual(numbered, ids);
+  assert.equal(caseCountMessage(numbered), "301");
+  // 1.x has 16 cases, 2.x 11, 3.x 7, 4.x 10, 5.x 20, 6.x 145, 7.x 37, 9.x 54, 10.x 1.
+  const firsts = { 1: "1.1.1", 17: "2.1", 28: "3.1", 35: "4.1.1", 45: "5.1", 65: "6.1.1" };
+  for (const [number, id] of Object.entries(firsts)) assert.equal(numbered[Number(number) - 1], id);
+  assert.equal(numbered[210 - 1], "7.1.1");
+  assert.equal(numbered[247 - 1], "9.1.1");
+  assert.equal(numbered[301 - 1], "10.1.1");
+  assert.deepEqual(parseFuzzingTarget("/runCase?casetuple=9.1.1&agent=ws", numbered), {
+    kind: "runCase",
+    caseNumber: 247,
+    caseId: "9.1.1",
+    agent: "ws",
+  });
 });
 
 Deno.test("parseFuzzingTarget: the five endpoints", () => {
