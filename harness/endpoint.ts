@@ -111,7 +111,11 @@ export interface EndpointOptions {
   extensions?: Extension[];
   /** Largest message (and frame) accepted; larger is error 1009. Default 64 MiB. */
   maxMessageSize?: number;
-  /** Answers every ping with a pong (§5.5.2). Default true; off, the caller answers. */
+  /**
+   * Answers every ping at once (§5.5.2). Default true. Off, the caller sends
+   * the pong owed for the latest ping (sendOwedPong) at its own pace; one still
+   * owed goes out before this end's close frame, as the ping came first.
+   */
   autoPong?: boolean;
   /** Fills `byteCount` bytes of masking keys (4 per frame). Default crypto.getRandomValues. */
   maskKeys?: (byteCount: number) => Uint8Array;
@@ -140,6 +144,8 @@ export class Endpoint {
   #extensions: Extension[];
   #allowedRsv: number;
   #autoPong: boolean;
+  /** The payload of the latest ping not answered yet (autoPong off). */
+  #owedPong?: Uint8Array;
   #maskKeys: (byteCount: number) => Uint8Array;
   #parser: FrameParser;
   #state: State = "connecting";
@@ -217,12 +223,13 @@ export class Endpoint {
   }
 
   /**
-   * The next event, parsing at most one more frame for it; undefined when the
-   * bytes so far give no more. One frame at a time lets a caller pace a flood.
+   * The events of one more frame (or of the part of one received so far);
+   * empty when the bytes so far give no more. One frame at a time lets a
+   * caller pace a flood.
    */
-  nextEvent(): EndpointEvent | undefined {
-    while (this.#events.length === 0 && this.#parseOne());
-    return this.#events.shift();
+  nextEvents(): EndpointEvent[] {
+    this.#parseOne();
+    return this.#events.splice(0);
   }
 
   /** Every event the bytes so far give. */
@@ -367,6 +374,7 @@ export class Endpoint {
       case Opcode.Ping:
         this.#events.push({ type: "ping", payload });
         if (this.#autoPong) this.sendPong(payload);
+        else this.#owedPong = payload;
         return;
       case Opcode.Pong:
         this.#events.push({ type: "pong", payload });
@@ -543,6 +551,17 @@ export class Endpoint {
     this.sendFrame({ opcode: Opcode.Pong, payload });
   }
 
+  /** The pong owed for the latest ping, if one is (autoPong off); only the latest needs one. */
+  get pongOwed(): boolean {
+    return this.#owedPong !== undefined;
+  }
+
+  sendOwedPong(): void {
+    if (!this.#owedPong) return;
+    this.sendPong(this.#owedPong);
+    this.#owedPong = undefined;
+  }
+
   /**
    * Starts (or answers) the closing handshake (§5.5.1, §7.1.2): only once, from
    * OPEN; returns whether a close frame was queued. A reason longer than a
@@ -550,6 +569,7 @@ export class Endpoint {
    */
   sendClose(code?: number, reason?: string | Uint8Array): boolean {
     if (this.#state !== "open") return false;
+    this.sendOwedPong();
     const bytes = typeof reason === "string" ? utf8Encoder.encode(reason) : reason;
     this.sendFrame({
       opcode: Opcode.Close,

@@ -141,26 +141,14 @@ for (const role of ROLES) {
     assert.equal(endpoint.closeHandshakeDone, true);
   });
 
-  Deno.test(`${role}: nextEvent() parses one frame at a time`, () => {
-    const e = endpoint(role);
-    e.receiveData(concat([
-      peerFrame(role, { opcode: Opcode.Text, payload: text("a") }),
-      peerFrame(role, { opcode: Opcode.Text, payload: text("b") }),
-    ]));
-    assert.equal(e.nextEvent()?.type, "frame");
-    assert.deepEqual(e.nextEvent(), { type: "message", binary: false, payload: text("a") });
-    assert.equal(e.nextEvent()?.type, "frame");
-    assert.deepEqual(e.nextEvent(), { type: "message", binary: false, payload: text("b") });
-    assert.equal(e.nextEvent(), undefined);
-  });
-
-  Deno.test(`${role}: nextEvent() parses no frame ahead (a caller paces a ping flood)`, () => {
+  Deno.test(`${role}: nextEvents() gives one frame's events at a time`, () => {
     const e = endpoint(role);
     const ping = peerFrame(role, { opcode: Opcode.Ping });
-    e.receiveData(concat([ping, ping]));
-    assert.equal(e.nextEvent()?.type, "frame");
-    assert.equal(e.nextEvent()?.type, "ping");
-    assert.equal(framesIn(e.dataToSend()).length, 1, "one ping parsed, one pong");
+    e.receiveData(concat([ping, peerFrame(role, { opcode: Opcode.Text, payload: text("a") })]));
+    assert.deepEqual(e.nextEvents().map((x) => x.type), ["frame", "ping"]);
+    assert.equal(framesIn(e.dataToSend()).length, 1, "the second frame is not parsed yet");
+    assert.deepEqual(summary(e.nextEvents()), ["text a"]);
+    assert.deepEqual(e.nextEvents(), []);
   });
 
   Deno.test(`${role}: partialDataFrame shows a data frame still arriving`, () => {
@@ -552,11 +540,32 @@ Deno.test("a long close reason is cut to fit a control frame", () => {
   assert.equal(framesIn(e.dataToSend())[0].payload.length, 125);
 });
 
-Deno.test("autoPong off leaves the ping to the caller", () => {
+Deno.test("autoPong off: the caller sends the pong owed for the latest ping", () => {
   const e = endpoint("client", { autoPong: false });
-  e.receiveData(peerFrame("client", { opcode: Opcode.Ping, payload: text("p") }));
-  assert.deepEqual(summary(e.eventsReceived()), ["ping p"]);
+  e.receiveData(peerFrame("client", { opcode: Opcode.Ping, payload: text("p1") }));
+  e.receiveData(peerFrame("client", { opcode: Opcode.Ping, payload: text("p2") }));
+  assert.deepEqual(summary(e.eventsReceived()), ["ping p1", "ping p2"]);
   assert.equal(e.dataToSend().length, 0);
+  assert.equal(e.pongOwed, true);
+  e.sendOwedPong();
+  assert.equal(e.pongOwed, false);
+  assert.deepEqual(framesIn(e.dataToSend()).map((f) => f.payload), [text("p2")]);
+  e.sendOwedPong();
+  assert.equal(e.dataToSend().length, 0, "one pong per ping answered");
+});
+
+Deno.test("autoPong off: a pong still owed goes out before this end's close frame", () => {
+  for (const role of ROLES) {
+    const { sent } = receive(
+      role,
+      concat([
+        peerFrame(role, { opcode: Opcode.Ping, payload: text("p") }),
+        peerFrame(role, { opcode: Opcode.Close }),
+      ]),
+      { autoPong: false },
+    );
+    assert.deepEqual(framesIn(sent).map((f) => f.header.opcode), [Opcode.Pong, Opcode.Close]);
+  }
 });
 
 // ---------------------------------------------------------------------------
