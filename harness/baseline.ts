@@ -10,7 +10,15 @@
  * Everything here is pure apart from the two small file helpers at the end.
  */
 import { compareIds } from "./report.ts";
-import type { Behavior, CloseBehavior } from "./verdict.ts";
+import {
+  type Behavior,
+  behaviorFails,
+  BEHAVIORS,
+  CLOSE_BEHAVIORS,
+  type CloseBehavior,
+  closeFails,
+  isFailing,
+} from "./verdict.ts";
 
 /** The two verdicts of one case, as a baseline keeps them. */
 export interface BaselineEntry {
@@ -25,46 +33,6 @@ export interface Baseline {
 }
 
 export class BaselineError extends Error {}
-
-/**
- * The order of `behavior` verdicts, best first. INFORMATIONAL ranks with OK
- * (the RFC leaves the outcome open); UNIMPLEMENTED sits below NON-STRICT and
- * never fails.
- */
-export const BEHAVIOR_RANK: Readonly<Record<Behavior, number>> = {
-  "OK": 0,
-  "INFORMATIONAL": 0,
-  "UNIMPLEMENTED": 1,
-  "NON-STRICT": 2,
-  "FAILED": 3,
-};
-
-/** The order of `behaviorClose` verdicts, best first; the last three all fail. */
-export const CLOSE_RANK: Readonly<Record<CloseBehavior, number>> = {
-  "OK": 0,
-  "INFORMATIONAL": 0,
-  "FAILED BY CLIENT": 1,
-  "UNCLEAN": 2,
-  "WRONG CODE": 2,
-  "FAILED": 2,
-};
-
-/** The failing line of each scale: a verdict ranked at or above it fails. */
-export function behaviorFails(behavior: Behavior, strict = false): boolean {
-  return BEHAVIOR_RANK[behavior] >= (strict ? BEHAVIOR_RANK["NON-STRICT"] : BEHAVIOR_RANK.FAILED);
-}
-
-export function closeFails(behaviorClose: CloseBehavior): boolean {
-  return CLOSE_RANK[behaviorClose] >= CLOSE_RANK.FAILED;
-}
-
-/**
- * Whether a case fails: the same rule as verdict.ts's isFailing, and with
- * `strict` a NON-STRICT behaviour fails too.
- */
-export function entryFails(entry: BaselineEntry, strict = false): boolean {
-  return behaviorFails(entry.behavior, strict) || closeFails(entry.behaviorClose);
-}
 
 /**
  * How a case compares with its baseline entry:
@@ -84,7 +52,7 @@ export function compareEntry(
   after: BaselineEntry,
   strict = false,
 ): Change {
-  if (before === undefined) return entryFails(after, strict) ? "regressed" : "new";
+  if (before === undefined) return isFailing(after, strict) ? "regressed" : "new";
   const b0 = behaviorFails(before.behavior, strict), b1 = behaviorFails(after.behavior, strict);
   const c0 = closeFails(before.behaviorClose), c1 = closeFails(after.behaviorClose);
   if ((!b0 && b1) || (!c0 && c1)) return "regressed";
@@ -205,8 +173,8 @@ export function parseBaseline(text: string, source = "baseline"): Baseline {
   for (const [id, entry] of Object.entries(data.cases)) {
     if (!ID.test(id)) throw new BaselineError(`${source}: "${id}" is not a case id`);
     if (
-      !isObject(entry) || !Object.hasOwn(BEHAVIOR_RANK, entry.behavior as string) ||
-      !Object.hasOwn(CLOSE_RANK, entry.behaviorClose as string)
+      !isObject(entry) || !BEHAVIORS.includes(entry.behavior as Behavior) ||
+      !CLOSE_BEHAVIORS.includes(entry.behaviorClose as CloseBehavior)
     ) {
       throw new BaselineError(
         `${source}: case ${id} needs a valid "behavior" and "behaviorClose"`,

@@ -20,11 +20,11 @@ import {
   writeBaseline,
 } from "./baseline.ts";
 import { type CaseEvents, eventsOf, type JunitSuite, writeJunit } from "./junit.ts";
-import { failing, formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
+import { formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
 import { spawnReference } from "./reference_server.ts";
 import { CasePages, writeHtmlReports } from "./html.ts";
 import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
-import { type CaseOutcome, runCases } from "./runner.ts";
+import { runCases } from "./runner.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
 import {
   DEFAULT_OUTDIR,
@@ -38,7 +38,14 @@ import {
 import { Opcode } from "./frame.ts";
 import { type HeaderList, TOKEN } from "./handshake.ts";
 import { connectRaw } from "./transport.ts";
-import type { Behavior, CloseBehavior } from "./verdict.ts";
+import {
+  type Behavior,
+  type CaseOutcome,
+  type CloseBehavior,
+  isFailing,
+  judgeCase,
+  outcomeOf,
+} from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
@@ -664,6 +671,7 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
     write,
     columns: io.columns ?? (isTTY ? consoleColumns() : 80),
     strict: options.strict,
+    groups: GROUPS,
   });
 
   const stop = new AbortController();
@@ -717,7 +725,7 @@ async function runTargets(
   stop: AbortSignal,
 ): Promise<number> {
   const results: TargetResult[] = [];
-  const pages = new CasePages(options.out);
+  const pages = new CasePages(options.out, GROUPS);
   try {
     for (const target of options.targets) {
       if (stop.aborted) break;
@@ -737,6 +745,7 @@ async function runTargets(
   if (options.junit !== undefined) {
     try {
       junitPath = await writeJunit(options.junit, ran.map((r) => r.suite!), {
+        groups: GROUPS,
         strict: options.strict,
       });
     } catch (e) {
@@ -764,7 +773,7 @@ async function runTargets(
     }
   }
   // The HTML pages show every agent in index.json, so they are rendered once, after all targets.
-  if (ran.length > 0) await writeHtmlReports(options.out, pages);
+  if (ran.length > 0) await writeHtmlReports(options.out, GROUPS, pages);
   say();
   say(`report: ${options.out}/index.html`);
   say(`        ${options.out}/index.json`);
@@ -877,23 +886,30 @@ async function runTarget(
     await pages.plan(agent, cases.map((c) => c.id));
     let runs: CaseOutcome[];
     try {
-      runs = await runCases(cases, {
+      const outcomes = await runCases(cases, {
         ...session,
         echoes,
         signal: AbortSignal.any([stop, targetGone.signal]),
         jobs: options.jobs,
         onCaseDone: async (run) => {
-          if (await lost.check(run)) return targetGone.abort();
-          pages.write(agent, run.spec.id, await writeCaseReport(options.out, agent, run));
-          if (failing(run.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
-          progress.caseDone(run);
+          // A case that found the target gone is not run, like the cases after it.
+          if (await lost.check(run)) {
+            targetGone.abort();
+            return undefined;
+          }
+          const judged = judgeCase(run.spec, run);
+          const reportfile = await writeCaseReport(options.out, agent, { ...run, ...judged });
+          pages.write(agent, run.spec.id, reportfile);
+          if (isFailing(judged.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
+          const outcome = outcomeOf(run, judged);
+          progress.caseDone(outcome);
+          return outcome;
         },
       });
+      runs = outcomes.filter((outcome) => outcome !== undefined);
     } finally {
       progress.end();
     }
-    // A case that found the target gone is not run, like the cases after it.
-    runs = runs.filter((r) => !lost.unreached.has(r.spec.id));
     const elapsed = performance.now() - started;
     const { earlier } = await writeIndex(options.out, agent, runs);
     const finished = new Set(runs.map((r) => r.spec.id));
@@ -913,7 +929,7 @@ async function runTarget(
       );
     }
 
-    const table = summaryTable(runs, { strict: options.strict, paint });
+    const table = summaryTable(runs, { groups: GROUPS, strict: options.strict, paint });
     say();
     say(table.text);
     say(
@@ -921,7 +937,7 @@ async function runTarget(
         options.strict ? " (NON-STRICT counts, --strict)" : ""
       } in ${formatSeconds(elapsed)}`,
     );
-    const failures = runs.filter((r) => failing(r.verdict, options.strict))
+    const failures = runs.filter((r) => isFailing(r.verdict, options.strict))
       .sort((a, b) => compareIds(a.spec.id, b.spec.id));
     if (failures.length > 0) say("failed cases, with their verdicts (behavior/close):");
     for (const r of failures.slice(0, LIST_LIMIT)) {
@@ -996,8 +1012,6 @@ async function runTarget(
 class TargetLoss {
   /** Where and why the target stopped answering. */
   at?: { id: string; reason: string };
-  /** Cases that found the target gone. */
-  readonly unreached = new Set<string>();
   /** The connection attempt in progress, shared by the cases that failed meanwhile. */
   #attempt?: Promise<string | undefined>;
 
@@ -1015,7 +1029,6 @@ class TargetLoss {
       return false;
     }
     this.at ??= { id: run.spec.id, reason: failure };
-    this.unreached.add(run.spec.id);
     return true;
   }
 }

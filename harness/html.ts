@@ -12,7 +12,6 @@
  * HTML and rewrites their escapes.)
  */
 import { join } from "node:path";
-import { GROUPS } from "../fixtures/mod.ts";
 import type { CaseSpec, GroupSpec } from "./case.ts";
 import {
   caseReportName,
@@ -477,8 +476,8 @@ function rfcLabel(rfc: unknown): Html {
 // The index
 
 export interface IndexOptions {
-  /** Groups for headings and titles; default the suite's GROUPS. */
-  groups?: readonly GroupSpec[];
+  /** The case catalog: groups for headings and titles, cases for the requirements shown. */
+  groups: readonly GroupSpec[];
   /** Page names; default planPages(index), the names writeHtmlReports() writes. */
   pages?: PagePlan;
   /** When each result was written (report.ts RUNS_FILE): results of earlier runs are marked. */
@@ -552,7 +551,7 @@ function countRows(rows: Row[], agents: number): Counts[] {
  */
 export function countResults(
   index: IndexJson,
-  groups: readonly GroupSpec[] = GROUPS,
+  groups: readonly GroupSpec[],
 ): Record<string, Counts> {
   const agents = agentsOf(index);
   const rows = sections(index, agents, groups).flatMap((s) => s.rows);
@@ -663,8 +662,8 @@ const CLOSE_LEGEND: [string, string][] = [
 ];
 
 /** The index page: legend, totals per agent, and the matrix of cases × agents. */
-export function renderIndex(index: IndexJson, options: IndexOptions = {}): string {
-  const groups = options.groups ?? GROUPS;
+export function renderIndex(index: IndexJson, options: IndexOptions): string {
+  const { groups } = options;
   const pages = options.pages ?? planPages(index);
   const agents = agentsOf(index);
   const secs = sections(index, agents, groups);
@@ -1273,7 +1272,16 @@ export interface CasePageOptions {
   next?: { page: string; id: string };
   /** Shown at the top, e.g. when the case's JSON file could not be read. */
   notice?: string;
-  groups?: readonly GroupSpec[];
+  /** The groups' titles, from the case catalog. */
+  groups: readonly GroupTitles[];
+}
+
+/** What a case page shows of its group: its title and the titles of its subgroups. */
+export type GroupTitles = Pick<GroupSpec, "id" | "title" | "subgroups">;
+
+/** The titles of the catalog's groups (cheap to send to the page worker: no cases). */
+export function groupTitles(groups: readonly GroupSpec[]): GroupTitles[] {
+  return groups.map(({ id, title, subgroups }) => ({ id, title, subgroups }));
 }
 
 function httpText(x: unknown): string | undefined {
@@ -1289,7 +1297,7 @@ interface CasePageParts {
 
 function casePageParts(report: CaseReportJson, options: CasePageOptions): CasePageParts {
   const r: CaseReportJson = isObject(report) ? report : {};
-  const groups = options.groups ?? GROUPS;
+  const { groups } = options;
   const id = str(r.id) ?? "?";
   const agent = options.agent ?? str(r.agent) ?? "?";
   const group = groups.find((g) => g.id === id.split(".")[0]);
@@ -1429,7 +1437,7 @@ ${elidedNote}
 }
 
 /** One agent's case: verdicts, events with the first difference, close, handshake, wire log. */
-export function renderCasePage(report: CaseReportJson, options: CasePageOptions = {}): string {
+export function renderCasePage(report: CaseReportJson, options: CasePageOptions): string {
   const { head, wirelog, tail } = casePageParts(report, options);
   return `${head}${[...wireLogRows(wirelog)].join("")}${tail}`;
 }
@@ -1513,6 +1521,7 @@ export interface CasePageJob {
   reportfile: string;
   prev?: CasePageOptions["prev"];
   next?: CasePageOptions["next"];
+  groups: readonly GroupTitles[];
 }
 
 /** Writes a case page from its report file; false when the file cannot be read. */
@@ -1523,6 +1532,7 @@ export function writeCasePageJob(job: CasePageJob): boolean {
     agent: job.agent,
     prev: job.prev,
     next: job.next,
+    groups: job.groups,
   });
   return true;
 }
@@ -1550,8 +1560,12 @@ export class CasePages {
   #workerFailed = false;
   #idle?: () => void;
   #plan: PagePlan = new Map();
+  readonly #groups: readonly GroupTitles[];
 
-  constructor(readonly dir: string) {}
+  /** `groups`: the case catalog, for the pages' titles. */
+  constructor(readonly dir: string, groups: readonly GroupSpec[]) {
+    this.#groups = groupTitles(groups);
+  }
 
   /** Plans the pages for a run of `ids` against `agent`; call it before the run. */
   async plan(agent: string, ids: readonly string[]): Promise<void> {
@@ -1570,7 +1584,15 @@ export class CasePages {
     if (!worker) return;
     const job = ++this.#jobs;
     this.#pending.set(job, { page, signature: pageSignature(page, reportfile, prev, next) });
-    const message: CasePageJob = { dir: this.dir, page, agent, reportfile, prev, next };
+    const message: CasePageJob = {
+      dir: this.dir,
+      page,
+      agent,
+      reportfile,
+      prev,
+      next,
+      groups: this.#groups,
+    };
     worker.postMessage({ job, ...message });
   }
 
@@ -1630,11 +1652,15 @@ export class CasePages {
 }
 
 /**
- * Reads dir/index.json and the case reports it names, writes dir/index.html
+ * Reads dir/index.json and the case reports it names (`groups`: the case catalog), writes dir/index.html
  * and one page per agent and case (the JSON file's name with .html), except
  * the pages `written` already holds as they are; returns the index page's path.
  */
-export async function writeHtmlReports(dir: string, written?: CasePages): Promise<string> {
+export async function writeHtmlReports(
+  dir: string,
+  groups: readonly GroupSpec[],
+  written?: CasePages,
+): Promise<string> {
   const parsed = JSON.parse(await Deno.readTextFile(join(dir, "index.json")));
   if (!isObject(parsed)) throw new Error(`${join(dir, "index.json")} is not a report index`);
   const index: IndexJson = {};
@@ -1642,7 +1668,7 @@ export async function writeHtmlReports(dir: string, written?: CasePages): Promis
     if (isObject(cases)) index[agent] = cases as Record<string, IndexEntry>;
   }
   const pages = planPages(index);
-  const specs = new Map(GROUPS.flatMap((g) => g.cases.map((c) => [c.id, c] as const)));
+  const specs = new Map(groups.flatMap((g) => g.cases.map((c) => [c.id, c] as const)));
 
   for (const agent of Object.keys(index)) {
     const names = pages.get(agent)!;
@@ -1669,12 +1695,13 @@ export async function writeHtmlReports(dir: string, written?: CasePages): Promis
         prev,
         next,
         notice: problem && `${problem} The verdicts shown are those of index.json.`,
+        groups,
       });
     });
   }
 
   const indexPath = join(dir, "index.html");
   const runs = await readRunTimesIn(dir);
-  await Deno.writeTextFile(indexPath, renderIndex(index, { pages, runs }));
+  await Deno.writeTextFile(indexPath, renderIndex(index, { groups, pages, runs }));
   return indexPath;
 }

@@ -5,12 +5,10 @@
  * message says which verdict failed, what was expected and what was observed;
  * an UNIMPLEMENTED case is <skipped/>; with `strict`, NON-STRICT fails.
  */
-import { groupOf } from "../fixtures/mod.ts";
-import { behaviorFails, closeFails } from "./baseline.ts";
-import type { CaseSpec } from "./case.ts";
+import type { CaseSpec, GroupSpec } from "./case.ts";
 import type { ObservedEvent } from "./payload.ts";
-import { caseReportName, compareIds } from "./report.ts";
-import type { CaseOutcome } from "./runner.ts";
+import { caseReportName, compareIds, groupOf } from "./report.ts";
+import { behaviorFails, type CaseOutcome, closeFails } from "./verdict.ts";
 
 /**
  * Characters XML 1.0 does not allow anywhere, not even as character references:
@@ -123,6 +121,8 @@ export function eventsOf(run: {
 }
 
 export interface JunitOptions {
+  /** The case catalog: each case's group names its classname. */
+  groups: readonly GroupSpec[];
   /** NON-STRICT counts as a failure. */
   strict?: boolean;
 }
@@ -181,7 +181,7 @@ export function failureOf(
 }
 
 /** The whole JUnit XML document. */
-export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = {}): string {
+export function junitXml(suites: readonly JunitSuite[], options: JunitOptions): string {
   const strict = options.strict ?? false;
   const out: string[] = [];
   let tests = 0, failures = 0, skipped = 0, totalMs = 0;
@@ -195,7 +195,7 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
     let suiteFailures = 0, suiteSkipped = 0;
     const cases: string[] = [];
     for (const o of outcomes) {
-      const group = groupOf(o.spec.id);
+      const group = groupOf(options.groups, o.spec.id);
       const classname = group ? `${group.id} ${group.title}` : o.spec.id.split(".")[0];
       const attrs = `classname="${escapeXmlAttr(classname)}" name="${
         escapeXmlAttr(`${o.spec.id} ${o.spec.title}`)
@@ -271,7 +271,7 @@ export function junitXml(suites: readonly JunitSuite[], options: JunitOptions = 
 export async function writeJunit(
   path: string,
   suites: readonly JunitSuite[],
-  options: JunitOptions = {},
+  options: JunitOptions,
 ): Promise<string> {
   const slash = path.lastIndexOf("/");
   if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });

@@ -5,22 +5,10 @@
  * times a session recorded and what it observed.
  */
 import type { CaseSpec, Measurement } from "./case.ts";
-import { type ObservedEvent, payloadLength } from "./payload.ts";
-import type { CloseObservation, HandshakeObservation } from "./verdict.ts";
+import { formatBytes, type ObservedEvent, payloadLength } from "./payload.ts";
+import type { CloseObservation, HandshakeObservation, Timeline } from "./observation.ts";
 
-/** Times a session records, in milliseconds since the opening handshake completed. */
-export interface Timeline {
-  /** Each ping frame the peer sent, up to the first PEER_PINGS_KEPT (session.ts). */
-  peerPings: number[];
-  /** Pings past those, counted only: a peer may flood pings. */
-  peerPingsNotKept?: number;
-  /** The peer's close frame arrived. */
-  peerCloseFrame?: number;
-  /** Both close frames had crossed: the closing handshake was complete. */
-  closeHandshakeDone?: number;
-  /** The peer closed the TCP connection (absent when the suite closed it first). */
-  peerClosedTcp?: number;
-}
+export type { Timeline };
 
 export interface Finding {
   /** What was measured, e.g. "tcpCloseDelay". */
@@ -40,19 +28,6 @@ export interface Measured {
   handshake: HandshakeObservation;
   /** How long the suite waited for the server to close TCP. */
   peerDropTimeoutMs: number;
-}
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-
-/** A byte count as people read it: "16 MiB", "64 KiB", "64 MiB + 1 bytes", "125 bytes". */
-export function formatBytes(n: number): string {
-  for (const [unit, size] of [["MiB", MiB], ["KiB", KiB]] as const) {
-    if (n < size) continue;
-    const rest = n % size;
-    return rest === 0 ? `${n / size} ${unit}` : `${Math.floor(n / size)} ${unit} + ${rest} bytes`;
-  }
-  return `${n} bytes`;
 }
 
 /**

@@ -6,10 +6,18 @@ export * from "./case.ts";
 export * from "./frame.ts";
 export * from "./handshake.ts";
 export * from "./utf8.ts";
-export { isFailing, judge } from "./verdict.ts";
-export type { Behavior, CloseBehavior, CloseObservation, Verdict } from "./verdict.ts";
+export { isFailing, judge, judgeCase, outcomeOf } from "./verdict.ts";
+export type {
+  Behavior,
+  CaseOutcome,
+  CloseBehavior,
+  CloseObservation,
+  Judged,
+  Observation,
+  Verdict,
+} from "./verdict.ts";
 export { runCase } from "./session.ts";
 export type { CaseRun, SessionOptions } from "./session.ts";
 export { runCases } from "./runner.ts";
-export type { CaseOutcome, RunOptions } from "./runner.ts";
+export type { RunOptions } from "./runner.ts";
 export { ALL_CASES, GROUPS } from "../fixtures/mod.ts";

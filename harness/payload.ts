@@ -128,3 +128,16 @@ export function sequenceMatches(
   if (whole && received.length !== expected.length) return false;
   return received.every((e, i) => eventsEqual(e, expected[i]));
 }
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** A byte count as people read it: "16 MiB", "64 KiB", "64 MiB + 1 bytes", "125 bytes". */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [["MiB", MiB], ["KiB", KiB]] as const) {
+    if (n < size) continue;
+    const rest = n % size;
+    return rest === 0 ? `${n / size} ${unit}` : `${Math.floor(n / size)} ${unit} + ${rest} bytes`;
+  }
+  return `${n} bytes`;
+}

@@ -9,10 +9,9 @@
  *
  * Everything goes through an injected `write`, so tests can drive either mode.
  */
-import { groupOf, GROUPS } from "../fixtures/mod.ts";
-import { behaviorFails, closeFails } from "./baseline.ts";
-import type { CaseSpec } from "./case.ts";
-import type { Verdict } from "./verdict.ts";
+import type { CaseSpec, GroupSpec } from "./case.ts";
+import { groupOf } from "./report.ts";
+import { isFailing, type Verdict } from "./verdict.ts";
 
 export interface ProgressOptions {
   /** Output is a terminal: live line, and colour unless NO_COLOR says otherwise. */
@@ -29,6 +28,8 @@ export interface ProgressOptions {
   tickMs?: number;
   /** NON-STRICT counts as a failure. */
   strict?: boolean;
+  /** The case catalog: group titles for the lines. */
+  groups: readonly GroupSpec[];
 }
 
 /** A finished case, as far as progress cares. */
@@ -61,11 +62,6 @@ export function sanitize(text: string): string {
   return text.replace(/[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/g, "?");
 }
 
-/** Whether a case counts as failed (isFailing, and NON-STRICT too when strict). */
-export function failing(v: Pick<Verdict, "behavior" | "behaviorClose">, strict = false): boolean {
-  return behaviorFails(v.behavior, strict) || closeFails(v.behaviorClose);
-}
-
 export function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
@@ -74,6 +70,7 @@ export class Progress {
   readonly tty: boolean;
   readonly color: boolean;
   readonly strict: boolean;
+  readonly groups: readonly GroupSpec[];
   #write: (text: string) => void;
   #now: () => number;
   #columns: number;
@@ -95,6 +92,7 @@ export class Progress {
     this.tty = options.isTTY;
     this.color = colorEnabled(options.isTTY, options.env);
     this.strict = options.strict ?? false;
+    this.groups = options.groups;
     this.#write = options.write;
     this.#now = options.now ?? (() => performance.now());
     this.#columns = Math.max(20, options.columns ?? 80);
@@ -128,7 +126,7 @@ export class Progress {
     this.#groupFailed.clear();
     this.#groupSize.clear();
     for (const c of cases) {
-      const g = groupOf(c.id)?.id ?? c.id.split(".")[0];
+      const g = groupOf(this.groups, c.id)?.id ?? c.id.split(".")[0];
       this.#remaining.set(g, (this.#remaining.get(g) ?? 0) + 1);
       this.#groupSize.set(g, (this.#groupSize.get(g) ?? 0) + 1);
     }
@@ -144,9 +142,9 @@ export class Progress {
 
   /** Records a finished case. */
   caseDone(run: Finished): void {
-    const group = groupOf(run.spec.id);
+    const group = groupOf(this.groups, run.spec.id);
     const g = group?.id ?? run.spec.id.split(".")[0];
-    const bad = failing(run.verdict, this.strict);
+    const bad = isFailing(run.verdict, this.strict);
     this.#done++;
     if (bad) {
       this.#failed++;
@@ -227,7 +225,11 @@ export class Progress {
 /** The per-group table of a run, and its total line's counts. */
 export function summaryTable(
   runs: readonly Finished[],
-  options: { strict?: boolean; paint?: (text: string, style: Style) => string } = {},
+  options: {
+    groups: readonly GroupSpec[];
+    strict?: boolean;
+    paint?: (text: string, style: Style) => string;
+  },
 ): { text: string; failed: number } {
   const strict = options.strict ?? false;
   const paint = options.paint ?? ((t: string) => t);
@@ -241,13 +243,13 @@ export function summaryTable(
     ),
   ];
   let failed = 0;
-  for (const group of GROUPS) {
-    const mine = runs.filter((r) => groupOf(r.spec.id) === group);
+  for (const group of options.groups) {
+    const mine = runs.filter((r) => groupOf(options.groups, r.spec.id) === group);
     if (mine.length === 0) continue;
     const count = (b: string) => mine.filter((r) => r.verdict.behavior === b).length;
-    const bad = mine.filter((r) => failing(r.verdict, strict)).length;
+    const bad = mine.filter((r) => isFailing(r.verdict, strict)).length;
     failed += bad;
-    const okCount = mine.filter((r) => !failing(r.verdict, strict) && r.verdict.behavior === "OK")
+    const okCount = mine.filter((r) => !isFailing(r.verdict, strict) && r.verdict.behavior === "OK")
       .length;
     lines.push(
       `${pad(`${group.id} ${group.title}`, 44)}${pad(mine.length, 7)}${pad(okCount, 6)}${

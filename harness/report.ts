@@ -3,14 +3,13 @@
  * behaviorClose, duration, remoteCloseCode, reportfile}}}) so existing scripts
  * keep working; one file per case holds everything observed.
  */
-import type { CaseSpec } from "./case.ts";
+import type { CaseSpec, GroupSpec } from "./case.ts";
+import { REPORT_PAYLOAD_LIMIT } from "./observation.ts";
 import type { ObservedEvent } from "./payload.ts";
-import type { CaseOutcome } from "./runner.ts";
 import type { CaseRun } from "./session.ts";
-import type { Behavior, CloseBehavior } from "./verdict.ts";
+import type { Behavior, CaseOutcome, CloseBehavior, Judged } from "./verdict.ts";
 
-/** Bytes of an event payload written into a case report. */
-export const REPORT_PAYLOAD_LIMIT = 1024;
+export { REPORT_PAYLOAD_LIMIT };
 
 export interface IndexEntry {
   behavior: Behavior;
@@ -107,6 +106,12 @@ function agentPartIn(dir: string, agent: string): Promise<string> {
   return part;
 }
 
+/** The group of a case id in a catalog (its first component is the group's id). */
+export function groupOf(groups: readonly GroupSpec[], caseId: string): GroupSpec | undefined {
+  const top = caseId.split(".")[0];
+  return groups.find((g) => g.id === top);
+}
+
 /** Sorts dotted ids numerically: 1.1.10 after 1.1.9. */
 export function compareIds(a: string, b: string): number {
   const pa = a.split(".").map(Number), pb = b.split(".").map(Number);
@@ -156,8 +161,11 @@ function describeEvents(events: ObservedEvent[]) {
   return out;
 }
 
+/** A case's observation with its judgement: what a case report shows. */
+export type JudgedRun = CaseRun & Judged;
+
 /** What a case's JSON report holds. */
-export function caseReport(run: CaseRun, agent: string) {
+export function caseReport(run: JudgedRun, agent: string) {
   const spec: CaseSpec = run.spec;
   return {
     id: spec.id,
@@ -224,7 +232,7 @@ function linedJson(report: Record<string, unknown>): string {
 }
 
 /** Writes one case's JSON report; returns its file name. */
-export async function writeCaseReport(dir: string, agent: string, run: CaseRun): Promise<string> {
+export async function writeCaseReport(dir: string, agent: string, run: JudgedRun): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   const reportfile = caseReportName(agent, run.spec.id, await agentPartIn(dir, agent));
   await Deno.writeTextFile(`${dir}/${reportfile}`, linedJson(caseReport(run, agent)));

@@ -11,16 +11,7 @@ import { peerNow } from "./clock.ts";
 import { releaseMemory } from "./memory.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
 
-/** What is kept of a finished case once its report is written: the heavy data is dropped. */
-export interface CaseOutcome {
-  spec: CaseSpec;
-  verdict: CaseRun["verdict"];
-  duration: number;
-  remoteCloseCode?: number;
-  findings: CaseRun["findings"];
-}
-
-export interface RunOptions extends SessionOptions {
+export interface RunOptions<T> extends SessionOptions {
   /** Cases in flight at once, at most: fewer once the target falls behind. */
   jobs: number;
   /**
@@ -29,15 +20,16 @@ export interface RunOptions extends SessionOptions {
    */
   memoryBudget?: number;
   /**
-   * Called as each case finishes, with everything it observed; its job slot is
-   * held until the returned promise settles, so reports are written as the run
-   * goes and memory stays bounded.
+   * Called as each case finishes, with everything it observed; what it returns
+   * is the case's result (runCases keeps only that: the observation, wire log
+   * and payloads, is dropped, so memory stays bounded). The case's job slot is
+   * held until the returned promise settles, so reports are written as the run goes.
    */
-  onCaseDone?: (run: CaseRun) => Promise<void> | void;
+  onCaseDone: (run: CaseRun) => T | Promise<T>;
   /**
    * Aborting it stops the run: no case starts any more, the cases in flight end
    * at once and are dropped (not passed to onCaseDone), and runCases resolves
-   * with the cases that finished.
+   * with the results of the cases that finished.
    */
   signal?: AbortSignal;
 }
@@ -159,7 +151,7 @@ function sentTypes(spec: CaseSpec): Set<"text" | "binary"> {
  * sends (the CLI's probe): then its verdict does not hang on any timing (the
  * echo never comes), and it would wait out the echo silence on its own.
  */
-function isHeavy(spec: CaseSpec, echoes: RunOptions["echoes"]): boolean {
+function isHeavy(spec: CaseSpec, echoes: SessionOptions["echoes"]): boolean {
   return caseBytes(spec) >= HEAVY_BYTES &&
     [...sentTypes(spec)].some((type) => echoes?.[type] !== false);
 }
@@ -180,8 +172,9 @@ const SLOW_HANDSHAKE_MS = 1000;
 const HANDSHAKE_RETRIES = 5;
 
 /**
- * Runs the cases; results come back in the order of `cases` (after an abort, only the cases
- * that finished).
+ * Runs the cases and returns what onCaseDone made of each, in the order of
+ * `cases` (after an abort, only the cases that finished). The runner judges
+ * nothing: the session observes, the caller judges (verdict.ts judgeCase).
  *
  * What a case gets from the target must not depend on the other cases: a case
  * connects only once it may run (job slot and memory taken first, so no
@@ -190,7 +183,7 @@ const HANDSHAKE_RETRIES = 5;
  * other cases) the concurrency goes down, never up, and a case whose handshake
  * timed out behind the others runs again.
  */
-export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promise<CaseOutcome[]> {
+export function runCases<T>(cases: readonly CaseSpec[], options: RunOptions<T>): Promise<T[]> {
   const gate = new MemoryGate(options.memoryBudget ?? 32 * 1024 * 1024);
   const heavy = cases.map((spec) => isHeavy(spec, options.echoes));
   // Heavy cases first, so the run switches once between running them alone and the rest.
@@ -206,7 +199,8 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
   let pending = indices.filter((i) => isPatient(cases[i])).sort(byWeight);
   let impatient = indices.filter((i) => !isPatient(cases[i])).sort(byWeight);
   let patientLeft = pending.length;
-  const results: CaseOutcome[] = new Array(cases.length);
+  const results: T[] = new Array(cases.length);
+  const finishedAt: boolean[] = new Array(cases.length).fill(false);
   const retries = new Array<number>(cases.length).fill(0);
   /** Cases holding a job slot; `stalled` ones wait for a handshake answer without one. */
   let running = 0, stalled = 0, finished = 0;
@@ -231,7 +225,7 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
   return new Promise((resolve) => {
     if (cases.length === 0) return resolve(results);
     const settleAborted = () => {
-      if (ended === started) resolve(results.filter((outcome) => outcome !== undefined));
+      if (ended === started) resolve(results.filter((_, index) => finishedAt[index]));
     };
     options.signal?.addEventListener("abort", settleAborted, { once: true });
     if (aborted()) return settleAborted();
@@ -345,15 +339,8 @@ export function runCases(cases: readonly CaseSpec[], options: RunOptions): Promi
           pump();
           return;
         }
-        const { verdict, duration } = run;
-        results[index] = {
-          spec,
-          verdict,
-          duration,
-          remoteCloseCode: run.close.remoteCloseCode,
-          findings: run.findings,
-        };
-        await options.onCaseDone?.(run);
+        results[index] = await options.onCaseDone(run);
+        finishedAt[index] = true;
         leave();
         finished++;
         ended++;

@@ -35,7 +35,6 @@ import {
   parseHead,
   parseStatusLine,
 } from "./handshake.ts";
-import { type Finding, measure, type Timeline } from "./measure.ts";
 import {
   eventsEqual,
   type ObservedEvent,
@@ -43,7 +42,6 @@ import {
   payloadLength,
   resolveEvents,
 } from "./payload.ts";
-import { REPORT_PAYLOAD_LIMIT } from "./report.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { peerNow, peerTimeout, type PeerTimer } from "./clock.ts";
 import { Utf8Validator } from "./utf8.ts";
@@ -51,10 +49,11 @@ import {
   type CloseObservation,
   FAIL_TIMER_CODE,
   type HandshakeObservation,
-  judge,
-  type Verdict,
+  type Observation,
+  REPORT_PAYLOAD_LIMIT,
+  type Timeline,
   type Violation,
-} from "./verdict.ts";
+} from "./observation.ts";
 import { WireLog } from "./wirelog.ts";
 
 export interface SessionOptions {
@@ -100,23 +99,18 @@ export interface SessionOptions {
   signal?: AbortSignal;
 }
 
-export interface CaseRun {
+/**
+ * What one run of a case observed, and no verdict: verdict.ts judgeCase()
+ * judges the Observation part, the report writers show the rest.
+ */
+export interface CaseRun extends Observation {
   spec: CaseSpec;
   /** ISO time the case started. */
   started: string;
   /** Milliseconds from connect to the end of the case. */
   duration: number;
-  verdict: Verdict;
-  received: ObservedEvent[];
   /** Data messages kept out of the events (SessionOptions.protocolOnly). */
   unsolicited: ObservedEvent[];
-  expected: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] };
-  close: CloseObservation;
-  handshake: HandshakeObservation;
-  violations: Violation[];
-  /** What the case measured (its `measure` list), in sentences and figures. */
-  findings: Finding[];
-  timeline: Timeline;
   http: { request?: string; response?: string };
   /** The server's Server header, when it sent one. */
   serverHeader?: string;
@@ -310,32 +304,18 @@ class ClientSession {
     }
     // For the report only: the events are never compared, so long payloads are built in part.
     if (!this.close.opened) this.#resolveExpected(REPORT_PAYLOAD_LIMIT);
-    const verdict = judge(this.spec, this.expected, {
-      received: this.received,
-      close: this.close,
-      handshake: this.handshake,
-      violations: this.violations,
-    });
-    const findings = measure(this.spec, {
-      timeline: this.timeline,
-      received: this.received,
-      close: this.close,
-      handshake: this.handshake,
-      peerDropTimeoutMs: this.options.peerDropTimeoutMs,
-    });
     return {
       spec: this.spec,
       started,
       duration: Math.round(performance.now() - t0),
-      verdict,
       received: this.received,
       unsolicited: this.unsolicited,
       expected: this.expected,
       close: this.close,
       handshake: this.handshake,
       violations: this.violations,
-      findings,
       timeline: this.timeline,
+      peerDropTimeoutMs: this.options.peerDropTimeoutMs,
       http: this.http,
       serverHeader: this.serverHeader,
       wire: this.log,

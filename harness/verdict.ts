@@ -3,62 +3,32 @@
  * case by case. Pure: computed from what a session observed.
  */
 import type { CaseSpec, Expectation, HandshakeExpectation, Level } from "./case.ts";
+import { type Finding, measure } from "./measure.ts";
+import {
+  type CloseObservation,
+  type ExpectedEvents,
+  FAIL_TIMER_CODE,
+  type HandshakeObservation,
+  type Observation,
+  type Violation,
+} from "./observation.ts";
 import { type ObservedEvent, sequenceMatches } from "./payload.ts";
 
-export type Behavior = "OK" | "NON-STRICT" | "INFORMATIONAL" | "UNIMPLEMENTED" | "FAILED";
-export type CloseBehavior =
-  | "OK"
-  | "FAILED"
-  | "WRONG CODE"
-  | "UNCLEAN"
-  | "FAILED BY CLIENT"
-  | "INFORMATIONAL";
+export type { CloseObservation, HandshakeObservation, Observation, Violation };
 
-/** How the connection ended, from the suite's side. */
-export interface CloseObservation {
-  /** The opening handshake completed. */
-  opened: boolean;
-  /** The suite sent the first close frame (Autobahn's closedByMe). */
-  closedBySuite: boolean;
-  /** The suite failed the connection because of something the peer did. */
-  failedBySuite: boolean;
-  /** The suite closed the TCP connection (Autobahn's droppedByMe). */
-  droppedBySuite: boolean;
-  /** Both close frames were exchanged and the TCP connection then closed in time. */
-  wasClean: boolean;
-  notCleanReason?: string;
-  /** The peer sent a close frame, with or without a code (absent: it sent none). */
-  remoteCloseFrame?: boolean;
-  remoteCloseCode?: number;
-  remoteCloseReason?: string;
-  localCloseCode?: number;
-  localCloseReason?: string;
-  /** The peer did not answer our close frame in time. */
-  closeHandshakeTimeout: boolean;
-  /** The peer (a server) did not close TCP in time after the closing handshake. */
-  peerDropTimeout: boolean;
-  /** The opening handshake did not finish in time. */
-  openHandshakeTimeout: boolean;
-}
-
-/** What the server answered to the opening handshake. */
-export interface HandshakeObservation {
-  /** HTTP status, when a response head arrived. */
-  status?: number;
-  /** Sec-WebSocket-Version values of the response (a refusal must list 13). */
-  versions: string[];
-  /** Why the response does not establish a connection, when it does not. */
-  problems: string[];
-}
-
-/** A rule the server broke in what it sent, found by the checks every case makes. */
-export interface Violation {
-  rule: string;
-  /** RFC 6455 section. */
-  rfc: string;
-  level: Level;
-  detail: string;
-}
+/** Every `behavior` verdict, best first (INFORMATIONAL: the RFC leaves the outcome open). */
+export const BEHAVIORS = ["OK", "INFORMATIONAL", "UNIMPLEMENTED", "NON-STRICT", "FAILED"] as const;
+export type Behavior = typeof BEHAVIORS[number];
+/** Every `behaviorClose` verdict, best first. */
+export const CLOSE_BEHAVIORS = [
+  "OK",
+  "INFORMATIONAL",
+  "FAILED BY CLIENT",
+  "UNCLEAN",
+  "WRONG CODE",
+  "FAILED",
+] as const;
+export type CloseBehavior = typeof CLOSE_BEHAVIORS[number];
 
 export interface Verdict {
   behavior: Behavior;
@@ -71,18 +41,67 @@ export interface Verdict {
   matched?: "ok" | "nonStrict";
 }
 
-/** A case counts as failed when either verdict is one of these. */
-export function isFailing(v: Pick<Verdict, "behavior" | "behaviorClose">): boolean {
-  return v.behavior === "FAILED" || v.behaviorClose === "FAILED" ||
-    v.behaviorClose === "WRONG CODE" || v.behaviorClose === "UNCLEAN";
+/**
+ * The one failure rule: a case fails when its behaviour is FAILED (with
+ * `strict`, NON-STRICT too) or its close is FAILED, WRONG CODE or UNCLEAN.
+ * The exit status, the summary, JUnit, the HTML index and baselines all ask here.
+ */
+export function isFailing(v: Pick<Verdict, "behavior" | "behaviorClose">, strict = false): boolean {
+  return behaviorFails(v.behavior, strict) || closeFails(v.behaviorClose);
 }
 
-/** What a session observed, as judge() needs it. */
-export interface Observation {
-  received: ObservedEvent[];
-  close: CloseObservation;
-  handshake?: HandshakeObservation;
-  violations?: Violation[];
+/** The behaviour half of isFailing (baselines compare each half on its own). */
+export function behaviorFails(behavior: Behavior, strict = false): boolean {
+  return behavior === "FAILED" || (strict && behavior === "NON-STRICT");
+}
+
+/** The close half of isFailing. */
+export function closeFails(behaviorClose: CloseBehavior): boolean {
+  return behaviorClose === "FAILED" || behaviorClose === "WRONG CODE" ||
+    behaviorClose === "UNCLEAN";
+}
+
+/** What judge() needs of an observation. */
+export type JudgeInput =
+  & Pick<Observation, "received" | "close">
+  & Partial<Pick<Observation, "handshake" | "violations">>;
+
+/** A case judged: its verdicts and what it measured. */
+export interface Judged {
+  verdict: Verdict;
+  findings: Finding[];
+}
+
+/**
+ * Judges what a session observed, apart from the run: pure, so a saved
+ * observation is judged again to the same verdict.
+ */
+export function judgeCase(spec: CaseSpec, observation: Observation): Judged {
+  return {
+    verdict: judge(spec, observation.expected, observation),
+    findings: measure(spec, observation),
+  };
+}
+
+/** What is kept of a judged case once its reports are written: the observation is dropped. */
+export interface CaseOutcome extends Judged {
+  spec: CaseSpec;
+  duration: number;
+  remoteCloseCode?: number;
+}
+
+/** The outcome of a judged run (a CaseRun of session.ts, or a saved one). */
+export function outcomeOf(
+  run: { spec: CaseSpec; duration: number; close: CloseObservation },
+  judged: Judged,
+): CaseOutcome {
+  return {
+    spec: run.spec,
+    verdict: judged.verdict,
+    findings: judged.findings,
+    duration: run.duration,
+    remoteCloseCode: run.close.remoteCloseCode,
+  };
 }
 
 /**
@@ -92,8 +111,8 @@ export interface Observation {
  */
 export function judge(
   spec: Pick<CaseSpec, "expect" | "handshake">,
-  expectedEvents: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] },
-  observed: Observation,
+  expectedEvents: ExpectedEvents,
+  observed: JudgeInput,
   suiteIsServer = false,
 ): Verdict {
   const { expect } = spec;
@@ -275,12 +294,6 @@ function applyLevel(v: Verdict, level: Level): void {
   }
 }
 
-/**
- * The suite's fail timer closes with 1001 (going away); a peer echoing it
- * gave the fitting answer to that close, whatever the case expected of it.
- */
-export const FAIL_TIMER_CODE = 1001;
-
 /** Whether the peer's close code is one the case accepts. */
 function codeAccepted(expect: Expectation["close"], close: CloseObservation): boolean {
   const code = close.remoteCloseCode!;
@@ -309,7 +322,7 @@ function weighCloseCode(v: Verdict, level: Level, why: string): void {
 /** Autobahn's rules for the events and the close. */
 function judgeEvents(
   expect: Expectation,
-  expectedEvents: { ok: ObservedEvent[]; nonStrict?: ObservedEvent[] },
+  expectedEvents: ExpectedEvents,
   received: ObservedEvent[],
   close: CloseObservation,
   suiteIsServer: boolean,

@@ -14,8 +14,8 @@ import { needsEcho, selectCases } from "../harness/cli.ts";
 import { Opcode } from "../harness/frame.ts";
 import type { IndexJson } from "../harness/report.ts";
 import { caseReport } from "../harness/report.ts";
-import { runCases } from "../harness/runner.ts";
-import { PEER_PINGS_KEPT, runCase } from "../harness/session.ts";
+import { PEER_PINGS_KEPT } from "../harness/session.ts";
+import { runAndJudgeCase, runAndJudgeCases } from "../harness/suite.ts";
 import { isFailing } from "../harness/verdict.ts";
 import { startHostilePeer } from "./hostile_peers.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
@@ -109,7 +109,7 @@ Deno.test("the size probe (11.6.1) stops waiting for an echo that is not coming"
   const server = startStrictServer({ echo: "none" });
   try {
     const probe = ALL_CASES.find((c) => c.id === "11.6.1")!;
-    const run = await runCase(probe, {
+    const run = await runAndJudgeCase(probe, {
       url: new URL(server.url),
       echoes: { text: false, binary: false },
     });
@@ -157,7 +157,10 @@ Deno.test("without the probe, a silent peer still ends a long wait for an echo (
   const server = startStrictServer({ echo: "none" });
   try {
     // 9.5.1 allows 1000 s; the suite knows nothing of the target here.
-    const run = await bounded(runCase(byId.get("9.5.1")!, { url: new URL(server.url) }), "9.5.1");
+    const run = await bounded(
+      runAndJudgeCase(byId.get("9.5.1")!, { url: new URL(server.url) }),
+      "9.5.1",
+    );
     assert.equal(run.verdict.behavior, "FAILED");
     assert.equal(run.verdict.behaviorClose, "OK");
     assert.ok(run.duration < 100_000, `9.5.1 took ${run.duration} ms`);
@@ -189,7 +192,7 @@ Deno.test("a peer flooding pings: the run ends, reports stay small, pongs are fe
       "pings are counted past the first ones kept; one pong per 50 ms at most",
       async () => {
         const run = await bounded(
-          runCase(byId.get("11.7.1")!, { url: new URL(peer.url) }),
+          runAndJudgeCase(byId.get("11.7.1")!, { url: new URL(peer.url) }),
           "11.7.1",
         );
         const pings = run.findings.find((f) => f.name === "peerPings")!;
@@ -219,7 +222,7 @@ Deno.test("runCases with an aborted signal: cases not started are not run, the f
     const cases = ["1.1.1", "1.1.2", "1.1.3", "1.1.4", "1.1.5"].map((id) => byId.get(id)!);
     const done: string[] = [];
     const outcomes = await bounded(
-      runCases(cases, {
+      runAndJudgeCases(cases, {
         url: new URL(server.url),
         jobs: 1,
         signal: stop.signal,

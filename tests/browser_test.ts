@@ -4,10 +4,10 @@
  * page from file://; the DOM it dumps must hold the matrix and the wire log.
  */
 import assert from "node:assert/strict";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import { writeHtmlReports } from "../harness/html.ts";
 import { caseReportName, writeCaseReport, writeIndex } from "../harness/report.ts";
-import { runCases } from "../harness/runner.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => {
@@ -58,13 +58,13 @@ Deno.test({
     const server = startStrictServer();
     try {
       const agent = "wsconform-strict";
-      const outcomes = await runCases(ALL_CASES, {
+      const outcomes = await runAndJudgeCases(ALL_CASES, {
         url: new URL(server.url),
         jobs: 32,
         onCaseDone: async (run) => void await writeCaseReport(dir, agent, run),
       });
       await writeIndex(dir, agent, outcomes);
-      const index = await writeHtmlReports(dir);
+      const index = await writeHtmlReports(dir, GROUPS);
 
       const indexDom = await chromium(["--dump-dom", `file://${index}`]);
       assert.match(indexDom, /<table[^>]*id="matrix"/);

@@ -6,7 +6,7 @@ import { runCli, withTempDir } from "./support.ts";
  */
 
 import assert from "node:assert/strict";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import { type CliIo, USAGE } from "../harness/cli.ts";
 import { colorEnabled, Progress, type ProgressOptions, summaryTable } from "../harness/progress.ts";
 import { caseReportName, type IndexJson } from "../harness/report.ts";
@@ -413,6 +413,7 @@ Deno.test("progress: the writer, driven directly", async (t) => {
       write: (t) => void chunks.push(t),
       now: () => clock,
       tickMs: 0,
+      groups: GROUPS,
       ...extra,
     });
     return { progress, chunks };
@@ -495,14 +496,14 @@ Deno.test("progress: the writer, driven directly", async (t) => {
       { spec: { id: "1.1.2" }, verdict: nonStrict },
       { spec: { id: "2.1" }, verdict: failed },
     ];
-    const plain = summaryTable(runs);
+    const plain = summaryTable(runs, { groups: GROUPS });
     assert.equal(plain.failed, 1);
     assert.deepEqual(plain.text.split("\n").map((l) => l.split(/\s{2,}/).join("|")), [
       "group|cases|ok|non-strict|info|failed",
       "1 Framing|2|1|1|0|0",
       "2 Pings and pongs|1|0|0|0|1",
     ]);
-    assert.equal(summaryTable(runs, { strict: true }).failed, 2);
+    assert.equal(summaryTable(runs, { groups: GROUPS, strict: true }).failed, 2);
   });
 });
 

@@ -17,8 +17,8 @@ import { type Expected, spawnStrictServer, v } from "./support.ts";
 
 import assert from "node:assert/strict";
 import type { CaseSpec, Level } from "../harness/case.ts";
-import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
+import { type CaseOutcome, isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
 import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import { type Flaw, FLAW_FAMILIES, FLAWS } from "./peers/strict_server.ts";
 
@@ -38,7 +38,7 @@ async function runAll(flaws: readonly Flaw[]): Promise<Map<string, Outcome>> {
   const server = await spawnStrictServer({ flaws: [...flaws] });
   try {
     const violations = new Map<string, Violation[]>();
-    const outcomes = await runCases(AUTOBAHN_CASES, {
+    const outcomes = await runAndJudgeCases(AUTOBAHN_CASES, {
       url: server.url,
       jobs: JOBS,
       memoryBudget: MEMORY_BUDGET,

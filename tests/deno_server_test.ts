@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { spawnReference } from "../harness/reference_server.ts";
-import { runCases } from "../harness/runner.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
 
 Deno.test("Deno's server runs through every case and deviates as documented", async () => {
   const server = await spawnReference();
   try {
-    const outcomes = await runCases(ALL_CASES, { url: new URL(server.url), jobs: 32 });
+    const outcomes = await runAndJudgeCases(ALL_CASES, { url: new URL(server.url), jobs: 32 });
     assert.equal(outcomes.length, ALL_CASES.length);
     const byId = new Map(outcomes.map((o) => [o.spec.id, o]));
     for (const c of ALL_CASES) {

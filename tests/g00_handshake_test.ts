@@ -20,8 +20,8 @@ import { expandRange, type Expected, flawExpectations, v } from "./support.ts";
 import assert from "node:assert/strict";
 import type { CaseSpec } from "../harness/case.ts";
 import { caseReport } from "../harness/report.ts";
-import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { isFailing, type Verdict } from "../harness/verdict.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
+import { type CaseOutcome, isFailing, type Verdict } from "../harness/verdict.ts";
 import { group } from "../fixtures/g00_handshake.ts";
 import {
   type Flaw,
@@ -51,7 +51,7 @@ async function runGroup(
   cases: readonly CaseSpec[] = CASES,
 ): Promise<Map<string, Result>> {
   const seen = new Map<string, Omit<Result, "outcome">>();
-  const outcomes = await runCases(cases, {
+  const outcomes = await runAndJudgeCases(cases, {
     url: new URL(url),
     jobs: 16,
     onCaseDone: (run) => {

@@ -23,8 +23,8 @@ import { expandRange, type Expected, flawExpectations, v } from "./support.ts";
 import assert from "node:assert/strict";
 import type { CaseSpec, GroupSpec, Level } from "../harness/case.ts";
 import type { Finding } from "../harness/measure.ts";
-import { runCases } from "../harness/runner.ts";
-import { type CaseRun, runCase } from "../harness/session.ts";
+import type { JudgedRun } from "../harness/report.ts";
+import { runAndJudgeCase, runAndJudgeCases } from "../harness/suite.ts";
 import { isFailing, type Verdict, type Violation } from "../harness/verdict.ts";
 import { group as framing } from "../fixtures/g01_framing.ts";
 import { group as close } from "../fixtures/g07_close.ts";
@@ -53,7 +53,7 @@ interface Result {
   findings: Finding[];
 }
 
-function keep(run: CaseRun): Result {
+function keep(run: JudgedRun): Result {
   const frames = run.wire.entries.filter((e) => e.kind === "frame");
   return {
     spec: run.spec,
@@ -75,7 +75,7 @@ async function runStrict(
   const server = startStrictServer({ flaws: [...flaws], maxMessage });
   const results = new Map<string, Result>();
   try {
-    await runCases(cases, {
+    await runAndJudgeCases(cases, {
       url: new URL(server.url),
       jobs: 16,
       memoryBudget: MEMORY_BUDGET,
@@ -673,10 +673,12 @@ const OTHER_CASES: readonly CaseSpec[] = [...framing.cases, ...close.cases, ...m
 
 Deno.test("every case checks what the server sends: server-output flaws fail cases of groups 1, 7 and 8", async (t) => {
   const specOf = (id: string) => OTHER_CASES.find((c) => c.id === id)!;
-  const runAll = async (flaws: Flaw[], ids: string[]): Promise<CaseRun[]> => {
+  const runAll = async (flaws: Flaw[], ids: string[]): Promise<JudgedRun[]> => {
     const server = startStrictServer({ flaws });
     try {
-      return await Promise.all(ids.map((id) => runCase(specOf(id), { url: new URL(server.url) })));
+      return await Promise.all(
+        ids.map((id) => runAndJudgeCase(specOf(id), { url: new URL(server.url) })),
+      );
     } finally {
       await server.close();
     }
@@ -725,17 +727,19 @@ const specById = (id: string) => [...CASES, ...close.cases].find((c) => c.id ===
 async function runIds(
   ids: string[],
   options: Parameters<typeof startStrictServer>[0],
-): Promise<CaseRun[]> {
+): Promise<JudgedRun[]> {
   const server = startStrictServer(options);
   try {
-    return await Promise.all(ids.map((id) => runCase(specById(id), { url: new URL(server.url) })));
+    return await Promise.all(
+      ids.map((id) => runAndJudgeCase(specById(id), { url: new URL(server.url) })),
+    );
   } finally {
     await server.close();
   }
 }
 
-const verdictOf = (run: CaseRun) => `${run.verdict.behavior} / ${run.verdict.behaviorClose}`;
-const what = (run: CaseRun) => explain(keep(run));
+const verdictOf = (run: JudgedRun) => `${run.verdict.behavior} / ${run.verdict.behaviorClose}`;
+const what = (run: JudgedRun) => explain(keep(run));
 
 Deno.test("failing with 1003, 1009 or 1011 instead of 1002: NON-STRICT in groups 8 and 11, WRONG CODE in Autobahn's 7.3.2", async (t) => {
   const ids = [...expandAll(PEER_FAILS), "11.1.4", "7.3.2"];

@@ -27,7 +27,7 @@ import {
   writeCaseReport,
   writeIndex,
 } from "../harness/report.ts";
-import { runCases } from "../harness/runner.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
 import { isFailing } from "../harness/verdict.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
@@ -283,7 +283,7 @@ Deno.test("a hand-made hostile report directory renders with everything escaped"
     await Deno.writeTextFile(`${base}/escape.json`, JSON.stringify(hostileReport("x", "9.9")));
     await Deno.writeTextFile(`${dir}/index.json`, JSON.stringify(index));
 
-    const indexPath = await writeHtmlReports(dir);
+    const indexPath = await writeHtmlReports(dir, GROUPS);
     assert.equal(indexPath, `${dir}/index.html`);
     // Nothing written outside the report directory.
     const outside = [];
@@ -438,7 +438,7 @@ Deno.test("a peer's Server header, close reason and echoes are escaped on real r
   try {
     const cases = ALL_CASES.filter((c) => ["1.1.2", "2.2", "5.6", "7.1.1"].includes(c.id));
     let agent: string | undefined;
-    const outcomes = await runCases(cases, {
+    const outcomes = await runAndJudgeCases(cases, {
       url: new URL(peer.url),
       jobs: 4,
       onCaseDone: async (run) => {
@@ -449,7 +449,7 @@ Deno.test("a peer's Server header, close reason and echoes are escaped on real r
     });
     assert.equal(agent, EVIL);
     await writeIndex(dir, agent!, outcomes);
-    await writeHtmlReports(dir);
+    await writeHtmlReports(dir, GROUPS);
     const pages = await htmlFiles(dir);
     assert.equal(pages.length, 1 + cases.length);
     for (const name of pages) assertSafeHtml(await Deno.readTextFile(`${dir}/${name}`), name);
@@ -500,7 +500,7 @@ function row(html: string, id: string): string {
 }
 
 Deno.test("renderIndex: one row per case, a column per agent, missing results, counts", () => {
-  const html = renderIndex(TWO_AGENTS);
+  const html = renderIndex(TWO_AGENTS, { groups: GROUPS });
   assertSafeHtml(html, "index");
   assert.equal((html.match(/<table id="matrix">/g) ?? []).length, 1);
   assert.equal((html.match(/<table/g) ?? []).length, 2, "the matrix and the totals");
@@ -540,7 +540,7 @@ Deno.test("renderIndex: one row per case, a column per agent, missing results, c
   assert.ok(html.indexOf('id="group-other"') > html.indexOf('id="group-7"'));
 
   // Counts: failed = isFailing; missing where an agent has no result.
-  const counts = countResults(TWO_AGENTS);
+  const counts = countResults(TWO_AGENTS, GROUPS);
   assert.deepEqual(counts[A], {
     cases: 6,
     pass: 2,
@@ -593,9 +593,13 @@ Deno.test("the index links to pages that exist, and pages link back", async () =
         await Deno.writeTextFile(`${dir}/${e.reportfile}`, JSON.stringify(report));
       }
     }
-    const indexPath = await writeHtmlReports(dir);
+    const indexPath = await writeHtmlReports(dir, GROUPS);
     const html = await Deno.readTextFile(indexPath);
-    assert.equal(html, renderIndex(TWO_AGENTS), "writeHtmlReports writes renderIndex's page");
+    assert.equal(
+      html,
+      renderIndex(TWO_AGENTS, { groups: GROUPS }),
+      "writeHtmlReports writes renderIndex's page",
+    );
     const links = hrefs(html);
     assert.equal(links.length, 10, "one link per result");
     for (const link of links) {
@@ -704,7 +708,11 @@ Deno.test("a failing case's page shows the first difference and one wire log row
     ],
     wirelogElided: { "tx frame": 5, "rx bytes": 1 },
   };
-  const html = renderCasePage(report, { agent: "x", prev: { page: "p.html", id: "9.6.6" } });
+  const html = renderCasePage(report, {
+    groups: GROUPS,
+    agent: "x",
+    prev: { page: "p.html", id: "9.6.6" },
+  });
   assertSafeHtml(html, "case page");
   assert.match(
     html,
@@ -779,7 +787,7 @@ Deno.test("a case's findings are shown under Measured, after the verdicts, escap
       { name: "limit", text: "It took 64 MiB.", value: "64 MiB" },
     ],
   };
-  const html = renderCasePage(report);
+  const html = renderCasePage(report, { groups: GROUPS });
   assertSafeHtml(html, "case page with findings");
   const at = html.indexOf(`<h2 id="measured">Measured</h2>`);
   assert.ok(at > html.indexOf(`<h2 id="verdicts">`) && at < html.indexOf(`<h2 id="events">`));
@@ -792,7 +800,10 @@ Deno.test("a case's findings are shown under Measured, after the verdicts, escap
   ]);
   // No findings, or none measured: no section.
   for (const findings of [undefined, []]) {
-    assert.doesNotMatch(renderCasePage({ ...report, findings }), /Measured|class="findings"/);
+    assert.doesNotMatch(
+      renderCasePage({ ...report, findings }, { groups: GROUPS }),
+      /Measured|class="findings"/,
+    );
   }
 });
 
@@ -846,10 +857,10 @@ Deno.test("a 4000-entry wire log is written in chunks, the same page renderCaseP
     const index: IndexJson = { [agent]: { "9.8.6": entry(agent, "9.8.6", "OK", "OK") } };
     await Deno.writeTextFile(`${dir}/index.json`, JSON.stringify(index));
     await Deno.writeTextFile(`${dir}/${caseReportName(agent, "9.8.6")}`, JSON.stringify(report));
-    await writeHtmlReports(dir);
+    await writeHtmlReports(dir, GROUPS);
     const written = await Deno.readTextFile(`${dir}/big_case_9_8_6.html`);
     assert.ok(written.length > 4 * (1 << 16), "more than a few chunks");
-    assert.equal(written, renderCasePage(report, { agent }));
+    assert.equal(written, renderCasePage(report, { groups: GROUPS, agent }));
 
     const table = /<table class="wirelog">.*?<tbody>(.*?)<\/tbody>/s.exec(written)![1];
     const rows = table.match(/<tr [^>]*>.*?<\/tr>/g)!;
@@ -887,7 +898,7 @@ Deno.test("wire log text that is not ASCII is shown as it is", () => {
         previewIsText: true,
       },
     ],
-  });
+  }, { groups: GROUPS });
   assertSafeHtml(html, "non-ASCII wire log");
   assert.match(html, /<td colspan="2">κόσμε<\/td>/);
   assert.ok(html.includes(`&ldquo;${"κόσμε".repeat(30)} &hellip; (+10 bytes)&rdquo;`));
@@ -907,7 +918,7 @@ Deno.test("real reports: the strict server with flaws and without, rendered", as
     ];
     const wirelogLength = new Map<string, number>();
     for (const [agent, url, list] of runs) {
-      const outcomes = await runCases(list, {
+      const outcomes = await runAndJudgeCases(list, {
         url: new URL(url),
         jobs: 16,
         onCaseDone: async (run) => {
@@ -917,7 +928,7 @@ Deno.test("real reports: the strict server with flaws and without, rendered", as
       });
       await writeIndex(dir, agent, outcomes);
     }
-    const indexPath = await writeHtmlReports(dir);
+    const indexPath = await writeHtmlReports(dir, GROUPS);
     const index = JSON.parse(await Deno.readTextFile(`${dir}/index.json`)) as IndexJson;
     const html = await Deno.readTextFile(indexPath);
     assertSafeHtml(html, "index");
@@ -985,7 +996,7 @@ Deno.test("the close table states the handshake a case expects: a refusal, or a 
       expected,
       received: [],
       close: { opened, closedBySuite: true, localCloseCode: 1000, localCloseReason: "bye: ünï" },
-    });
+    }, { groups: GROUPS });
   const row = (html: string, th: string) =>
     new RegExp(`<tr><th>${th}</th>.*?</tr>`, "s").exec(html)![0];
   const close = { by: "suite", codes: [1000], clean: true };
@@ -1032,7 +1043,7 @@ Deno.test("case pages written during a run are those writeHtmlReports() writes f
   const dir = await Deno.makeTempDir({ prefix: "wsconform-html-live-" });
   const copy = await Deno.makeTempDir({ prefix: "wsconform-html-copy-" });
   const server = startStrictServer();
-  const pages = new CasePages(dir);
+  const pages = new CasePages(dir, GROUPS);
   try {
     const agent = "live";
     const pageOf = (id: string) => caseReportName(agent, id).replace(/\.json$/, ".html");
@@ -1041,7 +1052,7 @@ Deno.test("case pages written during a run are those writeHtmlReports() writes f
     const runs = [byIds(["1.1.1", "1.1.3", "2.1", "9.7.1"]), byIds(["1.1.2", "5.1"])];
     for (const cases of runs) {
       await pages.plan(agent, cases.map((c) => c.id));
-      const outcomes = await runCases(cases, {
+      const outcomes = await runAndJudgeCases(cases, {
         url: new URL(server.url),
         jobs: 4,
         onCaseDone: async (run) => {
@@ -1056,14 +1067,14 @@ Deno.test("case pages written during a run are those writeHtmlReports() writes f
         );
       const before = await written();
       await writeIndex(dir, agent, outcomes);
-      await writeHtmlReports(dir, pages);
+      await writeHtmlReports(dir, GROUPS, pages);
       assert.deepEqual(await written(), before);
     }
     // The same report directory rendered from its JSON files alone.
     for (const [name, text] of await filesIn(dir)) {
       if (!name.endsWith(".html")) await Deno.writeTextFile(`${copy}/${name}`, text);
     }
-    await writeHtmlReports(copy);
+    await writeHtmlReports(copy, GROUPS);
     const live = await filesIn(dir), rendered = await filesIn(copy);
     assert.deepEqual([...live.keys()].sort(), [...rendered.keys()].sort());
     for (const [name, text] of rendered) assert.equal(live.get(name), text, name);

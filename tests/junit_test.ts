@@ -6,7 +6,7 @@ import { runCli } from "./support.ts";
  */
 
 import assert from "node:assert/strict";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   escapeXmlAttr,
   escapeXmlText,
@@ -14,7 +14,7 @@ import {
   replaceInvalidXmlChars,
   summarizeEvents,
 } from "../harness/junit.ts";
-import type { CaseOutcome } from "../harness/runner.ts";
+import type { CaseOutcome } from "../harness/verdict.ts";
 import type { Behavior, CloseBehavior } from "../harness/verdict.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
@@ -239,7 +239,9 @@ function sampleOutcomes(): CaseOutcome[] {
 
 Deno.test("junit: one well-formed testcase per case, with failures and skips", () => {
   const outcomes = sampleOutcomes();
-  const xml = junitXml([{ agent: `Agent "<&>"`, url: "ws://h/?a=1&b=2", outcomes }]);
+  const xml = junitXml([{ agent: `Agent "<&>"`, url: "ws://h/?a=1&b=2", outcomes }], {
+    groups: GROUPS,
+  });
   const root = parseXml(xml);
   assert.equal(root.name, "testsuites");
   const [suite] = elements(root, "testsuite");
@@ -294,7 +296,7 @@ Deno.test("junit: one well-formed testcase per case, with failures and skips", (
 
 Deno.test("junit: with strict, NON-STRICT is a failure", () => {
   const outcomes = sampleOutcomes();
-  const root = parseXml(junitXml([{ agent: "a", outcomes }], { strict: true }));
+  const root = parseXml(junitXml([{ agent: "a", outcomes }], { groups: GROUPS, strict: true }));
   const [suite] = elements(root, "testsuite");
   assert.equal(suite.attrs.get("failures"), "3");
   const c = elements(suite, "testcase").find((c) => c.attrs.get("name")!.startsWith("6.4.1 "))!;
@@ -315,7 +317,9 @@ Deno.test("junit: what a case measured goes to its <system-out>, failing or not"
   };
   const failing = { ...outcome("11.6.1", "FAILED", "OK"), findings: [finding("a"), finding("b")] };
   const root = parseXml(
-    junitXml([{ agent: "a", outcomes: [passing, failing, outcome("2.1", "OK", "OK")] }]),
+    junitXml([{ agent: "a", outcomes: [passing, failing, outcome("2.1", "OK", "OK")] }], {
+      groups: GROUPS,
+    }),
   );
   const byId = new Map(
     elements(elements(root, "testsuite")[0], "testcase").map((c) => [
@@ -334,7 +338,7 @@ Deno.test("junit: several suites, and an empty one, stay well-formed", () => {
   const root = parseXml(junitXml([
     { agent: "one", outcomes: sampleOutcomes() },
     { agent: "two", outcomes: [] },
-  ]));
+  ], { groups: GROUPS }));
   assert.deepEqual(elements(root, "testsuite").map((s) => s.attrs.get("name")), ["one", "two"]);
   assert.equal(root.attrs.get("tests"), "7");
   assert.equal(root.attrs.get("failures"), "2");

@@ -14,9 +14,8 @@ import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec } from "../harness/case.ts";
 import { peerTimeout } from "../harness/clock.ts";
-import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { runCase } from "../harness/session.ts";
-import { isFailing } from "../harness/verdict.ts";
+import { runAndJudgeCase, runAndJudgeCases } from "../harness/suite.ts";
+import { type CaseOutcome, isFailing } from "../harness/verdict.ts";
 import { spawnStrictServer } from "./support.ts";
 
 const IDS = [
@@ -44,7 +43,7 @@ function verdicts(outcomes: CaseOutcome[]): Record<string, string> {
 }
 
 async function run(url: URL, jobs: number): Promise<Record<string, string>> {
-  const outcomes = await runCases(CASES, { url, jobs });
+  const outcomes = await runAndJudgeCases(CASES, { url, jobs });
   // A conforming server fails no case; each case's verdict is what the server earns.
   const failing = outcomes.filter((o) => isFailing(o.verdict));
   assert.deepEqual(
@@ -103,7 +102,7 @@ Deno.test("load: consecutive steps with no delivery option leave in one write (3
   try {
     for (const id of ["3.2", "4.1.3", "4.2.3"]) {
       const spec = CASES.find((c) => c.id === id)!;
-      const run = await runCase(spec, { url: server.url });
+      const run = await runAndJudgeCase(spec, { url: server.url });
       const writes = run.wire.entries.flatMap((e) =>
         e.kind === "bytes" && e.dir === "tx" ? [e] : []
       );

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { needsEcho, NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
 import { caseReportName, compareIds, type IndexJson } from "../harness/report.ts";
-import { runCase } from "../harness/session.ts";
+import { runAndJudgeCase } from "../harness/suite.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
 interface Captured {
@@ -299,7 +299,7 @@ Deno.test("--protocol-only: a message the server sends on its own is shown, not 
     // Without the option, the greeting is the first event and decides every case.
     for (const id of ids) {
       const spec = ALL_CASES.find((c) => c.id === id)!;
-      const run = await runCase(spec, { url: new URL(server.url) });
+      const run = await runAndJudgeCase(spec, { url: new URL(server.url) });
       assert.equal(run.verdict.behavior, "FAILED", `${id}: ${run.verdict.result}`);
       assert.equal(run.unsolicited.length, 0);
     }

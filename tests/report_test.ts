@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { ALL_CASES } from "../fixtures/mod.ts";
-import type { CaseSpec } from "../harness/case.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
+import type { CaseSpec, Step } from "../harness/case.ts";
 import { Opcode } from "../harness/frame.ts";
 import { checkResponse, parseHead } from "../harness/handshake.ts";
 import { writeHtmlReports } from "../harness/html.ts";
@@ -19,7 +19,7 @@ import {
   writeCaseReport,
   writeIndex,
 } from "../harness/report.ts";
-import { runCase } from "../harness/session.ts";
+import { runAndJudgeCase } from "../harness/suite.ts";
 import { LOG_HEAD_ENTRIES, LOG_TAIL_ENTRIES, type WireEntry, WireLog } from "../harness/wirelog.ts";
 import { startHostilePeer } from "./hostile_peers.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
@@ -45,10 +45,10 @@ Deno.test("a 101, a close frame and FIN in one write: the case opens, then sees 
     const spec = caseById("1.1.1");
     // Sequential runs and concurrent ones: the race depends on scheduling.
     const runs = [];
-    for (let i = 0; i < 5; i++) runs.push(await runCase(spec, { url: new URL(peer.url) }));
+    for (let i = 0; i < 5; i++) runs.push(await runAndJudgeCase(spec, { url: new URL(peer.url) }));
     runs.push(
       ...await Promise.all(
-        Array.from({ length: 15 }, () => runCase(spec, { url: new URL(peer.url) })),
+        Array.from({ length: 15 }, () => runAndJudgeCase(spec, { url: new URL(peer.url) })),
       ),
     );
     const seen = runs.map((run) => ({
@@ -82,7 +82,7 @@ Deno.test("round trips stop when the suite closes: no data frame follows its clo
   try {
     // The expectation grows with the count, so the events still match when the timer fires.
     const ok = spec.expect.ok.map((e) => ({ ...e, times: 1_000_000 }));
-    const run = await runCase({ ...spec, steps, expect: { ...spec.expect, ok } }, {
+    const run = await runAndJudgeCase({ ...spec, steps, expect: { ...spec.expect, ok } }, {
       url: new URL(server.url),
     });
     assert.equal(run.close.closedBySuite, true);
@@ -185,7 +185,7 @@ Deno.test("an extension accepted in answer to an offer that had to be declined s
 async function oneRun(id: string) {
   const server = startStrictServer();
   try {
-    return await runCase(caseById(id), { url: new URL(server.url) });
+    return await runAndJudgeCase(caseById(id), { url: new URL(server.url) });
   } finally {
     await server.close();
   }
@@ -204,7 +204,7 @@ Deno.test("a 300-character agent name gives bounded report file names", async ()
     assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/${file}`)).agent, agent);
     // Another long name with the same first 64 characters gets its own files.
     assert.notEqual(caseReportName(agent + "y", "1.1.1"), file);
-    await writeHtmlReports(dir);
+    await writeHtmlReports(dir, GROUPS);
     await Deno.stat(`${dir}/${file.replace(/\.json$/, ".html")}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -259,7 +259,7 @@ Deno.test("a run of some cases marks the agent's other results as from an earlie
     const runs = JSON.parse(await Deno.readTextFile(`${dir}/${RUNS_FILE}`));
     assert.ok(runs[agent]["1.1.1"] < runs[agent]["1.1.2"]);
 
-    const html = await Deno.readTextFile(await writeHtmlReports(dir));
+    const html = await Deno.readTextFile(await writeHtmlReports(dir, GROUPS));
     const row = (id: string) => new RegExp(`<tr [^>]*id="case-${id}".*?</tr>`).exec(html)![0];
     assert.match(
       row("1.1.1"),

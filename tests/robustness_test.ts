@@ -12,9 +12,9 @@ import { ALL_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec, Step } from "../harness/case.ts";
 import { Opcode } from "../harness/frame.ts";
 import { caseReport, REPORT_PAYLOAD_LIMIT } from "../harness/report.ts";
-import { type CaseOutcome, runCases } from "../harness/runner.ts";
-import { type CaseRun, runCase } from "../harness/session.ts";
-import { isFailing } from "../harness/verdict.ts";
+import type { JudgedRun } from "../harness/report.ts";
+import { runAndJudgeCase, runAndJudgeCases } from "../harness/suite.ts";
+import { type CaseOutcome, isFailing } from "../harness/verdict.ts";
 import {
   HOSTILE_PEERS,
   type HostileKind,
@@ -71,7 +71,7 @@ async function withSafetyTimeout<T>(work: Promise<T>, what: string): Promise<T> 
 interface PeerResult {
   outcomes: CaseOutcome[];
   /** Everything each case observed, by id. */
-  runs: Map<string, CaseRun>;
+  runs: Map<string, JudgedRun>;
   /** Connections the peer accepted. */
   accepted: number;
   /** Growth of the process's resident set over the run, in bytes. */
@@ -84,11 +84,11 @@ async function runAgainst(
   options: HostileOptions = {},
 ): Promise<PeerResult> {
   const peer = startHostilePeer(kind, options);
-  const runs = new Map<string, CaseRun>();
+  const runs = new Map<string, JudgedRun>();
   try {
     const rss = Deno.memoryUsage().rss;
     const outcomes = await withSafetyTimeout(
-      runCases(cases, {
+      runAndJudgeCases(cases, {
         url: new URL(peer.url),
         jobs: 32,
         onCaseDone: (run) => {
@@ -306,7 +306,7 @@ Deno.test("the case time bound ends a case against a peer that trickles forever"
   try {
     for (const id of ["1.1.1", "3.1"]) {
       const run = await withSafetyTimeout(
-        runCase(boundOnly(id, 1.5), { url: new URL(peer.url) }),
+        runAndJudgeCase(boundOnly(id, 1.5), { url: new URL(peer.url) }),
         `case ${id} with a 1.5 s bound`,
       );
       assert.equal(run.close.opened, true, id);
@@ -327,12 +327,12 @@ Deno.test({
     const peer = startHostilePeer("trickle-text");
     try {
       const problems: string[] = [];
-      const bySuite = await runCase(boundOnly("1.1.1", 1.5), { url: new URL(peer.url) });
+      const bySuite = await runAndJudgeCase(boundOnly("1.1.1", 1.5), { url: new URL(peer.url) });
       if (!isFailing(bySuite.verdict)) problems.push("1.1.1 is not failing");
       if (/the peer closed/i.test(bySuite.verdict.resultClose)) {
         problems.push(`1.1.1 blames the peer: ${bySuite.verdict.resultClose}`);
       }
-      const byPeer = await runCase(boundOnly("3.1", 1.5), { url: new URL(peer.url) });
+      const byPeer = await runAndJudgeCase(boundOnly("3.1", 1.5), { url: new URL(peer.url) });
       if (!isFailing(byPeer.verdict)) {
         problems.push(
           `3.1 is not failing: ${byPeer.verdict.behavior}/${byPeer.verdict.behaviorClose}`,

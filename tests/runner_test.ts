@@ -9,8 +9,11 @@ import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { group } from "../fixtures/g01_framing.ts";
 import type { CaseSpec } from "../harness/case.ts";
+import { deserialize, serialize } from "node:v8";
+import type { Observation } from "../harness/observation.ts";
 import { runCases } from "../harness/runner.ts";
-import { isFailing } from "../harness/verdict.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
+import { isFailing, judgeCase } from "../harness/verdict.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
 /** A server that accepts TCP and never answers; it counts the connections open at once. */
@@ -43,7 +46,7 @@ Deno.test("runner: cases stalled in the handshake give up their job slot, within
   const server = silentServer();
   const cases = group.cases.slice(0, 4);
   try {
-    const outcomes = await runCases(cases, {
+    const outcomes = await runAndJudgeCases(cases, {
       url: new URL(server.url),
       jobs: 1,
       openTimeoutMs: 1500,
@@ -76,7 +79,7 @@ Deno.test("runner: a heavy case connects only once it may run, and runs beside n
   const heavy = ["9.1.3", "9.2.3", "9.5.6"];
   const spans = new Map<string, { from: number; to: number }>();
   try {
-    const outcomes = await runCases(cases(...heavy, "1.1.1", "1.1.2", "2.1", "9.7.1"), {
+    const outcomes = await runAndJudgeCases(cases(...heavy, "1.1.1", "1.1.2", "2.1", "9.7.1"), {
       url: new URL(server.url),
       jobs: 32,
       // A case's span runs from the start of its run (before it connects) to its end.
@@ -114,6 +117,39 @@ Deno.test("runner: a handshake that timed out while the target served other case
       outcomes.map((o) => [o.spec.id, o.verdict.behavior, o.verdict.behaviorClose]);
     assert.deepEqual(verdicts(parallel), verdicts(alone));
     for (const o of parallel) assert.equal(isFailing(o.verdict), false, o.spec.id);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("runner: onCaseDone's results come back; a saved observation is judged again to the same verdict", async () => {
+  // no-pong breaks 2.x (a MUST): the rejudged verdicts must show the failure too.
+  const server = startStrictServer({ flaws: ["no-pong"] });
+  const ids = ["1.1.1", "2.2", "2.3", "7.1.1"];
+  try {
+    const saved = await runCases(ALL_CASES.filter((c) => ids.includes(c.id)), {
+      url: new URL(server.url),
+      jobs: 4,
+      // What a caller keeps: the verdict of the moment, and the observation as bytes.
+      onCaseDone: (run) => {
+        const observation: Observation = {
+          expected: run.expected,
+          received: run.received,
+          close: run.close,
+          handshake: run.handshake,
+          violations: run.violations,
+          timeline: run.timeline,
+          peerDropTimeoutMs: run.peerDropTimeoutMs,
+        };
+        return { spec: run.spec, judged: judgeCase(run.spec, run), bytes: serialize(observation) };
+      },
+    });
+    assert.deepEqual(saved.map((s) => s.spec.id), ids, "results in the order of the cases");
+    for (const { spec, judged, bytes } of saved) {
+      assert.deepEqual(judgeCase(spec, deserialize(bytes)), judged, spec.id);
+    }
+    const failing = saved.filter((s) => isFailing(s.judged.verdict)).map((s) => s.spec.id);
+    assert.deepEqual(failing, ["2.2", "2.3"]);
   } finally {
     await server.close();
   }

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { spawnReady } from "../harness/child.ts";
-import { runCases } from "../harness/runner.ts";
+import { runAndJudgeCases } from "../harness/suite.ts";
 
 const WS_DIR = Deno.env.get("WS_PEER_DIR");
 const installed = WS_DIR !== undefined && exists(`${WS_DIR}/node_modules/ws/package.json`);
@@ -48,7 +48,7 @@ Deno.test({
     const server = await startWsEcho();
     try {
       const cases = ALL_CASES.filter((c) => ["9.3.1", "9.3.2", "9.3.3", "9.4.2"].includes(c.id));
-      const outcomes = await runCases(cases, { url: new URL(server.url), jobs: 4 });
+      const outcomes = await runAndJudgeCases(cases, { url: new URL(server.url), jobs: 4 });
       const behavior = Object.fromEntries(outcomes.map((o) => [o.spec.id, o.verdict.behavior]));
       assert.deepEqual(behavior, {
         "9.3.1": "FAILED",

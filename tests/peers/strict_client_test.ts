@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import {
   type Flaw,
+  FLAWS,
   runStrictClient,
   type StrictClientOptions,
   type StrictClientResult,
@@ -718,7 +719,10 @@ Deno.test("strict client: command line, exit status and its one line on stderr",
       refused.stderr,
       /^strict_client: refused the handshake: Sec-WebSocket-Accept "x", expected \S+\n$/,
     );
-    assert.deepEqual(await run([url, "--origin", "https://a.example"]), { code: 0, stderr: "" });
+    assert.deepEqual(await run([url, "--origin", "https://a.example", "--timeout", "10"]), {
+      code: 0,
+      stderr: "",
+    });
   } finally {
     listener.close();
     await server.catch(() => {});
@@ -728,4 +732,39 @@ Deno.test("strict client: command line, exit status and its one line on stderr",
   ) {
     assert.equal((await run(args)).code, 2, args.join(" "));
   }
+});
+
+Deno.test("strict client: interoperates with Deno's own server (Deno.upgradeWebSocket)", async () => {
+  const echoes: (string | number)[] = [];
+  let closed: Promise<void> = Promise.resolve();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => {
+      socket.send("héllo");
+      socket.send(new Uint8Array(70_000).fill(1));
+    };
+    socket.onmessage = ({ data }) => {
+      echoes.push(typeof data === "string" ? data : (data as ArrayBuffer).byteLength);
+      if (echoes.length === 2) socket.close(1000, "done");
+    };
+    closed = new Promise((resolve) => socket.onclose = () => resolve());
+    return response;
+  });
+  try {
+    const result = await runStrictClient(`ws://127.0.0.1:${server.addr.port}/`, {
+      timeoutMs: 20_000,
+    });
+    await closed;
+    assert.deepEqual(result, { exitCode: 0 });
+    assert.deepEqual(echoes, ["héllo", 70_000]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("strict client: every flaw is exercised by a test of this file", async () => {
+  const source = await Deno.readTextFile(new URL(import.meta.url));
+  const missing = FLAWS.filter((flaw) => !source.includes(`"${flaw}"`));
+  assert.deepEqual(missing, []);
 });

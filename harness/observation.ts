@@ -1,0 +1,97 @@
+/**
+ * What a session observes, as plain data: the engine fills it in, the judge
+ * (verdict.ts, measure.ts) and the report writers read it. It sits below both,
+ * so neither imports the other's layer for its types.
+ */
+import type { Level } from "./case.ts";
+import type { ObservedEvent } from "./payload.ts";
+
+/** How the connection ended, from the suite's side. */
+export interface CloseObservation {
+  /** The opening handshake completed. */
+  opened: boolean;
+  /** The suite sent the first close frame (Autobahn's closedByMe). */
+  closedBySuite: boolean;
+  /** The suite failed the connection because of something the peer did. */
+  failedBySuite: boolean;
+  /** The suite closed the TCP connection (Autobahn's droppedByMe). */
+  droppedBySuite: boolean;
+  /** Both close frames were exchanged and the TCP connection then closed in time. */
+  wasClean: boolean;
+  notCleanReason?: string;
+  /** The peer sent a close frame, with or without a code (absent: it sent none). */
+  remoteCloseFrame?: boolean;
+  remoteCloseCode?: number;
+  remoteCloseReason?: string;
+  localCloseCode?: number;
+  localCloseReason?: string;
+  /** The peer did not answer our close frame in time. */
+  closeHandshakeTimeout: boolean;
+  /** The peer (a server) did not close TCP in time after the closing handshake. */
+  peerDropTimeout: boolean;
+  /** The opening handshake did not finish in time. */
+  openHandshakeTimeout: boolean;
+}
+
+/** What the server answered to the opening handshake. */
+export interface HandshakeObservation {
+  /** HTTP status, when a response head arrived. */
+  status?: number;
+  /** Sec-WebSocket-Version values of the response (a refusal must list 13). */
+  versions: string[];
+  /** Why the response does not establish a connection, when it does not. */
+  problems: string[];
+}
+
+/** A rule the server broke in what it sent, found by the checks every case makes. */
+export interface Violation {
+  rule: string;
+  /** RFC 6455 section. */
+  rfc: string;
+  level: Level;
+  detail: string;
+}
+
+/** Times a session records, in milliseconds since the opening handshake completed. */
+export interface Timeline {
+  /** Each ping frame the peer sent, up to the first PEER_PINGS_KEPT (session.ts). */
+  peerPings: number[];
+  /** Pings past those, counted only: a peer may flood pings. */
+  peerPingsNotKept?: number;
+  /** The peer's close frame arrived. */
+  peerCloseFrame?: number;
+  /** Both close frames had crossed: the closing handshake was complete. */
+  closeHandshakeDone?: number;
+  /** The peer closed the TCP connection (absent when the suite closed it first). */
+  peerClosedTcp?: number;
+}
+
+/** The expectation's alternatives, resolved to bytes. */
+export interface ExpectedEvents {
+  ok: ObservedEvent[];
+  nonStrict?: ObservedEvent[];
+}
+
+/**
+ * Everything a case is judged on (verdict.ts judgeCase): a saved observation
+ * is judged again to the same verdict.
+ */
+export interface Observation {
+  expected: ExpectedEvents;
+  received: ObservedEvent[];
+  close: CloseObservation;
+  handshake: HandshakeObservation;
+  violations: Violation[];
+  timeline: Timeline;
+  /** How long the suite waited for the server to close TCP (what tcpCloseDelay is measured against). */
+  peerDropTimeoutMs: number;
+}
+
+/**
+ * The suite's fail timer closes with 1001 (going away); a peer echoing it
+ * gave the fitting answer to that close, whatever the case expected of it.
+ */
+export const FAIL_TIMER_CODE = 1001;
+
+/** Bytes of an event payload kept for a report (a case that never opened builds only these). */
+export const REPORT_PAYLOAD_LIMIT = 1024;
