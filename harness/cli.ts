@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import type { CaseSpec } from "./case.ts";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   type Baseline,
   BaselineError,

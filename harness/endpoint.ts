@@ -73,8 +73,7 @@ export type ProtocolErrorCode =
   | "invalid-close-code"
   | "invalid-close-reason"
   | "close-payload-1-byte"
-  | "message-too-big"
-  | "data-after-close";
+  | "message-too-big";
 
 export interface ProtocolError {
   code: ProtocolErrorCode;
@@ -93,8 +92,11 @@ export type EndpointEvent =
   | { type: "message"; binary: boolean; payload: Uint8Array }
   | { type: "ping"; payload: Uint8Array }
   | { type: "pong"; payload: Uint8Array }
-  /** The peer's close frame: `code` when it has one, `reason` when it is valid UTF-8. */
-  | { type: "close"; code?: number; reason?: string }
+  /**
+   * The peer's close frame: `code` when it has one, `reason` when it is valid
+   * UTF-8; not `valid`, it broke a rule and an error follows.
+   */
+  | { type: "close"; code?: number; reason?: string; valid: boolean }
   /** The first time the peer breaks a rule (one per rule). */
   | { type: "observation"; observation: PeerObservation }
   | { type: "error"; error: ProtocolError };
@@ -123,8 +125,6 @@ export interface EndpointOptions {
 
 /** Close codes that MUST NOT be set in a close frame (§7.4.1). */
 const NEVER_SENT_CODES = [1005, 1006, 1015];
-/** A close reason fits a control frame (§5.5: 125 bytes, 2 of them the code). */
-const MAX_CLOSE_REASON = 123;
 
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
@@ -294,11 +294,9 @@ export class Endpoint {
     this.#observeHeader(header);
     const { opcode } = header;
     const control = isControlOpcode(opcode);
-    // After the peer's close nothing it sends has a meaning (§5.5.1).
-    if (this.#peerClosed) {
-      if (!control) this.#fail("data-after-close", "a data frame followed the peer's close frame");
-      return;
-    }
+    // After the peer's close nothing it sends has a meaning (§5.5.1): it is observed and
+    // dropped, as failing would change nothing, both close frames being sent or owed.
+    if (this.#peerClosed) return;
     // Once failed, this end only waits for the peer's close (§7.1.7).
     if (this.#failed && opcode !== Opcode.Close) return;
     const error = this.#headerError(header);
@@ -405,19 +403,32 @@ export class Endpoint {
     const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
     const reason = payload.subarray(2);
     const reasonValid = isValidUtf8(reason);
+    const problem = this.#closeProblem(payload.length, code, reasonValid);
     this.#events.push({
       type: "close",
       code,
       reason: payload.length !== 1 && reasonValid ? utf8.decode(reason) : undefined,
+      valid: !problem,
     });
-    if (payload.length === 1) {
+    if (problem) return this.#fail(...problem);
+    // §5.5.1: a close frame MUST be answered with one, unless one was sent.
+    this.sendClose(1000);
+  }
+
+  /** The rule a close frame's body breaks (§5.5.1, §7.4), observing what the peer broke. */
+  #closeProblem(
+    length: number,
+    code: number | undefined,
+    reasonValid: boolean,
+  ): [ProtocolErrorCode, string] | undefined {
+    if (length === 1) {
       this.#observe(
         "close-body",
         "5.5.1",
         "must",
         "a close frame with a 1-byte body, where a body MUST begin with a 2-byte code",
       );
-      return this.#fail("close-payload-1-byte", "a close frame with a 1-byte payload");
+      return ["close-payload-1-byte", "a close frame with a 1-byte payload"];
     }
     if (code !== undefined && !isValidCloseCode(code)) {
       if (NEVER_SENT_CODES.includes(code)) {
@@ -436,11 +447,10 @@ export class Endpoint {
           `the peer sent close code ${code}, reserved or unassigned (no MUST forbids sending it)`,
         );
       }
-      return this.#fail("invalid-close-code", `invalid close code ${code}`);
+      return ["invalid-close-code", `invalid close code ${code}`];
     }
-    if (!reasonValid) return this.#fail("invalid-close-reason", "the close reason is not UTF-8");
-    // §5.5.1: a close frame MUST be answered with one, unless one was sent.
-    this.sendClose(1000);
+    if (!reasonValid) return ["invalid-close-reason", "the close reason is not valid UTF-8"];
+    return undefined;
   }
 
   /**
@@ -515,7 +525,10 @@ export class Endpoint {
     this.#events.push({ type: "observation", observation });
   }
 
-  /** Fails the connection (§7.1.7): a close frame with the suggested code, unless one left. */
+  /**
+   * Fails the connection (§7.1.7): a close frame with the suggested code, unless
+   * one left. The details are short, so they fit the frame's 123-byte reason.
+   */
   #fail(code: ProtocolErrorCode, detail: string): void {
     const [closeCode, rfc] = ERROR_RULES[code];
     const closeSent = this.sendClose(closeCode, detail);
@@ -564,8 +577,9 @@ export class Endpoint {
 
   /**
    * Starts (or answers) the closing handshake (§5.5.1, §7.1.2): only once, from
-   * OPEN; returns whether a close frame was queued. A reason longer than a
-   * control frame allows is cut (a second close can be crafted with sendFrame).
+   * OPEN; returns whether a close frame was queued. The reason is sent as given,
+   * even past the 123 bytes a control frame allows (a case may send that); a
+   * second close can be crafted with sendFrame.
    */
   sendClose(code?: number, reason?: string | Uint8Array): boolean {
     if (this.#state !== "open") return false;
@@ -573,7 +587,7 @@ export class Endpoint {
     const bytes = typeof reason === "string" ? utf8Encoder.encode(reason) : reason;
     this.sendFrame({
       opcode: Opcode.Close,
-      payload: closePayload(code, bytes?.subarray(0, MAX_CLOSE_REASON)),
+      payload: closePayload(code, bytes),
     });
     this.#state = "closing";
     this.#closeSent = true;
@@ -610,5 +624,4 @@ const ERROR_RULES: Record<ProtocolErrorCode, [1002 | 1007 | 1009, string]> = {
   "invalid-close-reason": [1007, "5.5.1"],
   "close-payload-1-byte": [1002, "5.5.1"],
   "message-too-big": [1009, "7.4.1"],
-  "data-after-close": [1002, "5.5.1"],
 };

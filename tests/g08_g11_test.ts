@@ -800,7 +800,7 @@ Deno.test("the suite's fail timer closes with 1001: a peer echoing 1001 gets no 
   };
   const server = startStrictServer();
   try {
-    const run = await runCase(spec, { url: new URL(server.url) });
+    const run = await runAndJudgeCase(spec, { url: new URL(server.url) });
     assert.equal(run.close.localCloseCode, 1001, what(run));
     assert.equal(run.close.remoteCloseCode, 1001, what(run));
     assert.equal(verdictOf(run), "OK / OK", what(run));

@@ -137,11 +137,11 @@ Deno.test("the suite's close reason is reported as text, or as hex when it is no
       ...caseById("7.1.1"),
       steps: [reason, { failAfter: 2 }],
     });
-    const text = await runCase(closing({ close: { code: 1000, reason: "bye: ünïcode" } }), {
+    const text = await runAndJudgeCase(closing({ close: { code: 1000, reason: "bye: ünïcode" } }), {
       url: new URL(server.url),
     });
     assert.equal(text.close.localCloseReason, "bye: ünïcode");
-    const invalid = await runCase(closing({ close: { code: 1000, reason: { hex: "6361c328" } } }), {
+    const invalid = await runAndJudgeCase(closing({ close: { code: 1000, reason: { hex: "6361c328" } } }), {
       url: new URL(server.url),
     });
     assert.equal(invalid.close.localCloseReason, "0x6361c328 (not valid UTF-8)");
@@ -306,7 +306,7 @@ Deno.test("frames after the 101 and before TCP's close are all processed before 
       steps: [{ failAfter: 5 }],
       expect: { ...caseById("1.1.1").expect, ok: [{ message: "a", binary: false, times: 3000 }] },
     };
-    const run = await runCase(spec, { url: new URL(peer.url) });
+    const run = await runAndJudgeCase(spec, { url: new URL(peer.url) });
     assert.equal(run.close.opened, true);
     assert.equal(run.received.length, 3000);
     assert.equal(run.close.remoteCloseFrame, true);

@@ -107,8 +107,8 @@ Deno.test("runner: a handshake that timed out while the target served other case
     steps: [{ wait: 1 }, ...spec.steps],
   }));
   try {
-    const alone = await runCases(slow, { url: new URL(server.url), jobs: 1, openTimeoutMs: 500 });
-    const parallel = await runCases(slow, {
+    const alone = await runAndJudgeCases(slow, { url: new URL(server.url), jobs: 1, openTimeoutMs: 500 });
+    const parallel = await runAndJudgeCases(slow, {
       url: new URL(server.url),
       jobs: 4,
       openTimeoutMs: 500,
