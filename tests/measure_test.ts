@@ -5,7 +5,7 @@
  *   deno test tests/measure_test.ts
  */
 import assert from "node:assert/strict";
-import type { CaseSpec, Step } from "../harness/case.ts";
+import type { CaseSpec } from "../harness/case.ts";
 import { measure, type Measured, type Timeline } from "../harness/measure.ts";
 import { formatBytes } from "../harness/payload.ts";
 import { PayloadCache } from "../harness/payload.ts";

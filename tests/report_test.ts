@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
-import type { CaseSpec, Step } from "../harness/case.ts";
+import type { CaseSpec } from "../harness/case.ts";
 import { Opcode } from "../harness/frame.ts";
 import { checkResponse, parseHead } from "../harness/handshake.ts";
 import { writeHtmlReports } from "../harness/html.ts";
@@ -141,9 +141,12 @@ Deno.test("the suite's close reason is reported as text, or as hex when it is no
       url: new URL(server.url),
     });
     assert.equal(text.close.localCloseReason, "bye: ünïcode");
-    const invalid = await runAndJudgeCase(closing({ close: { code: 1000, reason: { hex: "6361c328" } } }), {
-      url: new URL(server.url),
-    });
+    const invalid = await runAndJudgeCase(
+      closing({ close: { code: 1000, reason: { hex: "6361c328" } } }),
+      {
+        url: new URL(server.url),
+      },
+    );
     assert.equal(invalid.close.localCloseReason, "0x6361c328 (not valid UTF-8)");
   } finally {
     await server.close();

@@ -107,7 +107,11 @@ Deno.test("runner: a handshake that timed out while the target served other case
     steps: [{ wait: 1 }, ...spec.steps],
   }));
   try {
-    const alone = await runAndJudgeCases(slow, { url: new URL(server.url), jobs: 1, openTimeoutMs: 500 });
+    const alone = await runAndJudgeCases(slow, {
+      url: new URL(server.url),
+      jobs: 1,
+      openTimeoutMs: 500,
+    });
     const parallel = await runAndJudgeCases(slow, {
       url: new URL(server.url),
       jobs: 4,
