@@ -36,6 +36,22 @@ export const FLAW_FAMILIES = {
   ],
   /** The frames the client receives (§5.1, §5.5.2, §8.1). */
   serverInput: ["accept-masked-frames", "no-pong", "accept-invalid-utf8"],
+  /** Rules Autobahn's groups 1-7 and 9 check, as a server's flaws of the same names do. */
+  autobahn: [
+    "truncate-long-echo",
+    "corrupt-large-echo",
+    "echo-fragmented-as-binary",
+    "accept-rsv",
+    "accept-reserved-opcodes",
+    "accept-fragmented-control",
+    "no-fail-fast",
+    "accept-invalid-close-codes",
+    "close-code-1000-on-error",
+    "drop-on-error",
+    "oversize-pong",
+    "fragmented-pong",
+    "reserved-opcode-pong",
+  ],
   /** Closing (§5.5.1, §7.1.1, §7.4). */
   close: [
     "close-code-1005",
@@ -162,6 +178,8 @@ function takeHeader(incoming: Incoming): Header | undefined {
 
 interface OutgoingFrame {
   opcode: number;
+  /** Default true. */
+  fin?: boolean;
   /** The payload, in parts written one after the other (a message's chunks are not joined first). */
   payload: Uint8Array[];
   rsv?: number;
@@ -171,13 +189,15 @@ interface OutgoingFrame {
   lengthForm?: 7 | 16 | 64;
 }
 
-function encodeFrame({ opcode, payload, rsv = 0, maskKey, lengthForm }: OutgoingFrame): Uint8Array {
+function encodeFrame(
+  { opcode, fin = true, payload, rsv = 0, maskKey, lengthForm }: OutgoingFrame,
+): Uint8Array {
   const n = payload.reduce((size, part) => size + part.length, 0);
   const form = lengthForm ?? (n < 126 ? 7 : n < 65536 ? 16 : 64);
   const lengthBytes = form === 7 ? 0 : form === 16 ? 2 : 8;
   const start = 2 + lengthBytes + (maskKey ? 4 : 0);
   const out = new Uint8Array(start + n);
-  out[0] = 0x80 | (rsv << 4) | opcode;
+  out[0] = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
   out[1] = (maskKey ? 0x80 : 0) | (form === 7 ? n : form === 16 ? 126 : 127);
   for (let i = 0; i < lengthBytes; i++) out[2 + i] = Math.floor(n / 256 ** (lengthBytes - 1 - i));
   if (maskKey) out.set(maskKey, start - 4);
@@ -270,12 +290,17 @@ interface Message {
   opcode: number;
   chunks: Uint8Array[];
   size: number;
+  frames: number;
   /** Streaming validation of a text message, so invalid UTF-8 fails fast (§8.1). */
   utf8: TextDecoder | undefined;
+  /** Flaw no-fail-fast: the text is validated only once whole. */
+  validateWhole: boolean;
 }
 
 interface Frame {
   header: Header;
+  /** Read and dropped (only under some flaws). */
+  ignored: boolean;
   /** Payload bytes still to come. */
   remaining: number;
   /** Payload bytes received (unmasked), kept for control frames only. */
@@ -404,10 +429,11 @@ class StrictClient {
     return crypto.getRandomValues(new Uint8Array(4));
   }
 
-  async #send(opcode: number, payload: Uint8Array[]): Promise<void> {
+  async #send(opcode: number, payload: Uint8Array[], fin = true): Promise<void> {
     const n = payload.reduce((size, part) => size + part.length, 0);
     await this.#write(encodeFrame({
       opcode,
+      fin,
       payload,
       rsv: this.#has("rsv1") ? 4 : 0, // flaw: RSV bits need an extension (§5.2)
       maskKey: this.#maskKey(),
@@ -440,7 +466,10 @@ class StrictClient {
     this.#error = `failed the connection with ${code}: ${reason}`;
     this.#state = "failed";
     this.#message = undefined;
-    await this.#sendClose(code);
+    // Flaw drop-on-error: a close frame should come first (§7.1.7).
+    if (this.#has("drop-on-error")) return this.#closeTcp();
+    // Flaw close-code-1000-on-error: 1000 says all went well (§7.4.1).
+    await this.#sendClose(this.#has("close-code-1000-on-error") ? 1000 : code);
     this.#awaitTcpClose();
   }
 
@@ -536,9 +565,15 @@ class StrictClient {
       if (this.#frame === undefined) {
         const header = takeHeader(incoming);
         if (header === undefined) return;
-        const failure = this.#checkHeader(header);
-        if (failure) return await this.#fail(failure);
-        this.#frame = { header, remaining: Number(header.length), chunks: [], received: 0 };
+        const verdict = this.#checkHeader(header);
+        if (Array.isArray(verdict)) return await this.#fail(verdict);
+        this.#frame = {
+          header,
+          ignored: verdict === "ignore",
+          remaining: Number(header.length),
+          chunks: [],
+          received: 0,
+        };
       }
       const frame = this.#frame;
       const pieces = incoming.take(Math.min(incoming.size, frame.remaining));
@@ -552,25 +587,45 @@ class StrictClient {
     }
   }
 
-  /** Checks a frame header before its payload arrives (§5.1, §5.2, §5.4, §5.5). */
-  #checkHeader(header: Header): Failure | undefined {
+  /**
+   * Checks a frame header before its payload arrives (§5.1, §5.2, §5.4, §5.5)
+   * and starts a message on a text or binary frame; "ignore" (only under some
+   * flaws): the frame is read and dropped.
+   */
+  #checkHeader(header: Header): Failure | "ignore" | undefined {
     if (header.maskKey && !this.#has("accept-masked-frames")) {
       return [1002, "masked frame from the server"]; // §5.1
     }
-    if (header.rsv !== 0) return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    if (header.rsv !== 0 && !this.#has("accept-rsv")) {
+      return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    }
     if (header.length >= 1n << 63n) {
       return [1002, "64-bit payload length with the most significant bit set"]; // §5.2
     }
     const { opcode } = header;
+    const reserved = opcode > Opcode.Pong || (opcode > Opcode.Binary && opcode < Opcode.Close);
+    if (reserved) {
+      // Flaw accept-reserved-opcodes: an unknown opcode must fail the connection (§5.2).
+      if (this.#has("accept-reserved-opcodes")) return "ignore";
+      return [1002, `reserved opcode ${opcode}`];
+    }
     if (opcode >= 8) {
-      if (opcode > Opcode.Pong) return [1002, `reserved opcode ${opcode}`]; // §5.2
-      if (header.length > 125n) return [1002, "control frame payload over 125 bytes"]; // §5.5
-      if (!header.fin) return [1002, "fragmented control frame"]; // §5.5
+      // Flaw oversize-pong: a ping over 125 bytes is answered (§5.5: it must fail).
+      const answered = opcode === Opcode.Ping && this.#has("oversize-pong") &&
+        header.length <= 65535n;
+      if (header.length > 125n && !answered) {
+        return [1002, "control frame payload over 125 bytes"]; // §5.5
+      }
+      // Flaw accept-fragmented-control: control frames must not be fragmented (§5.5).
+      if (!header.fin && !this.#has("accept-fragmented-control")) {
+        return [1002, "fragmented control frame"];
+      }
       return undefined;
     }
-    if (opcode > Opcode.Binary) return [1002, `reserved opcode ${opcode}`]; // §5.2
     const message = this.#message;
     if (opcode === Opcode.Continuation && message === undefined) {
+      // Flaw accept-fragmented-control: the continuation of a fragmented control frame.
+      if (this.#has("accept-fragmented-control")) return "ignore";
       return [1002, "continuation frame with no message to continue"]; // §5.4
     }
     if (opcode !== Opcode.Continuation && message !== undefined) {
@@ -580,15 +635,20 @@ class StrictClient {
       return [1009, `message over ${this.#maxMessage} bytes`]; // §7.4.1
     }
     if (message === undefined) {
-      // Flaw accept-invalid-utf8: text must be valid UTF-8 (§8.1).
+      // Flaw accept-invalid-utf8: text must be valid UTF-8 (§8.1); flaw no-fail-fast
+      // checks it only once the message is whole.
       const validate = opcode === Opcode.Text && !this.#has("accept-invalid-utf8");
+      const failFast = validate && !this.#has("no-fail-fast");
       this.#message = {
         opcode,
         chunks: [],
         size: 0,
-        utf8: validate ? new TextDecoder("utf-8", { fatal: true }) : undefined,
+        frames: 0,
+        utf8: failFast ? new TextDecoder("utf-8", { fatal: true }) : undefined,
+        validateWhole: validate && !failFast,
       };
     }
+    this.#message!.frames++;
     return undefined;
   }
 
@@ -601,6 +661,7 @@ class StrictClient {
     }
     frame.received += piece.length;
     frame.remaining -= piece.length;
+    if (frame.ignored) return undefined;
     if (header.opcode >= 8) {
       frame.chunks.push(piece);
       return undefined;
@@ -618,10 +679,11 @@ class StrictClient {
 
   async #onFrame(frame: Frame): Promise<void> {
     const { header } = frame;
+    if (frame.ignored) return;
     switch (header.opcode) {
       case Opcode.Ping:
         // Flaw no-pong: a ping must be answered with its payload (§5.5.2).
-        if (!this.#has("no-pong")) await this.#send(Opcode.Pong, frame.chunks);
+        if (!this.#has("no-pong")) await this.#pong(concat(frame.chunks));
         return;
       case Opcode.Pong:
         return; // unsolicited pongs are ignored (§5.5.3)
@@ -636,7 +698,37 @@ class StrictClient {
     } catch {
       return await this.#fail([1007, "text message ends inside a UTF-8 sequence"]);
     }
-    await this.#send(message.opcode, message.chunks);
+    if (message.validateWhole && !isValidUtf8(concat(message.chunks))) {
+      return await this.#fail([1007, "text message is not valid UTF-8"]);
+    }
+    await this.#echo(message);
+  }
+
+  /** Echoes a message with its type, as one frame; some flaws change it (§1.2's echo). */
+  async #echo(message: Message): Promise<void> {
+    let payload = message.chunks;
+    if (this.#has("truncate-long-echo") && message.size > 125) {
+      payload = [concat(payload).subarray(0, 125)];
+    }
+    if (this.#has("corrupt-large-echo") && message.size >= MiB) {
+      const whole = concat(payload).slice();
+      whole[whole.length - 1] ^= 0xff;
+      payload = [whole];
+    }
+    const binary = this.#has("echo-fragmented-as-binary") && message.frames > 1;
+    await this.#send(binary ? Opcode.Binary : message.opcode, payload);
+  }
+
+  /** Answers a ping (§5.5.2); some flaws send what no client may send (§5.2, §5.5). */
+  async #pong(payload: Uint8Array): Promise<void> {
+    if (this.#has("fragmented-pong")) {
+      // Flaw fragmented-pong: control frames must not be fragmented (§5.5).
+      const half = payload.length >> 1;
+      await this.#send(Opcode.Pong, [payload.subarray(0, half)], false);
+      return await this.#send(Opcode.Continuation, [payload.subarray(half)]);
+    }
+    // Flaw reserved-opcode-pong: 0xB is reserved for further control frames (§5.2).
+    await this.#send(this.#has("reserved-opcode-pong") ? 0xb : Opcode.Pong, [payload]);
   }
 
   // --- closing (§5.5.1, §7) -----------------------------------------------
@@ -648,7 +740,9 @@ class StrictClient {
       code = (payload[0] << 8) | payload[1];
       // Flaw refuse-1012-1014: these codes are registered and valid (§7.4.2, IANA).
       const refused = code >= 1012 && code <= 1014 && this.#has("refuse-1012-1014");
-      if (!isValidCloseCode(code) || refused) {
+      // Flaw accept-invalid-close-codes: only the codes of §7.4 may be sent.
+      const valid = isValidCloseCode(code) || this.#has("accept-invalid-close-codes");
+      if (!valid || refused) {
         return await this.#fail([1002, `invalid close code ${code}`]);
       }
       if (!isValidUtf8(payload.subarray(2))) {

@@ -768,3 +768,75 @@ Deno.test("strict client: every flaw is exercised by a test of this file", async
   const missing = FLAWS.filter((flaw) => !source.includes(`"${flaw}"`));
   assert.deepEqual(missing, []);
 });
+
+Deno.test("strict client: the flaws of Autobahn's rules, each on the wire", async () => {
+  const rsvText = frame(1, "hi", { rsv: 4 });
+  const cases: [Flaw, Uint8Array, string[], string[]][] = [
+    ["truncate-long-echo", frame(1, "a".repeat(200)), ["text 200 bytes"], ["text 125 bytes"]],
+    [
+      "echo-fragmented-as-binary",
+      join(frame(1, "ab", { fin: false }), frame(0, "cd")),
+      ['text "abcd"'],
+      ['binary "abcd"'],
+    ],
+    ["accept-rsv", rsvText, ["close 1002"], ['text "hi"']],
+    ["accept-reserved-opcodes", join(frame(3, "x"), frame(1, "hi")), ["close 1002"], ['text "hi"']],
+    [
+      "accept-fragmented-control",
+      join(frame(9, "p", { fin: false }), frame(0, "q")),
+      ["close 1002"],
+      ['pong "p"'],
+    ],
+    [
+      "no-fail-fast",
+      join(frame(1, [0x61, 0xf5], { fin: false }), frame(9, "p"), frame(0, "b")),
+      ["close 1007"],
+      ['pong "p"', "close 1007"],
+    ],
+    ["close-code-1000-on-error", rsvText, ["close 1002"], ["close 1000"]],
+    ["drop-on-error", rsvText, ["close 1002"], ["eof"]],
+    ["oversize-pong", frame(9, new Uint8Array(126)), ["close 1002"], ["pong 126 bytes"]],
+    ["fragmented-pong", frame(9, "ping"), ['pong "ping"'], ['pong "pi"', 'cont "ng"']],
+    ["reserved-opcode-pong", frame(9, "p"), ['pong "p"'], ['op11 "p"']],
+  ];
+  const transcript = async (flaws: Flaw[], input: Uint8Array) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(join(input, close(1000)));
+      events = await peer.untilClose();
+    });
+    // A client that did not fail answers the server's close: that reply is left out.
+    const described = events.map(describe);
+    return described.at(-1) === "close 1000" && described.length > 1
+      ? described.slice(0, -1)
+      : described;
+  };
+  for (const [flaw, input, correct, flawed] of cases) {
+    assert.deepEqual(await transcript([], input), correct, `${flaw}: correct client`);
+    assert.deepEqual(await transcript([flaw], input), flawed, `flaw ${flaw}`);
+  }
+  // Close codes: an invalid one must fail the connection, the flaw echoes it.
+  const closeWith = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(close(1004));
+      events = await peer.untilClose();
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await closeWith([]), ["close 1002"]);
+  assert.deepEqual(await closeWith(["accept-invalid-close-codes"]), ["close 1004"]);
+});
+
+Deno.test("strict client: flaw corrupt-large-echo", async () => {
+  const data = new Uint8Array(1024 * 1024).fill(0x61);
+  const echo = async (flaws: Flaw[]) =>
+    (await exchange(flaws, (peer) => peer.write(frame(2, data)))).frames[0].payload;
+  assert.deepEqual(await echo([]), data);
+  const corrupt = await echo(["corrupt-large-echo"]);
+  assert.equal(corrupt.length, data.length);
+  assert.deepEqual(corrupt.subarray(0, -1), data.subarray(0, -1));
+  assert.equal(corrupt.at(-1), 0x61 ^ 0xff);
+});
