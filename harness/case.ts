@@ -41,47 +41,63 @@ export interface Delivery {
   sync?: boolean;
 }
 
+/**
+ * One thing the suite does in a case, told apart by `kind`: every switch on it
+ * is exhaustive, so a new kind of step does not compile until every place that
+ * inspects steps handles it.
+ */
 export type Step =
   /** Send one frame. */
-  | ({ frame: FrameFields } & Delivery)
+  | ({ kind: "frame"; frame: FrameFields } & Delivery)
   /**
    * Send a message as the suite's own endpoint would: one frame, or frames of
    * `fragmentSize` bytes (first with the message opcode, then continuations).
    */
-  | ({ message: { binary?: boolean; payload: Payload; fragmentSize?: number } } & Delivery)
+  | ({
+    kind: "message";
+    message: { binary?: boolean; payload: Payload; fragmentSize?: number };
+  } & Delivery)
   /**
    * Start the closing handshake: send a close frame and enter the CLOSING state.
    * `code` absent means an empty close payload; `reason` needs no code
    * (that makes the illegal 1-byte close payload of case 7.3.2).
    */
-  | ({ close: { code?: number; reason?: Payload } } & Delivery)
+  | ({ kind: "close"; close: { code?: number; reason?: Payload } } & Delivery)
   /** Send a frame header announcing `length` payload bytes; frameData steps send them. */
-  | { frameStart: { opcode: number; fin?: boolean; rsv?: number; length: number } }
+  | {
+    kind: "frameStart";
+    frameStart: { opcode: number; fin?: boolean; rsv?: number; length: number };
+  }
   /** Send the next payload bytes of the frame opened by frameStart, masked with its key. */
-  | { frameData: Payload }
+  | { kind: "frameData"; frameData: Payload }
   /** Send bytes exactly as given. */
-  | ({ raw: Payload } & Delivery)
+  | ({ kind: "raw"; raw: Payload } & Delivery)
   /**
    * Pause. If the connection is no longer open afterwards, the remaining steps
    * are skipped. With a tag, a `timeout` event with that tag is recorded when
    * the connection is still open (Autobahn's continueLater).
    */
-  | { wait: number; tag?: string }
+  | { kind: "wait"; wait: number; tag?: string }
   /**
    * Pause until `events` events have been observed in all. If they have not
    * within `within` seconds, the suite starts the closing handshake (1000) and
    * the remaining steps are skipped, as they are when the connection closed.
    */
-  | { waitForEvents: { events: number; within: number } }
+  | { kind: "waitForEvents"; waitForEvents: { events: number; within: number } }
   /** In this many seconds, start the closing handshake with an empty close frame if still open. */
-  | { closeAfter: number }
+  | { kind: "closeAfter"; closeAfter: number }
   /**
    * In this many seconds, fail the connection if it is not closed: send close
    * 1001 when open, drop TCP when already closing (Autobahn's killAfter).
    */
-  | { failAfter: number }
+  | { kind: "failAfter"; failAfter: number }
   /** Send `frame`, wait for its echo, send again: `count` round trips in all. */
-  | { roundTrips: { count: number; frame: FrameFields } };
+  | { kind: "roundTrips"; roundTrips: { count: number; frame: FrameFields } };
+
+/** For the `default` of a switch on a union's tag: compiles only when every case is handled. */
+export function unhandled(value: never): never {
+  throw new Error(`unhandled: ${JSON.stringify(value)}`);
+}
 
 /** One observed event, as the expectations list them. */
 export type EventSpec =

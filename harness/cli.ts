@@ -6,7 +6,7 @@
  * stopped by SIGINT and SIGTERM (the cases that finished are reported).
  */
 import { parseArgs } from "node:util";
-import type { CaseSpec } from "./case.ts";
+import { type CaseSpec, unhandled } from "./case.ts";
 import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   type Baseline,
@@ -152,8 +152,24 @@ function echoTypes(spec: CaseSpec): Set<MessageType> {
     if ("message" in e) types.add(e.binary ? "binary" : "text");
   }
   for (const step of spec.steps) {
-    if ("roundTrips" in step) {
-      types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
+    switch (step.kind) {
+      case "roundTrips":
+        types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
+        break;
+      case "frame":
+      case "message":
+      case "close":
+      case "frameStart":
+      case "frameData":
+      case "raw":
+        break; // Their echoes, if any, are in the expectation.
+      case "wait":
+      case "waitForEvents":
+      case "closeAfter":
+      case "failAfter":
+        break;
+      default:
+        unhandled(step);
     }
   }
   return types;
@@ -547,8 +563,11 @@ async function probeSession(options: SessionOptions, type?: MessageType) {
     requirement: "The server completes the opening handshake.",
     // The echo closes at once (autoClose); without it, the suite closes after PROBE_WAIT_S.
     steps: type
-      ? [{ message: { binary, payload: ECHO_PROBE } }, { closeAfter: PROBE_WAIT_S }]
-      : [{ close: { code: 1000 } }],
+      ? [
+        { kind: "message", message: { binary, payload: ECHO_PROBE } },
+        { kind: "closeAfter", closeAfter: PROBE_WAIT_S },
+      ]
+      : [{ kind: "close", close: { code: 1000 } }],
     expect: {
       ok: type ? [{ message: ECHO_PROBE, binary }] : [],
       close: { by: "suite", codes: [1000], clean: false },

@@ -119,7 +119,9 @@ function peerKeepalive({ timeline, close }: Measured): Finding[] {
  * echoes that came back: the largest size echoed and the first one that was not.
  */
 function messageSizeLimit(spec: Pick<CaseSpec, "steps">, m: Measured): Finding {
-  const sizes = spec.steps.flatMap((s) => "message" in s ? [payloadLength(s.message.payload)] : []);
+  const sizes = spec.steps.flatMap((s) =>
+    s.kind === "message" ? [payloadLength(s.message.payload)] : []
+  );
   const echoes = m.received.filter((e) => e.type === "message");
   let echoed = 0;
   while (echoed < sizes.length && echoes[echoed]?.payload.length === sizes[echoed]) echoed++;

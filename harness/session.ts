@@ -5,7 +5,14 @@
  * does (fail on protocol errors with a close frame, 1 s closing-handshake
  * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
  */
-import type { CaseSpec, Delivery, FrameFields, Level, Step } from "./case.ts";
+import {
+  type CaseSpec,
+  type Delivery,
+  type FrameFields,
+  type Level,
+  type Step,
+  unhandled,
+} from "./case.ts";
 import {
   closePayload,
   decodeHeader,
@@ -167,10 +174,30 @@ export function caseBound(spec: CaseSpec, options: SessionOptions): number {
   if (spec.timeout) return spec.timeout;
   let waits = 0, timers = 0;
   for (const step of spec.steps) {
-    if ("wait" in step) waits += step.wait;
-    if ("waitForEvents" in step) waits += step.waitForEvents.within;
-    if ("closeAfter" in step) timers = Math.max(timers, waits + step.closeAfter);
-    if ("failAfter" in step) timers = Math.max(timers, waits + step.failAfter);
+    switch (step.kind) {
+      case "wait":
+        waits += step.wait;
+        break;
+      case "waitForEvents":
+        waits += step.waitForEvents.within;
+        break;
+      case "closeAfter":
+        timers = Math.max(timers, waits + step.closeAfter);
+        break;
+      case "failAfter":
+        timers = Math.max(timers, waits + step.failAfter);
+        break;
+      case "frame":
+      case "message":
+      case "close":
+      case "frameStart":
+      case "frameData":
+      case "raw":
+      case "roundTrips":
+        break; // Sent at once: the timers bound what follows.
+      default:
+        unhandled(step);
+    }
   }
   const closing = ((options.closeTimeoutMs ?? 1000) + (options.peerDropTimeoutMs ?? 1000)) / 1000;
   return Math.max(waits, timers) + closing + 2;
@@ -328,7 +355,7 @@ class ClientSession {
     // The largest payload of each pattern first: the smaller ones become views of it.
     if (previewBytes === Infinity) {
       this.payloads.warm([
-        ...this.spec.steps.map((s) => "message" in s ? s.message.payload : undefined),
+        ...this.spec.steps.map((s) => s.kind === "message" ? s.message.payload : undefined),
         ...[...ok, ...nonStrict ?? []].map((e) => "message" in e ? e.message : undefined),
       ]);
     }
@@ -441,96 +468,117 @@ class ClientSession {
       // Steps go on after the case's own close step (cases send after it on purpose),
       // never after the connection was failed or closed by the peer.
       if (this.#state === "closed" || (this.#state === "closing" && !this.#closedByStep)) return;
-      if ("wait" in step) {
-        this.log.note(`wait ${step.wait} s${step.tag ? ` (${step.tag})` : ""}`);
-        await this.#sleep(step.wait * 1000);
-        if (this.#state !== "open") return;
-        if (step.tag) {
-          this.log.note(`wait ${step.tag} over, connection still open`);
-          this.#record({ type: "timeout", tag: step.tag });
+      switch (step.kind) {
+        case "wait":
+          this.log.note(`wait ${step.wait} s${step.tag ? ` (${step.tag})` : ""}`);
+          await this.#sleep(step.wait * 1000);
+          if (this.#state !== "open") return;
+          if (step.tag) {
+            this.log.note(`wait ${step.tag} over, connection still open`);
+            this.#record({ type: "timeout", tag: step.tag });
+          }
+          break;
+        case "waitForEvents": {
+          const { events, within } = step.waitForEvents;
+          this.log.note(`wait up to ${within} s for ${events} events in all`);
+          await this.#waitForEvents(events, within * 1000);
+          if (this.#state !== "open") return;
+          if (this.received.length < events) {
+            this.log.note(`${events} events not observed within ${within} s: closing`);
+            return this.#sendClose(1000, undefined, false);
+          }
+          break;
         }
-      } else if ("waitForEvents" in step) {
-        const { events, within } = step.waitForEvents;
-        this.log.note(`wait up to ${within} s for ${events} events in all`);
-        await this.#waitForEvents(events, within * 1000);
-        if (this.#state !== "open") return;
-        if (this.received.length < events) {
-          this.log.note(`${events} events not observed within ${within} s: closing`);
-          return this.#sendClose(1000, undefined, false);
-        }
-      } else {
-        this.#perform(step);
+        default:
+          this.#perform(step);
       }
     }
     this.#watchEchoSilence();
   }
 
-  #perform(step: Exclude<Step, { wait: number } | { waitForEvents: unknown }>): void {
-    if ("frame" in step) {
-      this.#sendFrame(step.frame, step);
-    } else if ("message" in step) {
-      const { binary, payload, fragmentSize } = step.message;
-      const bytes = this.payloads.resolve(payload);
-      const count = fragmentCount(bytes.length, fragmentSize);
-      const opcode = binary ? Opcode.Binary : Opcode.Text;
-      if (count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync) {
-        // Masked piece by piece as it is written: the payload is not held twice.
-        const frame = { opcode, payload: bytes, maskKey: randomBytes(4) };
-        this.#logFrames(encodeHeader({ ...frame, length: BigInt(bytes.length) }), 1, () => bytes);
-        this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
-        return;
+  /** Performs a step that does not pause the steps. */
+  #perform(step: Exclude<Step, { kind: "wait" | "waitForEvents" }>): void {
+    switch (step.kind) {
+      case "frame":
+        this.#sendFrame(step.frame, step);
+        break;
+      case "message": {
+        const { binary, payload, fragmentSize } = step.message;
+        const bytes = this.payloads.resolve(payload);
+        const count = fragmentCount(bytes.length, fragmentSize);
+        const opcode = binary ? Opcode.Binary : Opcode.Text;
+        if (count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync) {
+          // Masked piece by piece as it is written: the payload is not held twice.
+          const frame = { opcode, payload: bytes, maskKey: randomBytes(4) };
+          this.#logFrames(encodeHeader({ ...frame, length: BigInt(bytes.length) }), 1, () => bytes);
+          this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
+          break;
+        }
+        const encoded = encodeMessage(bytes, {
+          opcode,
+          fragmentSize,
+          maskKeys: randomBytes(4 * count),
+        });
+        this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
+        this.#transport!.send(encoded, step);
+        break;
       }
-      const encoded = encodeMessage(bytes, {
-        opcode,
-        fragmentSize,
-        maskKeys: randomBytes(4 * count),
-      });
-      this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
-      this.#transport!.send(encoded, step);
-    } else if ("close" in step) {
-      const reason = step.close.reason === undefined
-        ? undefined
-        : this.payloads.resolve(step.close.reason);
-      this.#closedByStep = this.#state === "open";
-      this.#sendClose(step.close.code, reason, false, step);
-    } else if ("frameStart" in step) {
-      const key = randomBytes(4);
-      const { opcode, fin, rsv, length } = step.frameStart;
-      const header = encodeHeader({ opcode, fin, rsv, length: BigInt(length), maskKey: key });
-      this.#openFrame = { key, offset: 0 };
-      this.#transport!.send(header);
-    } else if ("frameData" in step) {
-      const frame = this.#openFrame!;
-      const data = this.payloads.resolve(step.frameData).slice();
-      maskInPlace(data, frame.key, frame.offset);
-      frame.offset += data.length;
-      this.#transport!.send(data);
-    } else if ("raw" in step) {
-      this.#transport!.send(this.payloads.resolve(step.raw), step);
-    } else if ("closeAfter" in step) {
-      this.#after(
-        step.closeAfter * 1000,
-        this.#caseTimer(() => {
-          if (this.#state === "closed") return;
-          this.log.note(`close timer (${step.closeAfter} s) fired`);
-          this.#sendClose(undefined, undefined, false);
-        }),
-      );
-    } else if ("failAfter" in step) {
-      this.#after(
-        step.failAfter * 1000,
-        this.#caseTimer(() => {
-          // Once closing, the closing handshake's own bounds (1 s for the close reply,
-          // 1 s for the server to close TCP) decide: a load-dependent race with the
-          // case's timer must not decide who closed TCP.
-          if (this.#state !== "open") return;
-          this.log.note(`fail timer (${step.failAfter} s) fired`);
-          this.#fail(FAIL_TIMER_CODE, "going away", false);
-        }),
-      );
-    } else if ("roundTrips" in step) {
-      this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
-      this.#sendFrame(step.roundTrips.frame, {});
+      case "close": {
+        const reason = step.close.reason === undefined
+          ? undefined
+          : this.payloads.resolve(step.close.reason);
+        this.#closedByStep = this.#state === "open";
+        this.#sendClose(step.close.code, reason, false, step);
+        break;
+      }
+      case "frameStart": {
+        const key = randomBytes(4);
+        const { opcode, fin, rsv, length } = step.frameStart;
+        const header = encodeHeader({ opcode, fin, rsv, length: BigInt(length), maskKey: key });
+        this.#openFrame = { key, offset: 0 };
+        this.#transport!.send(header);
+        break;
+      }
+      case "frameData": {
+        const frame = this.#openFrame!;
+        const data = this.payloads.resolve(step.frameData).slice();
+        maskInPlace(data, frame.key, frame.offset);
+        frame.offset += data.length;
+        this.#transport!.send(data);
+        break;
+      }
+      case "raw":
+        this.#transport!.send(this.payloads.resolve(step.raw), step);
+        break;
+      case "closeAfter":
+        this.#after(
+          step.closeAfter * 1000,
+          this.#caseTimer(() => {
+            if (this.#state === "closed") return;
+            this.log.note(`close timer (${step.closeAfter} s) fired`);
+            this.#sendClose(undefined, undefined, false);
+          }),
+        );
+        break;
+      case "failAfter":
+        this.#after(
+          step.failAfter * 1000,
+          this.#caseTimer(() => {
+            // Once closing, the closing handshake's own bounds (1 s for the close reply,
+            // 1 s for the server to close TCP) decide: a load-dependent race with the
+            // case's timer must not decide who closed TCP.
+            if (this.#state !== "open") return;
+            this.log.note(`fail timer (${step.failAfter} s) fired`);
+            this.#fail(FAIL_TIMER_CODE, "going away", false);
+          }),
+        );
+        break;
+      case "roundTrips":
+        this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
+        this.#sendFrame(step.roundTrips.frame, {});
+        break;
+      default:
+        unhandled(step);
     }
   }
 
@@ -1113,7 +1161,25 @@ const NEVER_SENT_CODES = [1005, 1006, 1015];
 function largestMessage(spec: CaseSpec): number {
   let largest = 0;
   for (const step of spec.steps) {
-    if ("message" in step) largest = Math.max(largest, payloadLength(step.message.payload));
+    switch (step.kind) {
+      case "message":
+        largest = Math.max(largest, payloadLength(step.message.payload));
+        break;
+      case "frame":
+      case "close":
+      case "frameStart":
+      case "frameData":
+      case "raw":
+      case "roundTrips":
+        break; // No case sends a single frame past the default limit.
+      case "wait":
+      case "waitForEvents":
+      case "closeAfter":
+      case "failAfter":
+        break;
+      default:
+        unhandled(step);
+    }
   }
   return largest;
 }

@@ -60,7 +60,7 @@ function needsBinaryEcho(id: string): boolean {
   return [...spec.expect.ok, ...spec.expect.nonStrict ?? []].some((e) =>
     "message" in e && e.binary === true
   ) ||
-    spec.steps.some((s) => "roundTrips" in s && s.roundTrips.frame.opcode === Opcode.Binary);
+    spec.steps.some((s) => s.kind === "roundTrips" && s.roundTrips.frame.opcode === Opcode.Binary);
 }
 
 async function waitFor(test: () => boolean, what: string, ms = 60_000): Promise<void> {

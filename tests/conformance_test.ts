@@ -522,8 +522,8 @@ Deno.test("flaw table: well formed, and consistent with what the fixtures expect
   assert.deepEqual(new Set(expand(CLEAN_CLOSE)), new Set(clean.map((c) => c.id)));
   assert.equal(expand(CLEAN_SHORT_TIMER).length + expand(CLEAN_LONG_TIMER).length, clean.length);
   const failAfter = (id: string) => {
-    const step = specOf(id).steps.find((s) => "failAfter" in s);
-    return step && "failAfter" in step ? step.failAfter : Infinity;
+    const step = specOf(id).steps.find((s) => s.kind === "failAfter");
+    return step?.kind === "failAfter" ? step.failAfter : Infinity;
   };
   for (const id of expand(CLEAN_SHORT_TIMER)) assert.ok(failAfter(id) <= 1, id);
   for (const id of expand(CLEAN_LONG_TIMER)) assert.ok(failAfter(id) > 1, id);

@@ -34,7 +34,7 @@ const AUTOBAHN_FRAMES: Record<string, number> = {
 Deno.test("fragmented messages: the frame counts Autobahn's sendMessage puts on the wire", () => {
   const fragmented = ALL_CASES.flatMap((spec) =>
     spec.steps.flatMap((step) =>
-      "message" in step && step.message.fragmentSize !== undefined
+      step.kind === "message" && step.message.fragmentSize !== undefined
         ? [{ id: spec.id, length: payloadLength(step.message.payload), ...step.message }]
         : []
     )

@@ -335,7 +335,7 @@ Deno.test("group 0: ids, levels and shapes; the table covers every case", () => 
     const level = c.expect.level ?? "must";
     assert.match(c.requirement, { must: /MUST/, should: /SHOULD/, may: /MAY/ }[level], c.id);
     if (c.handshake && c.handshake.expect.outcome !== "accept") {
-      assert.deepEqual(c.steps, [{ close: { code: 1000 } }], c.id);
+      assert.deepEqual(c.steps, [{ kind: "close", close: { code: 1000 } }], c.id);
       assert.deepEqual(c.expect, { ok: [], close: { by: "suite", codes: [1000], clean: false } });
     } else {
       assert.equal(c.expect.close.by, "suite", c.id);

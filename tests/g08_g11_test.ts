@@ -795,7 +795,7 @@ Deno.test("the suite's fail timer closes with 1001: a peer echoing 1001 gets no 
     title: "Nothing to do: the fail timer closes",
     rfc: "7.1.7",
     requirement: "A peer answering the suite's close (1001, going away) MUST answer with a close.",
-    steps: [{ failAfter: 0.2 }],
+    steps: [{ kind: "failAfter", failAfter: 0.2 }],
     expect: { ok: [], close: { by: "suite", codes: [1000], clean: true } },
   };
   const server = startStrictServer();

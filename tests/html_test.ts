@@ -203,7 +203,10 @@ function hostileReport(agent: string, id: string): CaseReportJson {
       localCloseReason: QUOTE,
       closeHandshakeTimeout: true,
     },
-    steps: [{ frame: { opcode: 1, payload: EVIL } }, { raw: { hex: "3c736372697074" } }],
+    steps: [
+      { kind: "frame", frame: { opcode: 1, payload: EVIL } },
+      { kind: "raw", raw: { hex: "3c736372697074" } },
+    ],
     httpRequest: `GET / HTTP/1.1\r\nHost: ${EVIL}\r\n\r\n`,
     httpResponse: `HTTP/1.1 101 ${SCRIPT}\r\nServer: ${EVIL}\r\n\r\n`,
     wirelog: [

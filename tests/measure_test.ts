@@ -5,7 +5,7 @@
  *   deno test tests/measure_test.ts
  */
 import assert from "node:assert/strict";
-import type { CaseSpec } from "../harness/case.ts";
+import type { CaseSpec, Step } from "../harness/case.ts";
 import { measure, type Measured, type Timeline } from "../harness/measure.ts";
 import { formatBytes } from "../harness/payload.ts";
 import { PayloadCache } from "../harness/payload.ts";
@@ -110,7 +110,10 @@ Deno.test("peerKeepalive: pings with their times, and whether the server closed"
 
 Deno.test("messageSizeLimit: the largest echo and how the next message ended", () => {
   const spec: Pick<CaseSpec, "steps" | "measure"> = {
-    steps: [1, 2, 4].map((n) => ({ message: { payload: { repeat: "*", length: n * MiB } } })),
+    steps: [1, 2, 4].map((n): Step => ({
+      kind: "message",
+      message: { payload: { repeat: "*", length: n * MiB } },
+    })),
     measure: ["messageSizeLimit"],
   };
   const all = measure(

@@ -44,7 +44,7 @@ Deno.test("needsEcho: a message in the expectation, or round trips", () => {
   assert.equal(needsEcho(byId.get("1.1.1")!), true, "an echoed text message");
   assert.equal(needsEcho(byId.get("2.1")!), false, "a ping answered by a pong");
   assert.equal(needsEcho(byId.get("7.1.1")!), true, "a message echoed before the close");
-  for (const c of ALL_CASES.filter((c) => c.steps.some((s) => "roundTrips" in s))) {
+  for (const c of ALL_CASES.filter((c) => c.steps.some((s) => s.kind === "roundTrips"))) {
     assert.equal(needsEcho(c), true, c.id);
   }
   // The suite has cases on both sides.

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
-import type { CaseSpec } from "../harness/case.ts";
+import type { CaseSpec, Step } from "../harness/case.ts";
 import { Opcode } from "../harness/frame.ts";
 import { checkResponse, parseHead } from "../harness/handshake.ts";
 import { writeHtmlReports } from "../harness/html.ts";
@@ -71,11 +71,11 @@ Deno.test("round trips stop when the suite closes: no data frame follows its clo
   // 9.7.1 with far more round trips than its close timer allows: the timer fires while an
   // echo is in flight, and that echo must not start another round trip.
   const spec = caseById("9.7.1");
-  const steps = spec.steps.map((step) =>
-    "roundTrips" in step
-      ? { roundTrips: { ...step.roundTrips, count: 1_000_000 } }
-      : "closeAfter" in step
-      ? { closeAfter: 0.3 }
+  const steps = spec.steps.map((step): Step =>
+    step.kind === "roundTrips"
+      ? { ...step, roundTrips: { ...step.roundTrips, count: 1_000_000 } }
+      : step.kind === "closeAfter"
+      ? { ...step, closeAfter: 0.3 }
       : step
   );
   const server = startStrictServer();
@@ -133,16 +133,19 @@ Deno.test("a batch of frames longer than the log: the head and the batch's last 
 Deno.test("the suite's close reason is reported as text, or as hex when it is not UTF-8", async () => {
   const server = startStrictServer();
   try {
-    const closing = (reason: CaseSpec["steps"][number]) => ({
+    const closing = (reason: Step): CaseSpec => ({
       ...caseById("7.1.1"),
-      steps: [reason, { failAfter: 2 }],
+      steps: [reason, { kind: "failAfter", failAfter: 2 }],
     });
-    const text = await runAndJudgeCase(closing({ close: { code: 1000, reason: "bye: ünïcode" } }), {
-      url: new URL(server.url),
-    });
+    const text = await runAndJudgeCase(
+      closing({ kind: "close", close: { code: 1000, reason: "bye: ünïcode" } }),
+      {
+        url: new URL(server.url),
+      },
+    );
     assert.equal(text.close.localCloseReason, "bye: ünïcode");
     const invalid = await runAndJudgeCase(
-      closing({ close: { code: 1000, reason: { hex: "6361c328" } } }),
+      closing({ kind: "close", close: { code: 1000, reason: { hex: "6361c328" } } }),
       {
         url: new URL(server.url),
       },
@@ -306,7 +309,7 @@ Deno.test("frames after the 101 and before TCP's close are all processed before 
   try {
     const spec: CaseSpec = {
       ...caseById("1.1.1"),
-      steps: [{ failAfter: 5 }],
+      steps: [{ kind: "failAfter", failAfter: 5 }],
       expect: { ...caseById("1.1.1").expect, ok: [{ message: "a", binary: false, times: 3000 }] },
     };
     const run = await runAndJudgeCase(spec, { url: new URL(peer.url) });

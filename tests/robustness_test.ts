@@ -35,9 +35,14 @@ const TIMER_CAP_S = 2;
 
 function shortened(spec: CaseSpec): CaseSpec {
   const steps = spec.steps.map((step): Step => {
-    if ("closeAfter" in step) return { closeAfter: Math.min(step.closeAfter, TIMER_CAP_S) };
-    if ("failAfter" in step) return { failAfter: Math.min(step.failAfter, TIMER_CAP_S) };
-    return step;
+    switch (step.kind) {
+      case "closeAfter":
+        return { ...step, closeAfter: Math.min(step.closeAfter, TIMER_CAP_S) };
+      case "failAfter":
+        return { ...step, failAfter: Math.min(step.failAfter, TIMER_CAP_S) };
+      default:
+        return step;
+    }
   });
   return { ...spec, steps };
 }
@@ -297,7 +302,7 @@ Deno.test(label("deaf"), async (t) => {
 /** A case with its own timers removed and a short explicit bound: only the bound can end it. */
 function boundOnly(id: string, seconds: number): CaseSpec {
   const spec = caseById(id);
-  const steps = spec.steps.filter((s) => !("closeAfter" in s) && !("failAfter" in s));
+  const steps = spec.steps.filter((s) => s.kind !== "closeAfter" && s.kind !== "failAfter");
   return { ...spec, steps, timeout: seconds };
 }
 

@@ -104,7 +104,7 @@ Deno.test("runner: a handshake that timed out while the target served other case
   const server = startStrictServer({ serial: true });
   const slow = cases("1.1.1", "1.1.2", "1.1.3", "1.2.1").map((spec): CaseSpec => ({
     ...spec,
-    steps: [{ wait: 1 }, ...spec.steps],
+    steps: [{ kind: "wait", wait: 1 }, ...spec.steps],
   }));
   try {
     const alone = await runAndJudgeCases(slow, {

@@ -83,7 +83,7 @@ const KOSME = fromHex("cebae1bdb9cf83cebcceb5");
 Deno.test("group 6 table: every sequence has its expected validity", () => {
   let count = 0;
   for (const { title, sequences } of UTF8_SEQUENCES) {
-    for (const [valid, hex] of sequences) {
+    for (const { valid, hex } of sequences) {
       const bytes = fromHex(hex);
       // The table itself is checked against the platform decoder.
       assert.equal(decoderAccepts(bytes), valid, `${title}: ${hex} expectation`);
@@ -97,7 +97,7 @@ Deno.test("group 6 table: every sequence has its expected validity", () => {
 Deno.test("group 6 table: prefix validities do not merely echo the validator", () => {
   const prefixes = UTF8_SEQUENCES[1].sequences;
   assert.deepEqual(
-    prefixes.map(([valid, hex]) => [hex.length / 2, valid]),
+    prefixes.map(({ valid, hex }) => [hex.length / 2, valid]),
     [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => [n, [2, 5, 7, 9, 11].includes(n)]),
   );
 });
