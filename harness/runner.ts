@@ -15,8 +15,8 @@ export interface RunOptions<T> extends SessionOptions {
   /** Cases in flight at once, at most: fewer once the target falls behind. */
   jobs: number;
   /**
-   * Payload bytes the cases in flight may hold between them (a case holds ~4x
-   * what it sends), taken before a case connects. Default 32 MiB.
+   * Payload bytes the cases in flight may hold between them (heldBytes()),
+   * taken before a case connects. Default 32 MiB.
    */
   memoryBudget?: number;
   /**
@@ -220,6 +220,18 @@ function sentTypes(spec: CaseSpec): Set<"text" | "binary"> {
 }
 
 /**
+ * Bytes a case holds at most: what it sends, and as much again when it is
+ * echoed (the echo, and the pieces in flight both ways). A target known not to
+ * echo (the CLI's probe) leaves the case only its own payload to hold while it
+ * waits out the echo silence and the close timers: against a ping flood that
+ * never echoes, the cases of group 9 ran one or two at a time for 27 s.
+ */
+function heldBytes(spec: CaseSpec, echoes: SessionOptions["echoes"]): number {
+  const echoed = [...sentTypes(spec)].some((type) => echoes?.[type] !== false);
+  return (echoed ? 4 : 2) * caseBytes(spec);
+}
+
+/**
  * A heavy case runs alone, unless the target is known not to echo what it
  * sends (the CLI's probe): then its verdict does not hang on any timing (the
  * echo never comes), and it would wait out the echo silence on its own.
@@ -309,7 +321,7 @@ export function runCases<T>(cases: readonly CaseSpec[], options: RunOptions<T>):
         const index = pending[0];
         // A heavy case runs alone: beside no other case, heavy or light.
         if (heavyInFlight > 0 || (heavy[index] && lightInFlight > 0)) return;
-        const bytes = 4 * caseBytes(cases[index]);
+        const bytes = heldBytes(cases[index], options.echoes);
         const memory = bytes < GATED_BYTES ? () => {} : gate.tryAcquire(bytes);
         if (!memory) return;
         pending.shift();
