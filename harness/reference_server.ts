@@ -8,7 +8,7 @@
  * child may only use the network on 127.0.0.1; the suite needs permission to
  * run Deno (`--allow-run=deno`) to start it.
  */
-import { spawnReady } from "./child.ts";
+import { denoProgram, spawnReady } from "./child.ts";
 
 export interface ReferenceServer {
   url: string;
@@ -44,21 +44,6 @@ export function serveReference(port = 0): ReferenceServer {
   });
   const addr = server.addr as Deno.NetAddr;
   return { url: `ws://127.0.0.1:${addr.port}/`, agent: AGENT, close: () => server.shutdown() };
-}
-
-/**
- * The Deno to start the server with: this one, by its path, where allowed;
- * else the `deno` on PATH. `--allow-run=deno` names the latter: an installed
- * deno is often a link (npm's is), and Deno.execPath() is the file it points to.
- */
-function denoProgram(): string {
-  const self = Deno.execPath();
-  for (const program of [self, "deno"]) {
-    if (Deno.permissions.querySync({ name: "run", command: program }).state === "granted") {
-      return program;
-    }
-  }
-  throw new Error(`it needs permission to run Deno (${self}): add --allow-run=deno`);
 }
 
 /** Starts the server in a child process, bounded to `timeoutMs`; stops it by its PID on close(). */
