@@ -6,7 +6,7 @@
  * stopped by SIGINT and SIGTERM (the cases that finished are reported).
  */
 import { parseArgs } from "node:util";
-import { type CaseSpec, unhandled } from "./case.ts";
+import type { CaseSpec } from "./case.ts";
 import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   type Baseline,
@@ -19,33 +19,30 @@ import {
   readBaseline,
   writeBaseline,
 } from "./baseline.ts";
-import { type CaseEvents, eventsOf, type JunitSuite, writeJunit } from "./junit.ts";
+import { type CaseEvents, type JunitSuite, writeJunit } from "./junit.ts";
 import { formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
-import { spawnReference } from "./reference_server.ts";
 import { CasePages, writeHtmlReports } from "./html.ts";
-import { compareIds, writeCaseReport, writeIndex } from "./report.ts";
-import { runCases } from "./runner.ts";
-import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
+import { compareIds } from "./report.ts";
+import {
+  casePattern,
+  echoTypes,
+  needsEcho,
+  PROBE_WAIT_S,
+  runSuite,
+  selectCases,
+  SuiteError,
+  type SuiteResult,
+} from "./suite.ts";
 import {
   DEFAULT_OUTDIR,
-  globToRegExp,
   parseSpec,
   parseWsUrl,
   selectionFor,
   SpecError,
   specPatterns,
 } from "./spec.ts";
-import { Opcode } from "./frame.ts";
 import { type HeaderList, TOKEN } from "./handshake.ts";
-import { connectRaw } from "./transport.ts";
-import {
-  type Behavior,
-  type CaseOutcome,
-  type CloseBehavior,
-  isFailing,
-  judgeCase,
-  outcomeOf,
-} from "./verdict.ts";
+import { type Behavior, type CaseOutcome, type CloseBehavior, isFailing } from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
@@ -136,83 +133,7 @@ export interface CliOptions {
 /** Why --protocol-only leaves a case out, as the summary and JUnit say it. */
 export const NOT_RUN_REASON = "need an echo; --protocol-only";
 
-/**
- * Whether a case's verdict depends on the server echoing what the suite sent:
- * its expectation (OK or NON-STRICT) lists a message, or it runs round trips.
- */
-export function needsEcho(spec: CaseSpec): boolean {
-  return echoTypes(spec).size > 0;
-}
-
-/** The types of message a case needs echoed: those its expectation lists, and its round trips'. */
-function echoTypes(spec: CaseSpec): Set<MessageType> {
-  const { ok, nonStrict = [] } = spec.expect;
-  const types = new Set<MessageType>();
-  for (const e of [...ok, ...nonStrict]) {
-    if ("message" in e) types.add(e.binary ? "binary" : "text");
-  }
-  for (const step of spec.steps) {
-    switch (step.kind) {
-      case "roundTrips":
-        types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
-        break;
-      case "frame":
-      case "message":
-      case "close":
-      case "frameStart":
-      case "frameData":
-      case "raw":
-        break; // Their echoes, if any, are in the expectation.
-      case "wait":
-      case "waitForEvents":
-      case "closeAfter":
-      case "failAfter":
-        break;
-      default:
-        unhandled(step);
-    }
-  }
-  return types;
-}
-
 const NONE_LEFT = "--protocol-only: every selected case needs an echo, so none is left to run";
-
-/** A case pattern as a test on ids: an id, a glob, or a prefix (`6`, `6.4`) meaning `6.*`. */
-function casePattern(pattern: string): (id: string) => boolean {
-  const re = globToRegExp(pattern);
-  const prefix = /[*?]/.test(pattern) ? undefined : globToRegExp(`${pattern}.*`);
-  return (id) => re.test(id) || (prefix?.test(id) ?? false);
-}
-
-/**
- * Selects cases by ids or globs (a comma-separated string, or a list); `6` or
- * `6.4` means the whole group, as `6.*` does. A pattern matching no case is an
- * error, unless `onUnmatched` takes it (a spec file naming Autobahn's groups
- * 12 and 13, which wsconform does not have).
- */
-export function selectCases(
-  all: readonly CaseSpec[],
-  include?: string | readonly string[],
-  exclude?: string | readonly string[],
-  onUnmatched?: (pattern: string) => void,
-): CaseSpec[] {
-  const patterns = (list: string | readonly string[]) =>
-    (typeof list === "string" ? list.split(",") : list).map((p) => p.trim()).filter(Boolean)
-      .flatMap((p) => {
-        const test = casePattern(p);
-        if (!all.some((c) => test(c.id))) {
-          if (!onUnmatched) throw new UsageError(`no case matches "${p}"`);
-          onUnmatched(p);
-          return [];
-        }
-        return [test];
-      });
-  const inc = include === undefined ? undefined : patterns(include);
-  const exc = exclude === undefined ? [] : patterns(exclude);
-  const chosen = all.filter((c) => (!inc || inc.some((t) => t(c.id))) && !exc.some((t) => t(c.id)));
-  if (chosen.length === 0) throw new UsageError("the selection leaves no case to run");
-  return chosen;
-}
 
 function readSpecTargets(path: string): { out: string; targets: Target[]; warnings: string[] } {
   let text: string;
@@ -243,7 +164,7 @@ function readSpecTargets(path: string): { out: string; targets: Target[]; warnin
       try {
         return selectCases(ALL_CASES, include, exclude, () => {});
       } catch (e) {
-        if (!(e instanceof UsageError)) throw e;
+        if (!(e instanceof SuiteError)) throw e;
         throw new UsageError(`${origin} (agent "${agent}"): ${e.message}`);
       }
     };
@@ -508,100 +429,6 @@ function parseOrigin(text: string, label: string): string {
   return url.origin;
 }
 
-/** The message the probe sends, as text and as binary, and expects back. */
-const ECHO_PROBE = "wsconform echo probe";
-/** Seconds the probe waits for each echo. */
-const PROBE_WAIT_S = 2;
-/** Bound on reaching the target (TCP, and TLS for wss://) before the run. */
-const PREFLIGHT_MS = 4000;
-
-type MessageType = "text" | "binary";
-
-/** What the probe learnt of the target. */
-interface ProbeResult {
-  serverHeader?: string;
-  /** Whether the target echoed a text and a binary message; absent when not checked or not open. */
-  echoes?: Record<MessageType, boolean | undefined>;
-}
-
-/**
- * Connects as the cases will, TLS handshake included (Deno.connectTls may only
- * fail at the first read or write): an unknown issuer, a CA file that is not
- * PEM or a wss:// URL on a plain port fail here, in one line, before any case.
- */
-async function preflight(url: URL, caCerts: string[] | undefined): Promise<void> {
-  const conn = await connectRaw({ url, caCerts, timeoutMs: PREFLIGHT_MS });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    if (url.protocol !== "wss:") return;
-    const failure = await Promise.race([
-      (conn as Deno.TlsConn).handshake().then(
-        () => undefined,
-        (e) => `TLS handshake with ${url.host} failed: ${(e as Error).message}`,
-      ),
-      new Promise<string>((resolve) => {
-        timer = setTimeout(
-          () => resolve(`no TLS handshake with ${url.host} within ${PREFLIGHT_MS} ms`),
-          PREFLIGHT_MS,
-        );
-      }),
-    ]);
-    if (failure) throw new Error(failure);
-  } finally {
-    clearTimeout(timer);
-    conn.close();
-  }
-}
-
-/** One probe connection: a handshake, and with `type`, one message of that type to echo. */
-async function probeSession(options: SessionOptions, type?: MessageType) {
-  const binary = type === "binary";
-  return await runCase({
-    id: "probe",
-    title: "Opening handshake probe",
-    rfc: "4.1",
-    requirement: "The server completes the opening handshake.",
-    // The echo closes at once (autoClose); without it, the suite closes after PROBE_WAIT_S.
-    steps: type
-      ? [
-        { kind: "message", message: { binary, payload: ECHO_PROBE } },
-        { kind: "closeAfter", closeAfter: PROBE_WAIT_S },
-      ]
-      : [{ kind: "close", close: { code: 1000 } }],
-    expect: {
-      ok: type ? [{ message: ECHO_PROBE, binary }] : [],
-      close: { by: "suite", codes: [1000], clean: false },
-    },
-    timeout: PROBE_WAIT_S + 4,
-  }, options);
-}
-
-/**
- * Checks that the target can be reached at all (a clear exit 2 within seconds
- * beats 301 failed cases), and learns its Server header for the agent name.
- * With `checkEcho`, sends one text and one binary message, each on its own
- * connection, and tells which came back within PROBE_WAIT_S: the cases that
- * need an echo of a type the target does not echo fail, and end sooner.
- */
-async function probe(url: URL, options: SessionOptions, checkEcho: boolean): Promise<ProbeResult> {
-  await preflight(url, options.caCerts);
-  if (!checkEcho) return { serverHeader: (await probeSession(options)).serverHeader };
-  const [text, binary] = await Promise.all(
-    (["text", "binary"] as const).map((type) => probeSession(options, type)),
-  );
-  const echoed = (run: CaseRun, binary: boolean) =>
-    run.close.opened
-      ? run.received.some((e) =>
-        e.type === "message" && e.binary === binary &&
-        new TextDecoder().decode(e.payload) === ECHO_PROBE
-      )
-      : undefined;
-  return {
-    serverHeader: text.serverHeader ?? binary.serverHeader,
-    echoes: { text: echoed(text, false), binary: echoed(binary, true) },
-  };
-}
-
 /** Where the output goes; tests inject all of it. */
 export interface CliIo {
   /** Standard output is a terminal (default: Deno.stdout.isTerminal()). */
@@ -651,7 +478,7 @@ interface TargetResult {
   /** Cases selected but not run (--protocol-only). */
   notRun?: CaseSpec[];
   /** The target did not echo the probe: of which types, and how many failed cases need one. */
-  noEcho?: { failedNeedingEcho: number; types: MessageType[] };
+  noEcho?: { failedNeedingEcho: number; types: ("text" | "binary")[] };
   /** The run stopped before every case finished (a signal, the target gone): the cases left. */
   stopped?: { cases: CaseSpec[]; reason: string };
 }
@@ -661,7 +488,7 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   try {
     options = parseCli(args);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
+    if (!(e instanceof UsageError || e instanceof SuiteError)) throw e;
     console.error(`wsconform: ${sanitize(e.message)}\n(try --help)`);
     return 2;
   }
@@ -820,236 +647,156 @@ async function runTarget(
 ): Promise<TargetResult> {
   const say = (text = "") => progress.line(text);
   const paint = progress.paint.bind(progress);
-  let embedded;
-  if (!target.url) {
-    try {
-      embedded = await spawnReference();
-    } catch (e) {
-      console.error(
-        `wsconform: cannot start the embedded reference server: ${(e as Error).message}`,
-      );
-      return { status: 2 };
-    }
-  }
+  let baseline = options.baselineData;
+  let baselineFile = options.baseline;
+  /** The types of message the target did not echo, and whether a case needs one of them. */
+  let unechoed: ("text" | "binary")[] = [];
+  let needingEcho = 0;
+  const needsUnechoed = (spec: CaseSpec) => unechoed.some((type) => echoTypes(spec).has(type));
+  let result: SuiteResult;
   try {
-    const url = target.url ?? new URL(embedded!.url);
-    const session: SessionOptions = {
+    result = await runSuite({
+      url: target.url,
+      agent: target.agent,
+      cases: target.select,
+      jobs: options.jobs,
       protocols: options.protocols ?? target.handshake?.protocols,
       headers: options.headers,
       origin: options.origin ?? target.handshake?.origin,
-      url,
       caCerts: options.caCerts,
-      userAgent: "wsconform",
       protocolOnly: options.protocolOnly,
-    };
-    let serverHeader: string | undefined, echoes: ProbeResult["echoes"];
-    try {
-      ({ serverHeader, echoes } = await probe(url, session, !options.protocolOnly));
-    } catch (e) {
-      console.error(`wsconform: cannot reach ${url.href}: ${sanitize((e as Error).message)}`);
-      return { status: 2 };
-    }
-    const agent = target.agent ?? embedded?.agent ?? serverHeader ?? url.host;
-    let cases: CaseSpec[];
-    let notRun: CaseSpec[] = [];
-    let baseline = options.baselineData;
-    let baselineFile = options.baseline;
-    try {
-      cases = target.select(agent);
-      if (options.protocolOnly) {
-        notRun = cases.filter(needsEcho);
-        cases = cases.filter((c) => !needsEcho(c));
-        if (cases.length === 0) {
-          throw new UsageError(target.origin ? `${target.origin}: ${NONE_LEFT}` : NONE_LEFT);
+      signal: stop,
+      reports: { dir: options.out, pages },
+      onStart: async ({ agent, url, cases, echoes, notRun }) => {
+        if (options.baseline !== undefined && baseline === undefined) {
+          baselineFile = baselinePath(options.baseline, agent);
+          baseline = await readBaseline(baselineFile);
         }
-      }
-      if (options.baseline !== undefined && baseline === undefined) {
-        baselineFile = baselinePath(options.baseline, agent);
-        baseline = await readBaseline(baselineFile);
-      }
-    } catch (e) {
-      if (!(e instanceof UsageError || e instanceof BaselineError)) throw e;
-      console.error(`wsconform: ${sanitize(e.message)}`);
+        // One warning for the types of message the target did not echo, with the cases that need them.
+        unechoed = (["text", "binary"] as const).filter((type) => echoes?.[type] === false);
+        needingEcho = cases.filter(needsUnechoed).length;
+        if (needingEcho > 0) {
+          const kind = unechoed.length === 1 ? `${unechoed[0]} ` : "";
+          const sent = unechoed.length === 1
+            ? `a ${kind}message sent after the handshake did not come back within ${PROBE_WAIT_S} s`
+            : `neither a text nor a binary message sent after the handshake came back within ` +
+              `${PROBE_WAIT_S} s`;
+          console.error(
+            `wsconform: warning: ${sanitize(url.href)} does not echo ${kind}messages (${sent}): ` +
+              `the ${needingEcho} cases that need ${kind ? `a ${kind}` : "an "}echo will fail; ` +
+              `rerun with --protocol-only to test only what does not depend on an echo`,
+          );
+        }
+        const skipped = notRun.reduce((sum, n) => sum + n.cases.length, 0);
+        say(
+          `wsconform: ${cases.length} cases against ${sanitize(url.href)} (agent "${
+            sanitize(agent)
+          }")${options.strict ? ", --strict" : ""}${
+            options.protocolOnly ? `, --protocol-only (${skipped} not run)` : ""
+          }`,
+        );
+        progress.begin(cases);
+      },
+      onCaseDone: (outcome) => progress.caseDone(outcome),
+    });
+  } catch (e) {
+    if (e instanceof SuiteError && e.reason === "no-case-left") {
+      console.error(`wsconform: ${target.origin ? `${target.origin}: ${NONE_LEFT}` : NONE_LEFT}`);
       return { status: 2 };
     }
-
-    // One warning for the types of message the target did not echo, with the cases that need them.
-    const unechoed = (["text", "binary"] as const).filter((type) => echoes?.[type] === false);
-    const needsUnechoed = (spec: CaseSpec) => unechoed.some((type) => echoTypes(spec).has(type));
-    const needingEcho = cases.filter(needsUnechoed).length;
-    if (needingEcho > 0) {
-      const kind = unechoed.length === 1 ? `${unechoed[0]} ` : "";
-      const sent = unechoed.length === 1
-        ? `a ${kind}message sent after the handshake did not come back within ${PROBE_WAIT_S} s`
-        : `neither a text nor a binary message sent after the handshake came back within ` +
-          `${PROBE_WAIT_S} s`;
-      console.error(
-        `wsconform: warning: ${sanitize(url.href)} does not echo ${kind}messages (${sent}): ` +
-          `the ${needingEcho} cases that need ${kind ? `a ${kind}` : "an "}echo will fail; ` +
-          `rerun with --protocol-only to test only what does not depend on an echo`,
-      );
+    if (!(e instanceof SuiteError || e instanceof UsageError || e instanceof BaselineError)) {
+      throw e;
     }
-    say(
-      `wsconform: ${cases.length} cases against ${sanitize(url.href)} (agent "${sanitize(agent)}")${
-        options.strict ? ", --strict" : ""
-      }${options.protocolOnly ? `, --protocol-only (${notRun.length} not run)` : ""}`,
-    );
-    const startedAt = new Date();
-    const started = performance.now();
-    progress.begin(cases);
-    // For the JUnit failure messages: what a failing case expected and observed, in a line.
-    const events = new Map<string, CaseEvents>();
-    // The run stops early on a signal (`stop`) or once the target is gone.
-    const targetGone = new AbortController();
-    const lost = new TargetLoss(url, options.caCerts);
-    await pages.plan(agent, cases.map((c) => c.id));
-    let runs: CaseOutcome[];
-    try {
-      const outcomes = await runCases(cases, {
-        ...session,
-        echoes,
-        signal: AbortSignal.any([stop, targetGone.signal]),
-        jobs: options.jobs,
-        onCaseDone: async (run) => {
-          // A case that found the target gone is not run, like the cases after it.
-          if (await lost.check(run)) {
-            targetGone.abort();
-            return undefined;
-          }
-          const judged = judgeCase(run.spec, run);
-          const reportfile = await writeCaseReport(options.out, agent, { ...run, ...judged });
-          pages.write(agent, run.spec.id, reportfile);
-          if (isFailing(judged.verdict, options.strict)) events.set(run.spec.id, eventsOf(run));
-          const outcome = outcomeOf(run, judged);
-          progress.caseDone(outcome);
-          return outcome;
-        },
-      });
-      runs = outcomes.filter((outcome) => outcome !== undefined);
-    } finally {
-      progress.end();
-    }
-    const elapsed = performance.now() - started;
-    const { earlier } = await writeIndex(options.out, agent, runs);
-    const finished = new Set(runs.map((r) => r.spec.id));
-    const stopped = runs.length < cases.length
-      ? {
-        cases: cases.filter((c) => !finished.has(c.id)),
-        reason: lost.at
-          ? `the target stopped answering at case ${lost.at.id}`
-          : `interrupted by ${stop.reason}`,
-      }
-      : undefined;
-    if (lost.at) {
-      console.error(
-        `wsconform: the target stopped answering at case ${lost.at.id}: ${
-          sanitize(lost.at.reason)
-        }`,
-      );
-    }
-
-    const table = summaryTable(runs, { groups: GROUPS, strict: options.strict, paint });
-    say();
-    say(table.text);
-    say(
-      `${runs.length} cases, ${table.failed} failed${
-        options.strict ? " (NON-STRICT counts, --strict)" : ""
-      } in ${formatSeconds(elapsed)}`,
-    );
-    const failures = runs.filter((r) => isFailing(r.verdict, options.strict))
-      .sort((a, b) => compareIds(a.spec.id, b.spec.id));
-    if (failures.length > 0) say("failed cases, with their verdicts (behavior/close):");
-    for (const r of failures.slice(0, LIST_LIMIT)) {
-      say(`  ${paint("FAILED", "red")} ${r.spec.id} ${r.spec.title}: ${pair(r.verdict)}`);
-    }
-    if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
-    if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
-    if (stopped) say(`${stopped.cases.length} cases not run (${stopped.reason})`);
-    if (earlier > 0) {
-      say(
-        `the report also holds ${earlier} result${earlier === 1 ? "" : "s"} of this agent ` +
-          "from an earlier run (marked in index.html)",
-      );
-    }
-    const measured = runs.filter((r) => r.findings.length > 0)
-      .sort((a, b) => compareIds(a.spec.id, b.spec.id));
-    if (measured.length > 0) say("measured:");
-    for (const r of measured) say(`  ${r.spec.id} ${r.findings.map((f) => f.text).join(" ")}`);
-
-    let regressions: number | undefined;
-    if (baseline !== undefined) {
-      regressions = reportComparison(runs, baseline, baselineFile!, agent, options, progress);
-    }
-    let unwritten = false;
-    if (options.writeBaseline !== undefined && stopped) {
-      say(`baseline not written: ${stopped.reason}`);
-    } else if (options.writeBaseline !== undefined) {
-      const path = baselinePath(options.writeBaseline, agent);
-      try {
-        await writeBaseline(path, makeBaseline(agent, runs));
-        say(`baseline written: ${path}`);
-      } catch (e) {
-        console.error(`wsconform: cannot write baseline ${path}: ${(e as Error).message}`);
-        unwritten = true;
-      }
-    }
-
-    const suite: JunitSuite = {
-      agent,
-      url: url.href,
-      started: startedAt,
-      elapsedMs: elapsed,
-      outcomes: runs,
-      events,
-      notRun: {
-        cases: [...notRun, ...stopped?.cases ?? []],
-        reason: !stopped
-          ? NOT_RUN_REASON
-          : notRun.length > 0
-          ? `${NOT_RUN_REASON}, or ${stopped.reason}`
-          : stopped.reason,
-      },
-    };
-    const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;
-    // A target gone mid-run leaves the run incomplete, as an unreachable one does.
-    const status = unwritten || lost.at ? 2 : bad ? 1 : 0;
-    const noEcho = needingEcho > 0
-      ? { failedNeedingEcho: failures.filter((r) => needsUnechoed(r.spec)).length, types: unechoed }
-      : undefined;
-    return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho, stopped };
+    console.error(`wsconform: ${sanitize(e.message)}`);
+    return { status: 2 };
   } finally {
-    await embedded?.close();
+    progress.end();
   }
-}
+  const { agent, url, outcomes: runs, targetLost } = result;
+  const notRun = result.notRun.find((n) => n.why === "needs-echo")?.cases ?? [];
+  const stopped = result.notRun.find((n) => n.why !== "needs-echo");
+  if (targetLost) {
+    console.error(
+      `wsconform: the target stopped answering at case ${targetLost.id}: ${
+        sanitize(targetLost.reason)
+      }`,
+    );
+  }
 
-/**
- * Tells a target that stopped answering mid-run (it crashed, or was stopped)
- * from a case that failed: a case that never reached the target (no TCP
- * connection) makes the suite connect once more; when that fails too, the
- * target is gone, and this case and those after it are not run.
- */
-class TargetLoss {
-  /** Where and why the target stopped answering. */
-  at?: { id: string; reason: string };
-  /** The connection attempt in progress, shared by the cases that failed meanwhile. */
-  #attempt?: Promise<string | undefined>;
+  const table = summaryTable(runs, { groups: GROUPS, strict: options.strict, paint });
+  say();
+  say(table.text);
+  say(
+    `${runs.length} cases, ${table.failed} failed${
+      options.strict ? " (NON-STRICT counts, --strict)" : ""
+    } in ${formatSeconds(result.elapsedMs)}`,
+  );
+  const failures = runs.filter((r) => isFailing(r.verdict, options.strict))
+    .sort((a, b) => compareIds(a.spec.id, b.spec.id));
+  if (failures.length > 0) say("failed cases, with their verdicts (behavior/close):");
+  for (const r of failures.slice(0, LIST_LIMIT)) {
+    say(`  ${paint("FAILED", "red")} ${r.spec.id} ${r.spec.title}: ${pair(r.verdict)}`);
+  }
+  if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
+  if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
+  if (stopped) say(`${stopped.cases.length} cases not run (${stopped.reason})`);
+  const earlier = result.earlierResults ?? 0;
+  if (earlier > 0) {
+    say(
+      `the report also holds ${earlier} result${earlier === 1 ? "" : "s"} of this agent ` +
+        "from an earlier run (marked in index.html)",
+    );
+  }
+  const measured = runs.filter((r) => r.findings.length > 0)
+    .sort((a, b) => compareIds(a.spec.id, b.spec.id));
+  if (measured.length > 0) say("measured:");
+  for (const r of measured) say(`  ${r.spec.id} ${r.findings.map((f) => f.text).join(" ")}`);
 
-  constructor(readonly url: URL, readonly caCerts: string[] | undefined) {}
-
-  /** Whether `run` found the target gone (it is then not to be reported). */
-  async check(run: CaseRun): Promise<boolean> {
-    const reached = run.close.opened ||
-      run.wire.entries.some((e) => e.kind === "bytes" && e.dir === "tx");
-    if (reached) return false;
-    this.#attempt ??= preflight(this.url, this.caCerts).then(() => undefined, (e) => e.message);
-    const failure = await this.#attempt;
-    if (failure === undefined) {
-      this.#attempt = undefined;
-      return false;
+  let regressions: number | undefined;
+  if (baseline !== undefined) {
+    regressions = reportComparison(runs, baseline, baselineFile!, agent, options, progress);
+  }
+  let unwritten = false;
+  if (options.writeBaseline !== undefined && stopped) {
+    say(`baseline not written: ${stopped.reason}`);
+  } else if (options.writeBaseline !== undefined) {
+    const path = baselinePath(options.writeBaseline, agent);
+    try {
+      await writeBaseline(path, makeBaseline(agent, runs));
+      say(`baseline written: ${path}`);
+    } catch (e) {
+      console.error(`wsconform: cannot write baseline ${path}: ${(e as Error).message}`);
+      unwritten = true;
     }
-    this.at ??= { id: run.spec.id, reason: failure };
-    return true;
   }
+
+  // For the JUnit failure messages: what a failing case expected and observed, in a line.
+  const events = new Map<string, CaseEvents>(
+    failures.map((r) => [r.spec.id, result.events.get(r.spec.id)!]),
+  );
+  const suite: JunitSuite = {
+    agent,
+    url: url.href,
+    started: result.started,
+    elapsedMs: result.elapsedMs,
+    outcomes: runs,
+    events,
+    notRun: {
+      cases: [...notRun, ...stopped?.cases ?? []],
+      reason: !stopped
+        ? NOT_RUN_REASON
+        : notRun.length > 0
+        ? `${NOT_RUN_REASON}, or ${stopped.reason}`
+        : stopped.reason,
+    },
+  };
+  const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;
+  // A target gone mid-run leaves the run incomplete, as an unreachable one does.
+  const status = unwritten || targetLost ? 2 : bad ? 1 : 0;
+  const noEcho = needingEcho > 0
+    ? { failedNeedingEcho: failures.filter((r) => needsUnechoed(r.spec)).length, types: unechoed }
+    : undefined;
+  return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho, stopped };
 }
 
 /** Prints the comparison with a baseline; returns the number of regressions. */

@@ -1,12 +1,21 @@
 /**
- * wsconform as a library: runs cases and judges them. The session observes,
- * verdict.ts judges; this layer puts the two together (and, in runSuite(),
- * the case catalog and the report writers), and prints nothing.
+ * wsconform as a library: runSuite() runs the catalog's cases (or a selection)
+ * against a server and returns the verdicts; it prints nothing. The session
+ * observes, verdict.ts judges; this layer puts the two together with the case
+ * catalog and the report writers. cli.ts is a shell over it.
  */
-import type { CaseSpec } from "./case.ts";
-import type { JudgedRun } from "./report.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
+import { type CaseSpec, unhandled } from "./case.ts";
+import { Opcode } from "./frame.ts";
+import type { HeaderList } from "./handshake.ts";
+import { CasePages, writeHtmlReports } from "./html.ts";
+import { type CaseEvents, eventsOf } from "./junit.ts";
+import { type JudgedRun, writeCaseReport, writeIndex } from "./report.ts";
+import { spawnReference } from "./reference_server.ts";
 import { runCases, type RunOptions } from "./runner.ts";
-import { runCase, type SessionOptions } from "./session.ts";
+import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
+import { globToRegExp } from "./spec.ts";
+import { connectRaw } from "./transport.ts";
 import { type CaseOutcome, judgeCase, outcomeOf } from "./verdict.ts";
 
 /** Runs one case and judges what it observed. */
@@ -33,4 +42,428 @@ export function runAndJudgeCases(
       return outcomeOf(run, judged);
     },
   });
+}
+
+// ---- case selection ---------------------------------------------------------
+
+/** Why runSuite() could not run, or a selection is empty; `message` says it in a line. */
+export class SuiteError extends Error {
+  constructor(
+    readonly reason: "selection" | "embedded-server" | "unreachable" | "no-case-left",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A case pattern as a test on ids: an id, a glob, or a prefix (`6`, `6.4`) meaning `6.*`. */
+export function casePattern(pattern: string): (id: string) => boolean {
+  const re = globToRegExp(pattern);
+  const prefix = /[*?]/.test(pattern) ? undefined : globToRegExp(`${pattern}.*`);
+  return (id) => re.test(id) || (prefix?.test(id) ?? false);
+}
+
+/**
+ * Selects cases by ids or globs (a comma-separated string, or a list); `6` or
+ * `6.4` means the whole group, as `6.*` does. A pattern matching no case is an
+ * error, unless `onUnmatched` takes it (a spec file naming Autobahn's groups
+ * 12 and 13, which wsconform does not have).
+ */
+export function selectCases(
+  all: readonly CaseSpec[],
+  include?: string | readonly string[],
+  exclude?: string | readonly string[],
+  onUnmatched?: (pattern: string) => void,
+): CaseSpec[] {
+  const patterns = (list: string | readonly string[]) =>
+    (typeof list === "string" ? list.split(",") : list).map((p) => p.trim()).filter(Boolean)
+      .flatMap((p) => {
+        const test = casePattern(p);
+        if (!all.some((c) => test(c.id))) {
+          if (!onUnmatched) throw new SuiteError("selection", `no case matches "${p}"`);
+          onUnmatched(p);
+          return [];
+        }
+        return [test];
+      });
+  const inc = include === undefined ? undefined : patterns(include);
+  const exc = exclude === undefined ? [] : patterns(exclude);
+  const chosen = all.filter((c) => (!inc || inc.some((t) => t(c.id))) && !exc.some((t) => t(c.id)));
+  if (chosen.length === 0) throw new SuiteError("selection", "the selection leaves no case to run");
+  return chosen;
+}
+
+export type MessageType = "text" | "binary";
+
+/**
+ * Whether a case's verdict depends on the server echoing what the suite sent:
+ * its expectation (OK or NON-STRICT) lists a message, or it runs round trips.
+ */
+export function needsEcho(spec: CaseSpec): boolean {
+  return echoTypes(spec).size > 0;
+}
+
+/** The types of message a case needs echoed: those its expectation lists, and its round trips'. */
+export function echoTypes(spec: CaseSpec): Set<MessageType> {
+  const { ok, nonStrict = [] } = spec.expect;
+  const types = new Set<MessageType>();
+  for (const e of [...ok, ...nonStrict]) {
+    if ("message" in e) types.add(e.binary ? "binary" : "text");
+  }
+  for (const step of spec.steps) {
+    switch (step.kind) {
+      case "roundTrips":
+        types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
+        break;
+      case "frame":
+      case "message":
+      case "close":
+      case "frameStart":
+      case "frameData":
+      case "raw":
+        break; // Their echoes, if any, are in the expectation.
+      case "wait":
+      case "waitForEvents":
+      case "closeAfter":
+      case "failAfter":
+        break;
+      default:
+        unhandled(step);
+    }
+  }
+  return types;
+}
+
+// ---- reaching the target ----------------------------------------------------
+
+/** The message the probe sends, as text and as binary, and expects back. */
+const ECHO_PROBE = "wsconform echo probe";
+/** Seconds the probe waits for each echo. */
+export const PROBE_WAIT_S = 2;
+/** Bound on reaching the target (TCP, and TLS for wss://) before the run. */
+const PREFLIGHT_MS = 4000;
+
+/** Whether the target echoed a text and a binary message; absent when not checked or not open. */
+export type Echoes = Record<MessageType, boolean | undefined>;
+
+/**
+ * Connects as the cases will, TLS handshake included (Deno.connectTls may only
+ * fail at the first read or write): an unknown issuer, a CA file that is not
+ * PEM or a wss:// URL on a plain port fail here, in one line, before any case.
+ */
+async function preflight(url: URL, caCerts: string[] | undefined): Promise<void> {
+  const conn = await connectRaw({ url, caCerts, timeoutMs: PREFLIGHT_MS });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    if (url.protocol !== "wss:") return;
+    const failure = await Promise.race([
+      (conn as Deno.TlsConn).handshake().then(
+        () => undefined,
+        (e) => `TLS handshake with ${url.host} failed: ${(e as Error).message}`,
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(
+          () => resolve(`no TLS handshake with ${url.host} within ${PREFLIGHT_MS} ms`),
+          PREFLIGHT_MS,
+        );
+      }),
+    ]);
+    if (failure) throw new Error(failure);
+  } finally {
+    clearTimeout(timer);
+    conn.close();
+  }
+}
+
+/** One probe connection: a handshake, and with `type`, one message of that type to echo. */
+async function probeSession(options: SessionOptions, type?: MessageType) {
+  const binary = type === "binary";
+  return await runCase({
+    id: "probe",
+    title: "Opening handshake probe",
+    rfc: "4.1",
+    requirement: "The server completes the opening handshake.",
+    // The echo closes at once (autoClose); without it, the suite closes after PROBE_WAIT_S.
+    steps: type
+      ? [
+        { kind: "message", message: { binary, payload: ECHO_PROBE } },
+        { kind: "closeAfter", closeAfter: PROBE_WAIT_S },
+      ]
+      : [{ kind: "close", close: { code: 1000 } }],
+    expect: {
+      ok: type ? [{ message: ECHO_PROBE, binary }] : [],
+      close: { by: "suite", codes: [1000], clean: false },
+    },
+    timeout: PROBE_WAIT_S + 4,
+  }, options);
+}
+
+/**
+ * Checks that the target can be reached at all (a clear error within seconds
+ * beats 301 failed cases), and learns its Server header for the agent name.
+ * With `checkEcho`, sends one text and one binary message, each on its own
+ * connection, and tells which came back within PROBE_WAIT_S: the cases that
+ * need an echo of a type the target does not echo fail, and end sooner.
+ */
+async function probe(
+  url: URL,
+  options: SessionOptions,
+  checkEcho: boolean,
+): Promise<{ serverHeader?: string; echoes?: Echoes }> {
+  await preflight(url, options.caCerts);
+  if (!checkEcho) return { serverHeader: (await probeSession(options)).serverHeader };
+  const [text, binary] = await Promise.all(
+    (["text", "binary"] as const).map((type) => probeSession(options, type)),
+  );
+  const echoed = (run: CaseRun, binary: boolean) =>
+    run.close.opened
+      ? run.received.some((e) =>
+        e.type === "message" && e.binary === binary &&
+        new TextDecoder().decode(e.payload) === ECHO_PROBE
+      )
+      : undefined;
+  return {
+    serverHeader: text.serverHeader ?? binary.serverHeader,
+    echoes: { text: echoed(text, false), binary: echoed(binary, true) },
+  };
+}
+
+/**
+ * Tells a target that stopped answering mid-run (it crashed, or was stopped)
+ * from a case that failed: a case that never reached the target (no TCP
+ * connection) makes the suite connect once more; when that fails too, the
+ * target is gone, and this case and those after it are not run.
+ */
+class TargetLoss {
+  /** Where and why the target stopped answering. */
+  at?: { id: string; reason: string };
+  /** The connection attempt in progress, shared by the cases that failed meanwhile. */
+  #attempt?: Promise<string | undefined>;
+
+  constructor(readonly url: URL, readonly caCerts: string[] | undefined) {}
+
+  /** Whether `run` found the target gone (it is then not to be reported). */
+  async check(run: CaseRun): Promise<boolean> {
+    const reached = run.close.opened ||
+      run.wire.entries.some((e) => e.kind === "bytes" && e.dir === "tx");
+    if (reached) return false;
+    this.#attempt ??= preflight(this.url, this.caCerts).then(() => undefined, (e) => e.message);
+    const failure = await this.#attempt;
+    if (failure === undefined) {
+      this.#attempt = undefined;
+      return false;
+    }
+    this.at ??= { id: run.spec.id, reason: failure };
+    return true;
+  }
+}
+
+// ---- runSuite ---------------------------------------------------------------
+
+export interface SuiteOptions {
+  /** The server under test (ws:// or wss://); absent: the embedded reference server (Deno's). */
+  url?: URL | string;
+  /** The name in the reports; default the embedded server's, the Server header, else host:port. */
+  agent?: string;
+  /**
+   * The cases to run: a list, or one chosen once the agent is known (a spec
+   * file's exclude-agent-cases); default every case of the catalog.
+   */
+  cases?: readonly CaseSpec[] | ((agent: string) => readonly CaseSpec[]);
+  /** Cases in parallel, each on its own connection (default 32). */
+  jobs?: number;
+  /** Subprotocols offered in every handshake (a case's own win). */
+  protocols?: string[];
+  /** Headers added to every handshake request (a token, a cookie). */
+  headers?: HeaderList;
+  /** The Origin of every handshake (a case's own wins). */
+  origin?: string;
+  /** PEM certificates to trust for a wss:// target with a private CA. */
+  caCerts?: string[];
+  /** Run only the cases whose verdict needs no echo (chat or API endpoints). */
+  protocolOnly?: boolean;
+  /** Aborting it stops the run: the cases that finished are returned, the rest listed as not run. */
+  signal?: AbortSignal;
+  /**
+   * Write the reports to `dir` as the run goes: a JSON file per case and
+   * index.json; and, unless the caller brings its own `pages` (it then writes
+   * the HTML itself, writeHtmlReports()), index.html and a page per case.
+   */
+  reports?: { dir: string; pages?: CasePages };
+  /**
+   * Called once the target is reached and the cases are chosen, before any
+   * runs; the run waits for it, and stops with what it throws.
+   */
+  onStart?: (start: SuiteStart) => void | Promise<void>;
+  /** Called as each case is judged. */
+  onCaseDone?: (outcome: CaseOutcome) => void;
+}
+
+export interface SuiteStart {
+  agent: string;
+  url: URL;
+  cases: readonly CaseSpec[];
+  /** What the probe found the target echoes (absent with protocolOnly: not checked). */
+  echoes?: Echoes;
+  /** Cases selected and left out before the run (protocolOnly: they need an echo). */
+  notRun: NotRun[];
+}
+
+/** Cases selected but not run, and why. */
+export interface NotRun {
+  cases: CaseSpec[];
+  /** "needs-echo": left out by protocolOnly; the others stopped the run part-way. */
+  why: "needs-echo" | "interrupted" | "target-lost";
+  reason: string;
+}
+
+export interface SuiteResult extends Omit<SuiteStart, "notRun"> {
+  started: Date;
+  /** Wall time of the cases, in milliseconds. */
+  elapsedMs: number;
+  /** The cases that ran, judged, in the order of `cases`. */
+  outcomes: CaseOutcome[];
+  /** For every case that ran, by id: the events expected and observed, in words. */
+  events: Map<string, CaseEvents>;
+  /** Cases selected and not run: left out before the run, or after it stopped part-way. */
+  notRun: NotRun[];
+  /** Where and why the target stopped answering, when it did. */
+  targetLost?: { id: string; reason: string };
+  /** With `reports`: results of this agent in index.json that an earlier run wrote. */
+  earlierResults?: number;
+}
+
+/**
+ * Runs the suite against one server and returns the judged cases. Throws a
+ * SuiteError, before any case runs, when the embedded server cannot start,
+ * the target cannot be reached, or protocolOnly leaves no case; and what
+ * `cases` or `onStart` throw.
+ */
+export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult> {
+  let embedded;
+  if (options.url === undefined) {
+    try {
+      embedded = await spawnReference();
+    } catch (e) {
+      throw new SuiteError(
+        "embedded-server",
+        `cannot start the embedded reference server: ${(e as Error).message}`,
+      );
+    }
+  }
+  try {
+    const url = new URL(options.url ?? embedded!.url);
+    const session: SessionOptions = {
+      url,
+      protocols: options.protocols,
+      headers: options.headers,
+      origin: options.origin,
+      caCerts: options.caCerts,
+      userAgent: "wsconform",
+      protocolOnly: options.protocolOnly,
+    };
+    let found;
+    try {
+      found = await probe(url, session, !options.protocolOnly);
+    } catch (e) {
+      throw new SuiteError("unreachable", `cannot reach ${url.href}: ${(e as Error).message}`);
+    }
+    const agent = options.agent ?? embedded?.agent ?? found.serverHeader ?? url.host;
+    const selected = typeof options.cases === "function"
+      ? options.cases(agent)
+      : options.cases ?? ALL_CASES;
+    const notRun: NotRun[] = [];
+    let cases = [...selected];
+    if (options.protocolOnly) {
+      const needingEcho = cases.filter(needsEcho);
+      cases = cases.filter((c) => !needsEcho(c));
+      if (cases.length === 0) {
+        throw new SuiteError(
+          "no-case-left",
+          "protocolOnly: every selected case needs an echo, so none is left to run",
+        );
+      }
+      if (needingEcho.length > 0) {
+        notRun.push({ cases: needingEcho, why: "needs-echo", reason: "they need an echo" });
+      }
+    }
+    const start: SuiteStart = { agent, url, cases, echoes: found.echoes, notRun };
+    await options.onStart?.(start);
+    return { ...start, ...await runChosen(start, session, options) };
+  } finally {
+    await embedded?.close();
+  }
+}
+
+/** Runs the chosen cases, writing reports as they finish. */
+async function runChosen(
+  start: SuiteStart,
+  session: SessionOptions,
+  options: SuiteOptions,
+): Promise<Omit<SuiteResult, Exclude<keyof SuiteStart, "notRun">>> {
+  const { agent, url, cases } = start;
+  const reports = options.reports;
+  const pages = reports && (reports.pages ?? new CasePages(reports.dir, GROUPS));
+  const events = new Map<string, CaseEvents>();
+  const targetGone = new AbortController();
+  const lost = new TargetLoss(url, options.caCerts);
+  const started = new Date();
+  const t0 = performance.now();
+  try {
+    await pages?.plan(agent, cases.map((c) => c.id));
+    const judged = await runCases(cases, {
+      ...session,
+      echoes: start.echoes,
+      jobs: options.jobs ?? 32,
+      signal: options.signal
+        ? AbortSignal.any([options.signal, targetGone.signal])
+        : targetGone.signal,
+      onCaseDone: async (run) => {
+        // A case that found the target gone is not run, like the cases after it.
+        if (await lost.check(run)) {
+          targetGone.abort();
+          return undefined;
+        }
+        const judgement = judgeCase(run.spec, run);
+        if (reports) {
+          const reportfile = await writeCaseReport(reports.dir, agent, { ...run, ...judgement });
+          pages!.write(agent, run.spec.id, reportfile);
+        }
+        events.set(run.spec.id, eventsOf(run));
+        const outcome = outcomeOf(run, judgement);
+        options.onCaseDone?.(outcome);
+        return outcome;
+      },
+    });
+    const elapsedMs = performance.now() - t0;
+    const outcomes = judged.filter((outcome) => outcome !== undefined);
+    const finished = new Set(outcomes.map((o) => o.spec.id));
+    const notRun = [...start.notRun];
+    if (outcomes.length < cases.length) {
+      notRun.push({
+        cases: cases.filter((c) => !finished.has(c.id)),
+        ...lost.at
+          ? { why: "target-lost", reason: `the target stopped answering at case ${lost.at.id}` }
+          : { why: "interrupted", reason: `interrupted by ${options.signal?.reason}` },
+      });
+    }
+    const earlierResults = reports
+      ? (await writeIndex(reports.dir, agent, outcomes)).earlier
+      : undefined;
+    if (reports && !reports.pages) {
+      await pages!.close();
+      await writeHtmlReports(reports.dir, GROUPS, pages);
+    }
+    return {
+      started,
+      elapsedMs,
+      outcomes,
+      events,
+      notRun,
+      ...(lost.at ? { targetLost: lost.at } : {}),
+      ...(earlierResults !== undefined ? { earlierResults } : {}),
+    };
+  } finally {
+    if (reports && !reports.pages) await pages!.close();
+  }
 }

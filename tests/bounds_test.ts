@@ -10,12 +10,11 @@
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { needsEcho, selectCases } from "../harness/cli.ts";
 import { Opcode } from "../harness/frame.ts";
 import type { IndexJson } from "../harness/report.ts";
 import { caseReport } from "../harness/report.ts";
 import { PEER_PINGS_KEPT } from "../harness/session.ts";
-import { runAndJudgeCase, runAndJudgeCases } from "../harness/suite.ts";
+import { needsEcho, runAndJudgeCase, runAndJudgeCases, selectCases } from "../harness/suite.ts";
 import { isFailing } from "../harness/verdict.ts";
 import { startHostilePeer } from "./hostile_peers.ts";
 import { startStrictServer } from "./peers/strict_server.ts";

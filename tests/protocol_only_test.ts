@@ -8,9 +8,9 @@ import { runCli, withTempDir } from "./support.ts";
 
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { needsEcho, NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
+import { NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
 import { caseReportName, compareIds, type IndexJson } from "../harness/report.ts";
-import { runAndJudgeCase } from "../harness/suite.ts";
+import { needsEcho, runAndJudgeCase } from "../harness/suite.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 
 interface Captured {
