@@ -101,6 +101,8 @@ class EmbeddedClientDriver implements ClientDriver {
   #child?: ReadyChild;
   #nextId = 1;
   #running = new Map<number, EmbeddedConnection>();
+  /** Why no connection can be made any more: the child process has exited. */
+  #exited?: string;
 
   constructor(readonly graceMs: number, readonly readyTimeoutMs: number) {}
 
@@ -128,13 +130,8 @@ class EmbeddedClientDriver implements ClientDriver {
     this.agent = ready.agent;
     // A client process that dies leaves no connection waiting for lines that cannot come.
     this.#child.status.then((status) => {
-      for (const connection of this.#running.values()) {
-        connection.events.push({
-          type: "error",
-          message: `the embedded client's process exited (code ${status.code})`,
-        });
-        connection.finish();
-      }
+      this.#exited = `the embedded client's process exited (code ${status.code})`;
+      for (const connection of this.#running.values()) this.#abandon(connection);
     });
   }
 
@@ -161,9 +158,17 @@ class EmbeddedClientDriver implements ClientDriver {
       }
       return done;
     };
-    this.#running.set(id, { events, finish, done, stop });
-    this.#send({ connect: url.href, id, protocols: options.protocols });
+    const connection = { events, finish, done, stop };
+    this.#running.set(id, connection);
+    if (this.#exited) this.#abandon(connection);
+    else this.#send({ connect: url.href, id, protocols: options.protocols });
     return { done, stop };
+  }
+
+  /** Ends a connection the exited child can no longer report on. */
+  #abandon(connection: EmbeddedConnection): void {
+    connection.events.push({ type: "error", message: this.#exited! });
+    connection.finish();
   }
 
   async stop(): Promise<void> {

@@ -238,8 +238,12 @@ Deno.test("embedded client: stop() ends a connection whose handshake is never an
       left = driver.connect(url);
       accepted.push(await accept(listener));
     });
-    const exit = websocketExit(await left!.done);
-    assert.equal(exit.stopped, true);
+    assert.equal(websocketExit(await left!.done).stopped, true);
+    // Once stopped, the client's process is gone: a connection ends at once, saying so.
+    const late = websocketExit(await driver.connect(new URL("ws://127.0.0.1:1/")).done);
+    assert.equal(late.stopped, false);
+    assert.equal(late.events.length, 1);
+    assert.match(late.events[0].type === "error" ? late.events[0].message : "", /process exited/);
   } finally {
     for (const conn of accepted) conn.close();
   }
