@@ -1,11 +1,19 @@
 /**
- * wsconform as a library: the pure wire codecs, the case schema, and the
- * runner that judges a server against the fixtures.
+ * wsconform as a library. For a project's tests, conformanceTests() (a
+ * Deno.test per group, a step per case); for a program, runSuite() (the
+ * verdicts, printing nothing). Below them: the case catalog and schema, the
+ * engine that observes one case (runCase) or many (runCases), the judge
+ * (judgeCase, isFailing), and the pure wire codecs.
  */
 export * from "./case.ts";
 export * from "./frame.ts";
 export * from "./handshake.ts";
 export * from "./utf8.ts";
+export { conformanceTests } from "./testing.ts";
+export type { ConformanceTestOptions } from "./testing.ts";
+export { runAndJudgeCase, runAndJudgeCases, runSuite, selectCases, SuiteError } from "./suite.ts";
+export type { NotRun, SuiteOptions, SuiteResult, SuiteStart } from "./suite.ts";
+export type { JudgedRun } from "./report.ts";
 export { isFailing, judge, judgeCase, outcomeOf } from "./verdict.ts";
 export type {
   Behavior,
