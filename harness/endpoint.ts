@@ -130,7 +130,7 @@ const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
 /** Masking keys (§5.3): crypto.getRandomValues fills at most 64 KiB per call. */
-function randomBytes(n: number): Uint8Array {
+export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let off = 0; off < n; off += 65536) crypto.getRandomValues(out.subarray(off, off + 65536));
   return out;
