@@ -165,6 +165,8 @@ export class Endpoint {
   /** Payload bytes of the frame in progress already pushed to the UTF-8 validator. */
   #validated = 0;
   #message?: { binary: boolean; parts: Uint8Array[]; size: number; utf8?: Utf8Validator };
+  /** The masking key of the peer's previous frame, to tell a fresh key (§5.3). */
+  #previousMaskKey?: Uint8Array;
 
   constructor(options: EndpointOptions) {
     this.role = options.role;
@@ -465,6 +467,7 @@ export class Endpoint {
     if (this.role === "server" && !header.masked) {
       this.#observe("unmasked", "5.1", "must", "a frame from the client was not masked");
     }
+    if (this.role === "server" && header.maskKey) this.#observeMaskKey(header.maskKey);
     if (header.lengthForm !== minimalLengthForm(length)) {
       this.#observe(
         "length-form",
@@ -514,6 +517,26 @@ export class Endpoint {
         "5.5.1",
         "must",
         "a data frame followed the peer's close frame",
+      );
+    }
+  }
+
+  /**
+   * §5.3: a client MUST pick a fresh, unpredictable key for every frame. A key
+   * of zeros (no masking at all) or the previous frame's key shows it did not;
+   * a random key is either by chance once in 2^32 frames.
+   */
+  #observeMaskKey(key: Uint8Array): void {
+    const previous = this.#previousMaskKey;
+    this.#previousMaskKey = key;
+    if (key.every((b) => b === 0)) {
+      this.#observe("mask-key-zero", "5.3", "must", "a client frame was masked with the key 0");
+    } else if (previous && key.every((b, i) => b === previous[i])) {
+      this.#observe(
+        "mask-key-repeated",
+        "5.3",
+        "must",
+        `two frames in a row were masked with the same key ${key.toHex()}`,
       );
     }
   }

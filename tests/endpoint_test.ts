@@ -31,10 +31,24 @@ function countingKeys(): (n: number) => Uint8Array {
   return (n) => Uint8Array.from({ length: n }, () => ++next & 0xff);
 }
 
-/** A frame as the peer of `role` legally sends it: a client's peer does not mask, a server's does. */
-function peerFrame(role: Role, frame: Omit<FrameToEncode, "maskKey"> & { mask?: boolean }) {
+/** Distinct masking keys, as a client's random ones are. */
+let keyCounter = 0x37fa213d;
+function freshKey(): Uint8Array {
+  const key = new Uint8Array(4);
+  new DataView(key.buffer).setUint32(0, keyCounter++);
+  return key;
+}
+
+/**
+ * A frame as the peer of `role` legally sends it: a client's peer does not
+ * mask, a server's does, a fresh key per frame. `maskKey` forces a key.
+ */
+function peerFrame(
+  role: Role,
+  frame: Omit<FrameToEncode, "maskKey"> & { mask?: boolean; maskKey?: Uint8Array },
+) {
   const masked = frame.mask ?? role === "server";
-  return encodeFrame({ ...frame, maskKey: masked ? KEY : undefined });
+  return encodeFrame({ ...frame, maskKey: masked ? frame.maskKey ?? freshKey() : undefined });
 }
 
 function endpoint(role: Role, options: Partial<EndpointOptions> = {}): Endpoint {
@@ -203,6 +217,25 @@ Deno.test("server: an unmasked frame from the client fails 1002; masked passes",
   ]);
   const masked = receive("server", peerFrame("server", { opcode: Opcode.Text, mask: true }));
   assert.deepEqual(summary(masked.events), ["text "]);
+});
+
+Deno.test("server: a client's masking key of zeros, or its previous key, is observed (§5.3)", () => {
+  const frames = (...keys: Uint8Array[]) =>
+    concat(keys.map((maskKey) => peerFrame("server", { opcode: Opcode.Ping, maskKey })));
+  const fresh = receive("server", frames(freshKey(), freshKey(), freshKey()));
+  assert.deepEqual(summary(fresh.events), ["ping ", "ping ", "ping "]);
+  const zero = receive("server", frames(freshKey(), new Uint8Array(4)));
+  assert.deepEqual(summary(zero.events), ["ping ", "observed mask-key-zero must", "ping "]);
+  const key = freshKey();
+  const repeated = receive("server", frames(freshKey(), key, key));
+  assert.deepEqual(summary(repeated.events), [
+    "ping ",
+    "ping ",
+    "observed mask-key-repeated must",
+    "ping ",
+  ]);
+  // Observations, not errors: the RFC gives the server no reaction to a predictable key.
+  assert.equal(repeated.endpoint.failed, false);
 });
 
 // ---------------------------------------------------------------------------
