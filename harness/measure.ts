@@ -5,8 +5,8 @@
  * times a session recorded and what it observed.
  */
 import type { CaseSpec, Measurement } from "./case.ts";
-import { formatBytes, type ObservedEvent, payloadLength } from "./payload.ts";
-import type { CloseObservation, HandshakeObservation, Timeline } from "./observation.ts";
+import { formatBytes, payloadLength } from "./payload.ts";
+import type { Observation, Timeline } from "./observation.ts";
 
 export type { Timeline };
 
@@ -21,14 +21,10 @@ export interface Finding {
 }
 
 /** What measure() needs of a finished case. */
-export interface Measured {
-  timeline: Timeline;
-  received: ObservedEvent[];
-  close: CloseObservation;
-  handshake: HandshakeObservation;
-  /** How long the suite waited for the server to close TCP. */
-  peerDropTimeoutMs: number;
-}
+export type Measured = Pick<
+  Observation,
+  "timeline" | "received" | "close" | "handshake" | "peerDropTimeoutMs"
+>;
 
 /**
  * The findings a case asks for (its `measure` list). Past the handshake
