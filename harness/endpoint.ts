@@ -87,7 +87,11 @@ export interface ProtocolError {
 }
 
 export type EndpointEvent =
-  /** A frame as received, payload unmasked; it follows the errors it caused. */
+  /**
+   * A frame as received, payload unmasked. The errors its header or text
+   * caused come before it (they are found as its bytes arrive), what it means
+   * (message, ping, pong, close) after it.
+   */
   | { type: "frame"; header: FrameHeader; payload: Uint8Array }
   | { type: "message"; binary: boolean; payload: Uint8Array }
   | { type: "ping"; payload: Uint8Array }
