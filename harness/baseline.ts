@@ -9,7 +9,7 @@
  *
  * Everything here is pure apart from the two small file helpers at the end.
  */
-import { compareIds } from "./report.ts";
+import { compareIds } from "./case.ts";
 import {
   type Behavior,
   behaviorFails,

@@ -266,3 +266,22 @@ export interface GroupSpec {
   subgroups?: Record<string, string>;
   cases: CaseSpec[];
 }
+
+/**
+ * Orders dotted case ids as tuples of integers (1.1.10 after 1.1.9, 1.2 before
+ * 1.2.1): the order of reports, and the order Autobahn numbers its cases in.
+ */
+export function compareIds(a: string, b: string): number {
+  const pa = a.split(".").map(Number), pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? -1) - (pb[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The group of a case id in a catalog (its first component is the group's id). */
+export function groupOf(groups: readonly GroupSpec[], caseId: string): GroupSpec | undefined {
+  const top = caseId.split(".")[0];
+  return groups.find((g) => g.id === top);
+}

@@ -6,7 +6,7 @@
  * stopped by SIGINT and SIGTERM (the cases that finished are reported).
  */
 import { parseArgs } from "node:util";
-import type { CaseSpec } from "./case.ts";
+import { type CaseSpec, compareIds } from "./case.ts";
 import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   type Baseline,
@@ -22,7 +22,6 @@ import {
 import { type CaseEvents, type JunitSuite, writeJunit } from "./junit.ts";
 import { formatSeconds, Progress, sanitize, summaryTable } from "./progress.ts";
 import { CasePages, writeHtmlReports } from "./html.ts";
-import { compareIds } from "./report.ts";
 import {
   casePattern,
   echoTypes,

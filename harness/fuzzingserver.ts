@@ -7,6 +7,7 @@
  * The semantics follow Autobahn's FuzzingServerProtocol.onConnect and onOpen
  * (autobahntestsuite/fuzzing.py), with its error texts.
  */
+import { compareIds } from "./case.ts";
 
 /** The numbered cases: 1-based positions in Autobahn's order, as drivers loop over them. */
 export type CaseNumbering = readonly string[];
@@ -26,14 +27,7 @@ export type FuzzingParse = FuzzingRequest | { kind: "error"; reason: string };
  * integers (1.2.10 after 1.2.9, 1.2 before 1.2.1), each id once.
  */
 export function autobahnCaseOrder(ids: Iterable<string>): string[] {
-  const tuple = (id: string) => id.split(".").map(Number);
-  return [...new Set(ids)].sort((a, b) => {
-    const [x, y] = [tuple(a), tuple(b)];
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      if (x[i] !== y[i]) return x[i] - y[i];
-    }
-    return x.length - y.length;
-  });
+  return [...new Set(ids)].sort(compareIds);
 }
 
 /** Python's int() on a query value, which Autobahn applies to `case`. */

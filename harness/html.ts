@@ -12,10 +12,9 @@
  * HTML and rewrites their escapes.)
  */
 import { join } from "node:path";
-import type { CaseSpec, GroupSpec } from "./case.ts";
+import { type CaseSpec, compareIds, type GroupSpec } from "./case.ts";
 import {
   caseReportName,
-  compareIds,
   type IndexEntry,
   type IndexJson,
   plannedReportFiles,

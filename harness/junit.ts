@@ -5,9 +5,9 @@
  * message says which verdict failed, what was expected and what was observed;
  * an UNIMPLEMENTED case is <skipped/>; with `strict`, NON-STRICT fails.
  */
-import type { CaseSpec, GroupSpec } from "./case.ts";
+import { type CaseSpec, compareIds, groupOf, type GroupSpec } from "./case.ts";
 import type { ObservedEvent } from "./payload.ts";
-import { caseReportName, compareIds, groupOf } from "./report.ts";
+import { caseReportName } from "./report.ts";
 import { behaviorFails, type CaseOutcome, closeFails } from "./verdict.ts";
 
 /**

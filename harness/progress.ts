@@ -9,8 +9,7 @@
  *
  * Everything goes through an injected `write`, so tests can drive either mode.
  */
-import type { CaseSpec, GroupSpec } from "./case.ts";
-import { groupOf } from "./report.ts";
+import { type CaseSpec, groupOf, type GroupSpec } from "./case.ts";
 import { isFailing, type Verdict } from "./verdict.ts";
 
 export interface ProgressOptions {

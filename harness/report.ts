@@ -3,7 +3,7 @@
  * behaviorClose, duration, remoteCloseCode, reportfile}}}) so existing scripts
  * keep working; one file per case holds everything observed.
  */
-import type { CaseSpec, GroupSpec } from "./case.ts";
+import { type CaseSpec, compareIds } from "./case.ts";
 import { REPORT_PAYLOAD_LIMIT } from "./observation.ts";
 import type { ObservedEvent } from "./payload.ts";
 import type { CaseRun } from "./session.ts";
@@ -104,22 +104,6 @@ function agentPartIn(dir: string, agent: string): Promise<string> {
     agentParts.set(key, part);
   }
   return part;
-}
-
-/** The group of a case id in a catalog (its first component is the group's id). */
-export function groupOf(groups: readonly GroupSpec[], caseId: string): GroupSpec | undefined {
-  const top = caseId.split(".")[0];
-  return groups.find((g) => g.id === top);
-}
-
-/** Sorts dotted ids numerically: 1.1.10 after 1.1.9. */
-export function compareIds(a: string, b: string): number {
-  const pa = a.split(".").map(Number), pb = b.split(".").map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? -1) - (pb[i] ?? -1);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 /** A payload's length and its first bytes; `length` when `payload` holds only those. */

@@ -17,7 +17,7 @@ import {
 } from "./handshake.ts";
 
 /** One extension of a Sec-WebSocket-Extensions list, with its parameters in order. */
-export interface Extension {
+export interface ExtensionOffer {
   name: string;
   /** A parameter without a value (`client_max_window_bits`) has `value` undefined. */
   params: { name: string; value?: string }[];
@@ -37,8 +37,8 @@ const TOKEN_AT = new RegExp(TOKEN.source.slice(1, -1), "y");
  * value must be a token once unescaped (§9.1). Empty list elements are
  * skipped (RFC 2616 §2.1's #rule, which §9.1 uses); an empty list is an error.
  */
-export function parseExtensions(lines: string | readonly string[]): ListParse<Extension> {
-  const items: Extension[] = [];
+export function parseExtensions(lines: string | readonly string[]): ListParse<ExtensionOffer> {
+  const items: ExtensionOffer[] = [];
   for (const line of typeof lines === "string" ? [lines] : lines) {
     const error = parseExtensionLine(line, items);
     if (error) return { type: "error", reason: `Sec-WebSocket-Extensions ${error}` };
@@ -49,7 +49,7 @@ export function parseExtensions(lines: string | readonly string[]): ListParse<Ex
 }
 
 /** Appends the extensions of one header line to `out`; returns what is wrong, if anything. */
-function parseExtensionLine(text: string, out: Extension[]): string | undefined {
+function parseExtensionLine(text: string, out: ExtensionOffer[]): string | undefined {
   let at = 0;
   const skipSpace = () => {
     while (text[at] === " " || text[at] === "\t") at++;
@@ -82,7 +82,7 @@ function parseExtensionLine(text: string, out: Extension[]): string | undefined 
     }
     const name = token();
     if (name === undefined) return `expects an extension name ${where()}`;
-    const extension: Extension = { name, params: [] };
+    const extension: ExtensionOffer = { name, params: [] };
     skipSpace();
     while (text[at] === ";") {
       at++;
@@ -114,7 +114,7 @@ function parseExtensionLine(text: string, out: Extension[]): string | undefined 
 }
 
 /** Header text for extensions: `a; p; q=1, b`; a value that is not a token is quoted. */
-export function formatExtensions(extensions: readonly Extension[]): string {
+export function formatExtensions(extensions: readonly ExtensionOffer[]): string {
   return extensions.map(({ name, params }) =>
     [
       name,
@@ -172,7 +172,7 @@ export interface ClientOffer {
   /** The subprotocols offered, in the client's order of preference; empty when malformed. */
   protocols: string[];
   /** The extensions offered, in order; empty when malformed. */
-  extensions: Extension[];
+  extensions: ExtensionOffer[];
 }
 
 /** A rule of the opening handshake that a client's request breaks. */
@@ -308,7 +308,7 @@ export interface ResponseOptions {
   /** The subprotocol selected (§4.2.2 item 5.4): any, so a case can select one never offered. */
   protocol?: string;
   /** The extensions accepted (§4.2.2 item 5.5). */
-  extensions?: Extension[];
+  extensions?: ExtensionOffer[];
   /** Added after the handshake's own headers (Server, Set-Cookie). */
   headers?: HeaderList;
   changes?: ResponseChanges;

@@ -9,7 +9,8 @@ import { runCli, withTempDir } from "./support.ts";
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
-import { caseReportName, compareIds, type IndexJson } from "../harness/report.ts";
+import { compareIds } from "../harness/case.ts";
+import { caseReportName, type IndexJson } from "../harness/report.ts";
 import { needsEcho, runAndJudgeCase } from "../harness/suite.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
 

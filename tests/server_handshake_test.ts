@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { checkResponse, type HttpHead, parseHead } from "../harness/handshake.ts";
 import {
   checkClientRequest,
-  type Extension,
+  type ExtensionOffer,
   formatExtensions,
   formatProtocols,
   parseExtensions,
@@ -73,10 +73,10 @@ Deno.test("checkClientRequest: the request of RFC 6455 §1.2", () => {
 
 Deno.test("checkClientRequest: what real clients send is valid", async (t) => {
   const key = "x3JJHMbDL1EzLkh9GBhXDw==";
-  const deflateWithBits: Extension[] = [
+  const deflateWithBits: ExtensionOffer[] = [
     { name: "permessage-deflate", params: [{ name: "client_max_window_bits" }] },
   ];
-  const clients: [string, string[], Extension[]][] = [
+  const clients: [string, string[], ExtensionOffer[]][] = [
     ["Chrome", [
       "GET /runCase?case=1&agent=chrome HTTP/1.1",
       "Host: 127.0.0.1:9001",
@@ -309,7 +309,7 @@ Deno.test("parseExtensions", async (t) => {
   const parsed = (lines: string | string[]) => {
     const result = parseExtensions(lines);
     assert.equal(result.type, "list", JSON.stringify(result));
-    return (result as { items: Extension[] }).items;
+    return (result as { items: ExtensionOffer[] }).items;
   };
   await t.step("an extension with a parameter without a value (Chrome)", () => {
     assert.deepEqual(parsed("permessage-deflate; client_max_window_bits"), [
@@ -397,9 +397,9 @@ Deno.test("formatExtensions", () => {
     "permessage-deflate";
   const parsed = parseExtensions(text);
   assert.equal(parsed.type, "list");
-  assert.equal(formatExtensions((parsed as { items: Extension[] }).items), text);
+  assert.equal(formatExtensions((parsed as { items: ExtensionOffer[] }).items), text);
   // The canonical form of a quoted value that is a token is the token.
-  const quoted = parseExtensions('x; a="1"') as { items: Extension[] };
+  const quoted = parseExtensions('x; a="1"') as { items: ExtensionOffer[] };
   assert.equal(formatExtensions(quoted.items), "x; a=1");
   // A value that is no token is written quoted, escaped (a case's deliberately wrong answer).
   assert.equal(
