@@ -264,8 +264,16 @@ export interface GroupSpec {
   rfc: string;
   /** Titles of sub-groups, keyed by their id prefix ("1.1"). */
   subgroups?: Record<string, string>;
+  /**
+   * The peers the group's cases test: "server" (the suite is the client) and
+   * "client" (client mode, the suite is the server, as Autobahn's fuzzingserver).
+   */
+  peers: readonly PeerRole[];
   cases: CaseSpec[];
 }
+
+/** What the peer under test is. */
+export type PeerRole = "server" | "client";
 
 /**
  * Orders dotted case ids as tuples of integers (1.1.10 after 1.1.9, 1.2 before
