@@ -18,7 +18,7 @@ import { needsEcho, runAndJudgeCase, runAndJudgeCases, selectCases } from "../ha
 import { isFailing } from "../harness/verdict.ts";
 import { startHostilePeer } from "./hostile_peers.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
-import { runCli, withTempDir } from "./support.ts";
+import { runCli, selfSigned, withTempDir } from "./support.ts";
 
 const CLI = new URL("../harness/cli.ts", import.meta.url).pathname;
 const SLOW_CASES = "9.1.6,9.5,9.6,1.1.1,1.1.6,1.2.1,2.1,5.1,6.1.1,7.1.1,10.1.1";
@@ -332,37 +332,6 @@ Deno.test("a target that dies mid-run: one line naming the case, the rest not ru
 
 // ---------------------------------------------------------------------------
 // Failures found before the run
-
-/** A self-signed certificate for 127.0.0.1, made with openssl into `dir`. */
-async function selfSigned(dir: string): Promise<{ cert: string; key: string; certFile: string }> {
-  const certFile = `${dir}/cert.pem`, keyFile = `${dir}/key.pem`;
-  const { code, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      // An end-entity certificate: rustls refuses a CA certificate as a server's.
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return { cert: Deno.readTextFileSync(certFile), key: Deno.readTextFileSync(keyFile), certFile };
-}
 
 /** One line on stderr, exit 2, before any case (no report written). */
 function assertRefusedBeforeRun(run: Awaited<ReturnType<typeof runCli>>, message: RegExp): void {

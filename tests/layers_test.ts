@@ -22,6 +22,7 @@ const HARNESS_LAYERS: Record<string, Layer> = {
   "payload.ts": "core",
   "server_handshake.ts": "core",
   "utf8.ts": "core",
+  "case_server.ts": "session",
   "child.ts": "session",
   "client_driver.ts": "session",
   "clock.ts": "session",

@@ -122,6 +122,39 @@ export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<v
   }
 }
 
+/** A self-signed certificate for 127.0.0.1, made with openssl into `dir`. */
+export async function selfSigned(
+  dir: string,
+): Promise<{ cert: string; key: string; certFile: string }> {
+  const certFile = `${dir}/cert.pem`, keyFile = `${dir}/key.pem`;
+  const { code, stderr } = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      // An end-entity certificate: rustls refuses a CA certificate as a server's.
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return { cert: Deno.readTextFileSync(certFile), key: Deno.readTextFileSync(keyFile), certFile };
+}
+
 /**
  * The strict server (tests/peers/strict_server.ts) in a process of its own, so
  * that the suite's CPU work and the server's do not share an event loop.
