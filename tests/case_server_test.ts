@@ -30,12 +30,14 @@ import {
 } from "../harness/handshake.ts";
 import { checkClientRequest, serverResponse } from "../harness/server_handshake.ts";
 import { connectRaw } from "../harness/transport.ts";
+import { runAutobahnDriver } from "./peers/autobahn_driver.ts";
 import { runStrictClient } from "./peers/strict_client.ts";
 import { selfSigned, withTempDir } from "./support.ts";
 
 /** Bound of each wait on a real client: generous, for a busy machine; never a timing assertion. */
 const WIRE_BOUND_MS = 20_000;
 const encoder = new TextEncoder();
+const DRIVER = new URL("./peers/autobahn_driver.ts", import.meta.url).pathname;
 
 /** Out of Autobahn's order on purpose, with a title that Python's JSON escapes. */
 const CASES = [
@@ -175,6 +177,9 @@ function httpErrorText(statusLine: string, body: string): RegExp {
   return new RegExp(`^${escaped(statusLine)}\\r\\n[^]*\\r\\n\\r\\n${escaped(body)}\\n$`);
 }
 
+/** echoCase's message: over 125 bytes, so that a truncated echo shows. */
+const caseMessage = (caseId: string) => `case ${caseId} `.padEnd(200, "~");
+
 /**
  * A stand-in for the session running a case: answers the handshake, sends one
  * text message, waits for its echo, closes as a server does (§7.1.1). The echoes.
@@ -192,7 +197,7 @@ async function echoCase(connection: CaseConnection): Promise<string[]> {
     const endpoint = new Endpoint({ role: "server" });
     endpoint.open();
     endpoint.receiveData(connection.head.subarray(head.length));
-    endpoint.sendText(`case ${connection.caseId}`);
+    endpoint.sendText(caseMessage(connection.caseId));
     const echoes: string[] = [];
     const buffer = new Uint8Array(64 * 1024);
     for (;;) {
@@ -303,7 +308,7 @@ Deno.test("case server: runCase hands over the connection with the bytes read, t
     assert.deepEqual(check.problems, []);
     assert.equal(check.offer.target, connection.target);
     // The server did not touch the connection: the case answers the handshake itself.
-    assert.deepEqual(await echoCase(connection), ["case 2.1"]);
+    assert.deepEqual(await echoCase(connection), [caseMessage("2.1")]);
     assert.deepEqual(await client, { exitCode: 0 });
   });
 });
@@ -328,7 +333,7 @@ Deno.test("case server: expect() gets its connection, refuses a second one (409)
       target: "/runCase?casetuple=1.1.2&agent=strict",
     }]);
 
-    assert.deepEqual(await echoCase(connection), ["case 1.1.2"]);
+    assert.deepEqual(await echoCase(connection), [caseMessage("1.1.2")]);
     assert.deepEqual(await client, { exitCode: 0 });
     expectation.end();
     // No expectation and no onRunCase: nobody takes the connection.
@@ -436,7 +441,7 @@ Deno.test("case server: wss:// with a self-signed certificate", async () => {
       assert.equal(connection.caseId, "1.1.1");
       await echoCase(connection);
       assert.deepEqual(await run, {
-        messages: ["case 1.1.1"],
+        messages: [caseMessage("1.1.1")],
         pongs: 1,
         closeCode: 1000,
         serverClosedTcp: true,
@@ -467,4 +472,76 @@ Deno.test("case server: a certificate or key that is not PEM, or a port in use, 
     );
     return Promise.resolve();
   });
+});
+
+/**
+ * A case server whose cases are echoCase: a case is OK when its echo came back
+ * as sent. The status waits for the case's end, as a real case's result would.
+ * The cases run and the reports updated go to `log`, in order.
+ */
+function echoCaseServer(log: string[]): CaseServer {
+  const echoes = new Map<string, Promise<string[]>>();
+  return startCaseServer({
+    cases: CASES,
+    onRunCase: (connection) => {
+      log.push(`run ${connection.caseId}`);
+      echoes.set(connection.caseId, echoCase(connection));
+    },
+    caseStatus: async (caseId) => {
+      const echoed = await echoes.get(caseId);
+      if (echoed === undefined) return undefined;
+      return echoed.join() === caseMessage(caseId) ? "OK" : "FAILED";
+    },
+    onUpdateReports: (agent) => void log.push(`reports for ${agent}`),
+  });
+}
+
+Deno.test("case server: the Autobahn driver runs every case in Autobahn's order, gets each status, updates the reports", async () => {
+  const log: string[] = [];
+  const server = echoCaseServer(log);
+  try {
+    const result = await runAutobahnDriver(server.url.href, {
+      agent: "strict client",
+      timeoutMs: WIRE_BOUND_MS,
+    });
+    assert.deepEqual(result, {
+      caseCount: 3,
+      cases: [1, 2, 3].map((caseNumber) => ({ caseNumber, exitCode: 0, behavior: "OK" })),
+    });
+    assert.deepEqual(log, ["run 1.1.1", "run 1.1.2", "run 2.1", "reports for strict client"]);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("case server: the Autobahn driver as a command: a line per case, exit 0; a client that breaks the echo gets FAILED", async () => {
+  const log: string[] = [];
+  const server = echoCaseServer(log);
+  try {
+    const driver = (...args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-net", DRIVER, server.url.href, ...args],
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(WIRE_BOUND_MS),
+      }).output();
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    const ok = await driver("--agent", "cmd");
+    assert.equal(ok.code, 0, text(ok.stderr));
+    assert.equal(text(ok.stdout), "case 1: closed, OK\ncase 2: closed, OK\ncase 3: closed, OK\n");
+    // The driver still runs every case; the cases see the flaw.
+    const flawed = await driver("--agent", "flawed", "--flaw", "truncate-long-echo");
+    assert.equal(flawed.code, 0, text(flawed.stderr));
+    assert.equal(
+      text(flawed.stdout),
+      "case 1: closed, FAILED\ncase 2: closed, FAILED\ncase 3: closed, FAILED\n",
+    );
+    assert.deepEqual(log.filter((line) => line.startsWith("reports")), [
+      "reports for cmd",
+      "reports for flawed",
+    ]);
+    assert.equal((await driver("--agent", "x", "--flaw", "no-such-flaw")).code, 2);
+  } finally {
+    await server.close();
+  }
 });
