@@ -10,6 +10,7 @@ import {
   type CaseServer,
   CaseServerError,
   type CaseServerOptions,
+  MAX_HEAD_BYTES,
   startCaseServer,
 } from "../harness/case_server.ts";
 import { Endpoint } from "../harness/endpoint.ts";
@@ -392,6 +393,30 @@ Deno.test("case server: a target outside the protocol gets a 404 with the reason
       conn.close();
     }
     assert.deepEqual(server.refusals.map((r) => r.status), [404, 404, 404, 404, 404, 400]);
+  });
+});
+
+Deno.test("case server: a head past 16 KiB gets a 400", async () => {
+  await withServer({}, async (server) => {
+    const conn = await connectRaw({ url: server.url, timeoutMs: WIRE_BOUND_MS });
+    const bound = setTimeout(() => conn.close(), WIRE_BOUND_MS);
+    try {
+      // Exactly the bound, so the server reads it all: unread bytes would make its close a reset.
+      const start = "GET /getCaseCount HTTP/1.1\r\nX-Padding: ";
+      await writeAll(conn, encoder.encode(start.padEnd(MAX_HEAD_BYTES, "p")));
+      const chunks: Uint8Array[] = [];
+      const buffer = new Uint8Array(4096);
+      for (let n; (n = await conn.read(buffer)) !== null;) chunks.push(buffer.slice(0, n));
+      const reason = `no end of HTTP head within ${MAX_HEAD_BYTES} bytes`;
+      assert.match(
+        new TextDecoder().decode(concat(chunks)),
+        httpErrorText("HTTP/1.1 400 Bad Request", reason),
+      );
+      assert.deepEqual(server.refusals, [{ status: 400, reason, target: undefined }]);
+    } finally {
+      clearTimeout(bound);
+      conn.close();
+    }
   });
 });
 
