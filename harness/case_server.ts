@@ -98,6 +98,7 @@ export interface CaseServer {
   /** The connections refused with an HTTP error, the first MAX_REFUSALS_KEPT kept. */
   readonly refusals: readonly Refusal[];
   readonly refusalCount: number;
+  /** Waits for the client of a case served (one of `numbering`; another id throws). */
   expect(caseId: string, agent: string, timeoutMs: number): Expectation;
   /** Stops listening and ends every connection not handed over; bounded. */
   close(): Promise<void>;
@@ -172,6 +173,8 @@ class Listener implements CaseServer {
   }
 
   expect(caseId: string, agent: string, timeoutMs: number): Expectation {
+    // Its client would get a 404, and the case would wait in vain.
+    if (!this.numbering.includes(caseId)) throw new Error(`case ${caseId} is not served`);
     const url = new URL("runCase", this.url);
     url.searchParams.set("casetuple", caseId);
     url.searchParams.set("agent", agent);

@@ -351,6 +351,7 @@ Deno.test("case server: expect() settles undefined when no client comes, or when
   const server = startCaseServer({ cases: CASES });
   try {
     assert.equal(await server.expect("1.1.1", "a", 50).connection, undefined);
+    assert.throws(() => server.expect("9.9.9", "a", 50), /^Error: case 9\.9\.9 is not served$/);
     // The expectation is gone: the case no longer takes a connection.
     const late = await rawExchange(server, "/runCase?case=1&agent=a");
     assert.match(
