@@ -4,6 +4,7 @@
  * so neither imports the other's layer for its types.
  */
 import type { Level } from "./case.ts";
+import type { Role } from "./endpoint.ts";
 import type { ObservedEvent } from "./payload.ts";
 
 /** How the connection ended, from the suite's side. */
@@ -85,6 +86,11 @@ export interface Observation {
   timeline: Timeline;
   /** How long the suite waited for the server to close TCP (what tcpCloseDelay is measured against). */
   peerDropTimeoutMs: number;
+  /**
+   * The suite's role: absent or "client" against a server; "server" in client
+   * mode, where the suite closes TCP first (§7.1.1).
+   */
+  suiteRole?: Role;
 }
 
 /**

@@ -32,6 +32,18 @@ export interface RunOptions<T> extends SessionOptions {
    * with the results of the cases that finished.
    */
   signal?: AbortSignal;
+  /**
+   * Runs one case (default runCase: the suite dials the server under test).
+   * Client mode gives its own, which has the case's client connect.
+   */
+  runOne?: (spec: CaseSpec, options: SessionOptions) => Promise<CaseRun>;
+  /**
+   * Default true: one server serves every case, so cases waiting for a server
+   * that answers no handshake give up their job slots (STALL_MS). False in
+   * client mode: each case starts a client of its own, and starting more
+   * would only load the machine further.
+   */
+  stallSilentPeer?: boolean;
 }
 
 /** Payload bytes a case sends (a message echoed back costs about four times this). */
@@ -380,8 +392,10 @@ export function runCases<T>(cases: readonly CaseSpec[], options: RunOptions<T>):
         pump();
       };
       // The pump goes on with the next case: this one holds nothing while it waits.
-      if (targetSilent) stall();
-      else stallTimer = setTimeout(checkStall, STALL_MS);
+      if (options.stallSilentPeer !== false) {
+        if (targetSilent) stall();
+        else stallTimer = setTimeout(checkStall, STALL_MS);
+      }
       const unstall = () => {
         clearTimeout(stallTimer);
         if (stalledNow) [stalledNow, stalled] = [false, stalled - 1];
@@ -403,7 +417,7 @@ export function runCases<T>(cases: readonly CaseSpec[], options: RunOptions<T>):
           release = undefined;
         };
       };
-      runCase(spec, { ...options, admit }).then(async (run) => {
+      (options.runOne ?? runCase)(spec, { ...options, admit }).then(async (run) => {
         unstall();
         release?.();
         if (run.close.opened) openNow--;

@@ -78,7 +78,7 @@ export interface Judged {
  */
 export function judgeCase(spec: CaseSpec, observation: Observation): Judged {
   return {
-    verdict: judge(spec, observation.expected, observation),
+    verdict: judge(spec, observation.expected, observation, observation.suiteRole === "server"),
     findings: measure(spec, observation),
   };
 }
@@ -139,9 +139,9 @@ export function judge(
     const must = broken.some((x) => x.level === "must");
     v.behavior = must ? "FAILED" : "NON-STRICT";
     v.matched = undefined;
-    v.result = `The server broke ${must ? "a MUST" : "a SHOULD"} in what it sent: ${
-      broken.map((x) => `${x.detail} (§${x.rfc})`).join("; ")
-    }.`;
+    v.result = `The ${suiteIsServer ? "client" : "server"} broke ${
+      must ? "a MUST" : "a SHOULD"
+    } in what it sent: ${broken.map((x) => `${x.detail} (§${x.rfc})`).join("; ")}.`;
   }
   return v;
 }
