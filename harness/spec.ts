@@ -1,6 +1,7 @@
 /**
- * Autobahn|Testsuite's fuzzingclient.json, the spec file of `wstest -m
- * fuzzingclient`, read so an existing Autobahn setup runs unchanged:
+ * Autobahn|Testsuite's spec files, read so an existing Autobahn setup runs
+ * unchanged. fuzzingclient.json, the spec of `wstest -m fuzzingclient`
+ * (wsconform tests servers):
  *
  *     {"outdir": "./reports/servers",
  *      "servers": [{"agent": "MyServer", "url": "ws://127.0.0.1:9001", "options": {"version": 18},
@@ -8,6 +9,12 @@
  *      "cases": ["*"],
  *      "exclude-cases": ["9.*", "12.*", "13.*"],
  *      "exclude-agent-cases": {"MyServer*": ["7.*"]}}
+ *
+ * and fuzzingserver.json, the spec of `wstest -m fuzzingserver` (wsconform is
+ * the server and tests the clients that connect, `--serve`):
+ *
+ *     {"url": "ws://127.0.0.1:9001", "outdir": "./reports/clients",
+ *      "cases": ["*"], "exclude-cases": [], "exclude-agent-cases": {}}
  *
  * Pure: parses and validates text; the command line runs what it describes.
  */
@@ -24,9 +31,8 @@ export interface SpecServer {
   origin?: string;
 }
 
-export interface FuzzingSpec {
-  outdir: string;
-  servers: SpecServer[];
+/** The case selection both specs share. */
+export interface CaseSelection {
   /** Case ids or globs to run (default ["*"]). */
   cases: string[];
   /** Case ids or globs to skip for every server. */
@@ -35,9 +41,24 @@ export interface FuzzingSpec {
   excludeAgentCases: Record<string, string[]>;
 }
 
+export interface FuzzingSpec extends CaseSelection {
+  outdir: string;
+  servers: SpecServer[];
+}
+
+/** fuzzingserver.json: where the suite listens for the clients, and what it runs. */
+export interface FuzzingServerSpec extends CaseSelection {
+  /** Absent: client mode's default. */
+  outdir?: string;
+  /** Its scheme (ws: or wss:) and port; the suite listens on 127.0.0.1 whatever the host. */
+  url: URL;
+}
+
 export const DEFAULT_OUTDIR = "reports/servers";
 
-const TOP_LEVEL = ["outdir", "servers", "cases", "exclude-cases", "exclude-agent-cases", "options"];
+const SELECTION_FIELDS = ["cases", "exclude-cases", "exclude-agent-cases"];
+const TOP_LEVEL = ["outdir", "servers", "options", ...SELECTION_FIELDS];
+const SERVER_SPEC_TOP_LEVEL = ["url", "outdir", "options", ...SELECTION_FIELDS];
 const SERVER_FIELDS = ["agent", "url", "options", "protocols", "origin"];
 /** Autobahn's protocol version number for RFC 6455 (it sends Sec-WebSocket-Version: 13). */
 const RFC6455_VERSION = 18;
@@ -97,22 +118,8 @@ export function parseSpec(
   const warnings: string[] = [];
   const warn = (message: string) => warnings.push(`${source}: ${message}`);
 
-  for (const key of Object.keys(data)) {
-    if (!TOP_LEVEL.includes(key)) warn(`unknown field "${key}" ignored`);
-  }
-  if (
-    data.options !== undefined && !(isObject(data.options) && !Object.keys(data.options).length)
-  ) {
-    warn(`"options" is not supported by wsconform and is ignored`);
-  }
-
-  let outdir = DEFAULT_OUTDIR;
-  if (data.outdir !== undefined) {
-    if (typeof data.outdir !== "string" || data.outdir.trim() === "") {
-      throw new SpecError(`${source}: "outdir" must be a non-empty string`);
-    }
-    outdir = data.outdir;
-  }
+  checkTopLevel(data, TOP_LEVEL, warn);
+  const outdir = parseOutdir(data, source) ?? DEFAULT_OUTDIR;
 
   if (data.servers === undefined) throw new SpecError(`${source}: "servers" is missing`);
   if (!Array.isArray(data.servers) || data.servers.length === 0) {
@@ -176,6 +183,30 @@ export function parseSpec(
     });
   });
 
+  return { spec: { outdir, servers, ...parseSelection(data, source) }, warnings };
+}
+
+/** Warns of the top-level fields wsconform does not use, Autobahn's "options" among them. */
+function checkTopLevel(data: Json, known: string[], warn: (message: string) => void): void {
+  for (const key of Object.keys(data)) {
+    if (!known.includes(key)) warn(`unknown field "${key}" ignored`);
+  }
+  if (
+    data.options !== undefined && !(isObject(data.options) && !Object.keys(data.options).length)
+  ) {
+    warn(`"options" is not supported by wsconform and is ignored`);
+  }
+}
+
+function parseOutdir(data: Json, source: string): string | undefined {
+  if (data.outdir === undefined) return undefined;
+  if (typeof data.outdir !== "string" || data.outdir.trim() === "") {
+    throw new SpecError(`${source}: "outdir" must be a non-empty string`);
+  }
+  return data.outdir;
+}
+
+function parseSelection(data: Json, source: string): CaseSelection {
   const cases = data.cases === undefined ? ["*"] : stringList(data.cases, `${source}: "cases"`);
   const excludeCases = data["exclude-cases"] === undefined
     ? []
@@ -192,12 +223,65 @@ export function parseSpec(
       excludeAgentCases[glob] = stringList(list, `${source}: "exclude-agent-cases"."${glob}"`);
     }
   }
-  return { spec: { outdir, servers, cases, excludeCases, excludeAgentCases }, warnings };
+  return { cases, excludeCases, excludeAgentCases };
+}
+
+/**
+ * Whether `text` reads as a fuzzingserver.json (a "url" and no "servers"),
+ * which `--spec` runs as `--serve` does; anything else is read as a
+ * fuzzingclient.json, whose errors then say what is wrong.
+ */
+export function isServerSpec(text: string): boolean {
+  try {
+    const data: unknown = JSON.parse(text);
+    return isObject(data) && "url" in data && !("servers" in data);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses a fuzzingserver.json. Structural problems throw a SpecError (naming
+ * `source`); fields wsconform does not use are reported in `warnings`.
+ */
+export function parseServerSpec(
+  text: string,
+  source = "spec",
+): { spec: FuzzingServerSpec; warnings: string[] } {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new SpecError(`${source}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(data)) throw new SpecError(`${source}: expected a JSON object`);
+  const warnings: string[] = [];
+  const warn = (message: string) => warnings.push(`${source}: ${message}`);
+  checkTopLevel(data, SERVER_SPEC_TOP_LEVEL, warn);
+  if (typeof data.url !== "string") throw new SpecError(`${source}: "url" is missing`);
+  const url = parseWsUrl(data.url);
+  if (typeof url === "string") throw new SpecError(`${source}: "url": ${url}`);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+    warn(`"url": host ${url.hostname} ignored: wsconform listens on 127.0.0.1 only`);
+  }
+  return {
+    spec: {
+      url,
+      outdir: parseOutdir(data, source),
+      ...parseSelection(data, source),
+    },
+    warnings,
+  };
+}
+
+/** The port a spec's URL names, else its scheme's (80, 443), as Autobahn listens. */
+export function specPort(url: URL): number {
+  return url.port ? Number(url.port) : url.protocol === "wss:" ? 443 : 80;
 }
 
 /** The case patterns one agent runs and skips: exclude-cases plus its exclude-agent-cases. */
 export function selectionFor(
-  spec: FuzzingSpec,
+  spec: CaseSelection,
   agent: string,
 ): { include: string[]; exclude: string[] } {
   const exclude = [...spec.excludeCases];
@@ -208,7 +292,7 @@ export function selectionFor(
 }
 
 /** Every case pattern the spec names, for checking each against the suite's cases. */
-export function specPatterns(spec: FuzzingSpec): string[] {
+export function specPatterns(spec: CaseSelection): string[] {
   return [
     ...new Set([
       ...spec.cases,
