@@ -5,29 +5,23 @@
  * does (fail on protocol errors with a close frame, 1 s closing-handshake
  * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
  */
+import { type CaseSpec, type Delivery, type FrameFields, type Step, unhandled } from "./case.ts";
 import {
-  type CaseSpec,
-  type Delivery,
-  type FrameFields,
-  type Level,
-  type Step,
-  unhandled,
-} from "./case.ts";
+  Endpoint,
+  type EndpointEvent,
+  type PeerObservation,
+  type ProtocolError,
+  randomBytes,
+  type State,
+} from "./endpoint.ts";
 import {
-  closePayload,
   decodeHeader,
   encodeFramePieces,
-  encodeFrames,
   encodeHeader,
-  encodeMessage,
   fragmentCount,
   type FrameHeader,
-  FrameParser,
   isControlOpcode,
-  isKnownOpcode,
-  isValidCloseCode,
   maskInPlace,
-  minimalLengthForm,
   Opcode,
 } from "./frame.ts";
 import {
@@ -126,7 +120,6 @@ export interface CaseRun extends Observation {
 
 /** Every timer of a case measures the peer: see clock.ts. */
 type Timer = PeerTimer;
-type State = "connecting" | "open" | "closing" | "closed";
 
 /**
  * Frames handled per turn of the event loop: the rest of a read waits for the
@@ -161,13 +154,6 @@ const PIECE_BYTES = 1024 * 1024;
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
-
-/** Masking keys (§5.3): crypto.getRandomValues fills at most 64 KiB per call. */
-function randomBytes(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(out.subarray(off, off + 65536));
-  return out;
-}
 
 /** Seconds a case may take at most, derived from its steps when it does not say. */
 export function caseBound(spec: CaseSpec, options: SessionOptions): number {
@@ -249,24 +235,22 @@ class ClientSession {
   readonly timeline: Timeline = { peerPings: [] };
   serverHeader?: string;
 
-  #state: State = "connecting";
+  /** The protocol itself: parsing, the checks on the server's frames, reactions, encoding. */
+  #endpoint: Endpoint;
   #transport?: Transport;
-  #parser: FrameParser;
   #timers = new Set<Timer>();
   #closeTimer?: Timer;
   #done!: () => void;
   #doneSignal = new Promise<void>((resolve) => (this.#done = resolve));
   /** Alternatives (ok, nonStrict) the events so far are still a prefix of. */
   #alive: boolean[] = [];
-  /** The fragmented message being received. */
-  #message?: { binary: boolean; parts: Uint8Array[]; size: number; utf8?: Utf8Validator };
   /** Key and position of a frame opened by a frameStart step. */
   #openFrame?: { key: Uint8Array; offset: number };
   #roundTrips?: { remaining: number; frame: FrameFields };
   /** The closing handshake was started by a close step of the case. */
   #closedByStep = false;
-  /** The server has sent its close frame. */
-  #peerSentClose = false;
+  /** The suite has sent its close frame (first, or in reply). */
+  #closeSent = false;
   /** When the opening handshake completed (performance.now()). */
   #openedAt = 0;
   /** Wakes a waitForEvents step when an event is recorded. */
@@ -279,8 +263,6 @@ class ClientSession {
   #lastDataHeard = 0;
   /** The data frame in progress as last seen, to tell whether more of it arrived. */
   #partialFrame?: { header: FrameHeader; received: number };
-  /** The payload of the latest ping not answered yet (§5.5.2: only the latest needs a pong). */
-  #unansweredPing?: Uint8Array;
   /** When the suite last sent a pong (performance.now()). */
   #lastPongAt = -Infinity;
   /** A pong waits for PONG_INTERVAL_MS to pass. */
@@ -297,13 +279,22 @@ class ClientSession {
       ...options,
       maxMessage: Math.max(options.maxMessage ?? 64 * 1024 * 1024, largestMessage(spec)),
     };
-    this.#parser = new FrameParser({ maxPayload: this.options.maxMessage });
+    // The suite answers pings itself, paced (#answerPing).
+    this.#endpoint = new Endpoint({
+      role: "client",
+      maxMessageSize: this.options.maxMessage,
+      autoPong: false,
+    });
     // A weak reference: the signal outlives the case, and must not hold its data.
     const session = new WeakRef(this);
     options.signal?.addEventListener("abort", () => {
       const live = session.deref();
       if (live) live.#interrupt();
     }, { once: true });
+  }
+
+  get #state(): State {
+    return this.#endpoint.state;
   }
 
   async run(): Promise<CaseRun> {
@@ -377,7 +368,7 @@ class ClientSession {
     } catch (e) {
       this.log.note((e as Error).message);
       this.close.notCleanReason = (e as Error).message;
-      this.#state = "closed";
+      this.#endpoint.connectionClosed();
       return false;
     }
     const transport = new Transport(conn, this.log);
@@ -418,10 +409,10 @@ class ClientSession {
         this.handshake.status = parseStatusLine(parsed.head.startLine)?.status;
         this.handshake.versions = headerValues(parsed.head.headers, "sec-websocket-version");
         // Bytes after the head are frames; keep them for the parser.
-        this.#parser.push(head.slice(parsed.head.length));
+        this.#endpoint.receiveData(head.slice(parsed.head.length));
         // Frames, and even TCP's close, may follow at once: both wait until the check is
         // done, so the outcome does not depend on how the peer's bytes were segmented.
-        transport.onData = (more) => this.#parser.push(more);
+        transport.onData = (more) => this.#endpoint.receiveData(more);
         transport.onClosed = (reason) => closedAfterHead = reason;
         checkResponse(parsed.head, key, offered, offeredExtensions).then((problems) => {
           this.handshake.problems = problems;
@@ -435,15 +426,15 @@ class ClientSession {
       if (this.handshake.problems.length === 0) this.handshake.problems = [failure];
       this.log.note(`opening handshake failed: ${failure}`);
       this.close.notCleanReason = failure;
-      this.#state = "closed";
+      this.#endpoint.connectionClosed();
       return false;
     }
     this.close.opened = true;
     this.#openedAt = performance.now();
-    this.#state = "open";
+    this.#endpoint.open();
     this.log.note("connection open");
     transport.onData = (chunk) => {
-      this.#parser.push(chunk);
+      this.#endpoint.receiveData(chunk);
       return this.#drainFrames();
     };
     transport.onClosed = (reason) => this.#connectionLost(reason);
@@ -514,11 +505,9 @@ class ClientSession {
           this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
           break;
         }
-        const encoded = encodeMessage(bytes, {
-          opcode,
-          fragmentSize,
-          maskKeys: randomBytes(4 * count),
-        });
+        if (binary) this.#endpoint.sendBinary(bytes, { fragmentSize });
+        else this.#endpoint.sendText(bytes, { fragmentSize });
+        const encoded = this.#endpoint.dataToSend();
         this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
         this.#transport!.send(encoded, step);
         break;
@@ -590,27 +579,43 @@ class ClientSession {
     frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
     delivery: Delivery = {},
   ): void {
+    // The endpoint's own frames (a close reply, a pong) leave first: they were queued first.
+    this.#sendQueued();
     this.#transport!.send(this.#encodeFrames(frames), delivery);
   }
 
-  /** Encodes frames as the client (logged as sent). */
+  /** Encodes frames as the client's endpoint does (logged as sent). */
   #encodeFrames(
     frames: { fields: Omit<FrameFields, "payload">; payload: Uint8Array }[],
   ): Uint8Array {
-    const keys = randomBytes(4 * frames.length);
-    const list = frames.map(({ fields, payload }, i) => ({
-      ...fields,
-      payload,
-      maskKey: fields.mask === "none"
-        ? undefined
-        : fields.mask
-        ? Uint8Array.fromHex(fields.mask)
-        : keys.subarray(4 * i, 4 * i + 4),
-    }));
-    const bytes = encodeFrames(list);
+    for (const { fields, payload } of frames) {
+      const mask = fields.mask === "none" || fields.mask === undefined
+        ? fields.mask
+        : Uint8Array.fromHex(fields.mask);
+      this.#endpoint.sendFrame({ ...fields, payload, mask });
+    }
+    const bytes = this.#endpoint.dataToSend();
     let i = 0;
-    this.#logFrames(bytes, list.length, () => list[i++].payload);
+    this.#logFrames(bytes, frames.length, () => frames[i++].payload);
     return bytes;
+  }
+
+  /**
+   * Sends the frames the endpoint queued by itself (a close reply, a failure's
+   * close frame, a pong), logged as the peer will decode them.
+   */
+  #sendQueued(delivery: Delivery = {}): void {
+    const bytes = this.#endpoint.dataToSend();
+    if (bytes.length === 0) return;
+    for (let pos = 0; pos < bytes.length;) {
+      const header = decodeHeader(bytes.subarray(pos))!;
+      const start = pos + header.headerLength;
+      pos = start + Number(header.length);
+      const payload = bytes.slice(start, pos);
+      if (header.maskKey) maskInPlace(payload, header.maskKey);
+      this.log.frame("tx", header, payload);
+    }
+    this.#transport!.send(bytes, delivery);
   }
 
   /**
@@ -655,25 +660,14 @@ class ClientSession {
         if (wait > 0) return this.#drainIn(wait);
         this.#controlFrames = { since: now, count: 0 };
       }
-      const event = this.#parser.next();
-      if (!event) {
+      const events = this.#endpoint.nextEvents();
+      if (events.length === 0) {
         this.#notePartialFrame();
         break;
       }
-      if (event.type === "oversize") {
-        this.log.note(`frame announces ${event.header.length} bytes, over the limit`);
-        // The parser has stopped: nothing more can be read, not even a close reply.
-        this.#fail(1009, "frame too big", true);
-        return undefined;
-      }
-      const { header, payload } = event;
-      if (isControlOpcode(header.opcode)) this.#controlFrames.count++;
-      else this.#lastDataHeard = peerNow();
-      this.log.frame("rx", header, payload);
-      this.#checkServerFrame(header);
-      // The pong owed goes out before the suite reacts to any other frame.
-      if (header.opcode !== Opcode.Ping) this.#answerPing();
-      this.#onFrame(header, payload);
+      for (const event of events) this.#onEndpointEvent(event);
+      // What the endpoint answered by itself: a close reply, a failure's close frame.
+      this.#sendQueued();
     }
     this.#answerPing();
     return undefined;
@@ -698,11 +692,11 @@ class ClientSession {
 
   /** More bytes of a data frame still in progress show the peer is sending. */
   #notePartialFrame(): void {
-    const header = this.#parser.pendingHeader;
-    if (!header || isControlOpcode(header.opcode)) return;
-    const received = this.#parser.partialPayload?.length ?? 0;
+    const partial = this.#endpoint.partialDataFrame;
+    if (!partial) return;
+    const { header, received } = partial;
     if (header === this.#partialFrame?.header && received === this.#partialFrame.received) return;
-    this.#partialFrame = { header, received };
+    this.#partialFrame = partial;
     this.#lastDataHeard = peerNow();
   }
 
@@ -711,8 +705,7 @@ class ClientSession {
    * peer flooding pings gets one pong per interval, for its latest (§5.5.2).
    */
   #answerPing(): void {
-    const payload = this.#unansweredPing;
-    if (!payload || this.#pongScheduled) return;
+    if (!this.#endpoint.pongOwed || this.#pongScheduled) return;
     const wait = this.#lastPongAt + PONG_INTERVAL_MS - performance.now();
     if (wait > 0) {
       this.#pongScheduled = true;
@@ -722,180 +715,94 @@ class ClientSession {
       });
       return;
     }
-    this.#unansweredPing = undefined;
     if (this.#state !== "open") return;
     this.#lastPongAt = performance.now();
-    this.#send([{ fields: { opcode: Opcode.Pong }, payload }]);
+    this.#endpoint.sendOwedPong();
+    this.#sendQueued();
   }
 
-  /**
-   * The checks every case makes on what the server sends (§5.1, §5.2, §5.5.1),
-   * whatever the case is about. Each broken rule is reported once per case.
-   */
-  #checkServerFrame(header: FrameHeader): void {
-    if (header.masked) this.#violate("masked", "5.1", "must", "a frame from the server was masked");
-    if (header.lengthForm !== minimalLengthForm(header.length)) {
-      this.#violate(
-        "length-form",
-        "5.2",
-        "must",
-        `a ${header.length}-byte payload used the ${header.lengthForm}-bit length form, not the minimal one`,
-      );
-    }
-    if (header.rsv !== 0) {
-      this.#violate(
-        "rsv",
-        "5.2",
-        "must",
-        `RSV bits ${header.rsv} set with no extension negotiated`,
-      );
-    }
-    if (!isKnownOpcode(header.opcode)) {
-      // No sender MUST names opcodes, but with no extension negotiated a reserved one
-      // leaves its receiver no choice: it MUST fail the connection (§5.2).
-      this.#violate(
-        "reserved-opcode",
-        "5.2",
-        "must",
-        `a frame with reserved opcode ${header.opcode}, no extension negotiated`,
-      );
-    } else if (isControlOpcode(header.opcode)) {
-      if (header.length > 125) {
-        this.#violate(
-          "control-oversize",
-          "5.5",
-          "must",
-          `a control frame (opcode ${header.opcode}) of ${header.length} bytes, over 125`,
-        );
+  /** What the endpoint made of the server's bytes (its checks and reactions are RFC 6455's). */
+  #onEndpointEvent(event: EndpointEvent): void {
+    switch (event.type) {
+      case "frame": {
+        const { header, payload } = event;
+        if (isControlOpcode(header.opcode)) this.#controlFrames.count++;
+        else this.#lastDataHeard = peerNow();
+        this.log.frame("rx", header, payload);
+        // The pong owed goes out before the suite reacts to any other frame.
+        if (header.opcode !== Opcode.Ping) this.#answerPing();
+        return;
       }
-      if (!header.fin) {
-        this.#violate(
-          "control-fragmented",
-          "5.5",
-          "must",
-          `a control frame (opcode ${header.opcode}) with FIN clear: control frames MUST NOT be fragmented`,
-        );
-      }
-    }
-    if (this.#peerSentClose && !isControlOpcode(header.opcode)) {
-      this.#violate(
-        "data-after-close",
-        "5.5.1",
-        "must",
-        "a data frame followed the server's close frame",
-      );
-    }
-    if (header.opcode === Opcode.Close) this.#peerSentClose = true;
-  }
-
-  #violate(rule: string, rfc: string, level: Level, detail: string): void {
-    if (this.violations.some((v) => v.rule === rule)) return;
-    this.violations.push({ rule, rfc, level, detail });
-    this.log.note(`${level === "may" ? "noted" : "rule broken"} (§${rfc}): ${detail}`);
-  }
-
-  #onFrame(header: FrameHeader, payload: Uint8Array): void {
-    const { opcode } = header;
-    // After failing the connection the suite only waits for the peer's close.
-    if (this.close.failedBySuite && opcode !== Opcode.Close) return;
-    if (header.masked) return this.#fail(1002, "the server masked a frame");
-    if (header.rsv !== 0) return this.#fail(1002, "RSV bits set, no extension negotiated");
-    if (!isKnownOpcode(opcode)) return this.#fail(1002, `reserved opcode ${opcode}`);
-    if (isControlOpcode(opcode)) {
-      if (!header.fin) return this.#fail(1002, "fragmented control frame");
-      if (payload.length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
-      if (opcode === Opcode.Close) return this.#onCloseFrame(payload);
-      if (opcode === Opcode.Ping) {
+      case "observation":
+        return this.#violate(event.observation);
+      case "error":
+        return this.#onProtocolError(event.error);
+      case "ping":
         if (this.timeline.peerPings.length < PEER_PINGS_KEPT) {
           this.timeline.peerPings.push(this.#sinceOpen());
         } else {
           this.timeline.peerPingsNotKept = (this.timeline.peerPingsNotKept ?? 0) + 1;
         }
         // Answered once this read is processed (#answerPing).
-        this.#unansweredPing = payload;
+        return;
+      case "pong":
+        return this.#record({ type: "pong", payload: event.payload });
+      case "message": {
+        const message: ObservedEvent = {
+          type: "message",
+          binary: event.binary,
+          payload: event.payload,
+        };
+        if (!this.options.protocolOnly) return this.#record(message);
+        this.log.note(
+          "a message the suite did not ask for: reported, not judged (--protocol-only)",
+        );
+        this.unsolicited.push(message);
         return;
       }
-      return this.#record({ type: "pong", payload });
+      case "close":
+        return this.#onCloseFrame(event);
+      default:
+        unhandled(event);
     }
-    if (opcode === Opcode.Continuation && !this.#message) {
-      return this.#fail(1002, "continuation frame with no message to continue");
-    }
-    if (opcode !== Opcode.Continuation && this.#message) {
-      return this.#fail(1002, "new data frame inside a fragmented message");
-    }
-    const message = this.#message ??= {
-      binary: opcode === Opcode.Binary,
-      parts: [],
-      size: 0,
-      utf8: opcode === Opcode.Text ? new Utf8Validator() : undefined,
-    };
-    message.size += payload.length;
-    if (message.size > this.options.maxMessage) return this.#fail(1009, "message too big");
-    if (message.utf8 && !message.utf8.push(payload)) {
-      return this.#fail(1007, `invalid UTF-8 at byte ${message.utf8.failedAt} of the message`);
-    }
-    message.parts.push(payload);
-    if (!header.fin) return;
-    this.#message = undefined;
-    if (message.utf8 && !message.utf8.complete) {
-      return this.#fail(1007, "text message ends inside a UTF-8 sequence");
-    }
-    const data = message.parts.length === 1 ? message.parts[0] : concat(message.parts);
-    const event: ObservedEvent = { type: "message", binary: message.binary, payload: data };
-    if (!this.options.protocolOnly) return this.#record(event);
-    this.log.note("a message the suite did not ask for: reported, not judged (--protocol-only)");
-    this.unsolicited.push(event);
   }
 
-  #onCloseFrame(payload: Uint8Array): void {
+  /** Rules the server broke in what it sent (checked in every case), each reported once. */
+  #violate(observation: PeerObservation): void {
+    this.violations.push(observation);
+    const { level, rfc, detail } = observation;
+    this.log.note(`${level === "may" ? "noted" : "rule broken"} (§${rfc}): ${detail}`);
+  }
+
+  /** The endpoint failed the connection (§7.1.7), with a close frame when it could. */
+  #onProtocolError(error: ProtocolError): void {
+    const { closeCode, detail } = error;
+    this.log.note(`failing the connection (${closeCode}): ${detail}`);
+    this.close.failedBySuite = true;
+    if (!error.closeSent) return this.#failedWhileClosing(detail);
+    this.#onCloseSent(closeCode, new TextEncoder().encode(detail), false);
+    // Past a frame over the limit nothing can be read, not even a close reply.
+    if (this.#endpoint.shouldCloseTcp) {
+      this.#after(this.options.closeTimeoutMs, () => this.#drop());
+    }
+  }
+
+  #onCloseFrame(event: Extract<EndpointEvent, { type: "close" }>): void {
     this.close.remoteCloseFrame = true;
-    if (payload.length === 1) {
-      this.#violate(
-        "close-body",
-        "5.5.1",
-        "must",
-        "a close frame with a 1-byte body, where a body MUST begin with a 2-byte code",
-      );
-      return this.#fail(1002, "close frame with a 1-byte payload");
-    }
-    const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : undefined;
     // Recorded before it is judged, so an invalid code the peer sent shows as WRONG CODE.
-    this.close.remoteCloseCode = code;
-    if (code !== undefined && !isValidCloseCode(code)) {
-      if (NEVER_SENT_CODES.includes(code)) {
-        this.#violate(
-          "close-code",
-          "7.4.1",
-          "must",
-          `the server sent close code ${code}, which MUST NOT be set in a close frame`,
-        );
-      } else {
-        // Unassigned and out-of-range codes carry no MUST for the sender: recorded only.
-        this.#violate(
-          "close-code-undefined",
-          "7.4.2",
-          "may",
-          `the server sent close code ${code}, reserved or unassigned (no MUST forbids sending it)`,
-        );
-      }
-      return this.#fail(1002, `invalid close code ${code}`);
-    }
-    const reason = payload.subarray(2);
-    const validator = new Utf8Validator();
-    if (!validator.push(reason) || !validator.complete) {
-      return this.#fail(1007, "close reason is not valid UTF-8");
-    }
-    this.close.remoteCloseReason = utf8.decode(reason);
+    this.close.remoteCloseCode = event.code;
+    // An invalid close frame: the endpoint's error comes next and fails the connection.
+    if (!event.valid) return;
+    this.close.remoteCloseReason = event.reason;
     this.timeline.peerCloseFrame ??= this.#sinceOpen();
-    if (this.#state === "closing") {
+    this.close.wasClean = true;
+    if (this.#closeSent) {
       this.#closeTimer?.cancel();
-      this.close.wasClean = true;
-      this.#awaitPeerDrop();
-    } else if (this.#state === "open") {
-      this.close.wasClean = true;
-      this.#sendClose(1000, undefined, true);
-      this.#awaitPeerDrop();
+    } else {
+      // The endpoint answered it (§5.5.1).
+      this.#onCloseSent(1000, undefined, true);
     }
+    this.#awaitPeerDrop();
   }
 
   /** The server should close TCP after the closing handshake (§7.1.1); give it a bounded time. */
@@ -1029,9 +936,14 @@ class ClientSession {
     delivery: Delivery = {},
   ): void {
     if (this.#state !== "open") return;
-    const payload = closePayload(code, reason);
-    this.#send([{ fields: { opcode: Opcode.Close }, payload }], delivery);
-    this.#state = "closing";
+    this.#endpoint.sendClose(code, reason);
+    this.#sendQueued(delivery);
+    this.#onCloseSent(code, reason, isReply);
+  }
+
+  /** A close frame left, the suite's own or the endpoint's reply or failure. */
+  #onCloseSent(code: number | undefined, reason: Uint8Array | undefined, isReply: boolean): void {
+    this.#closeSent = true;
     this.close.closedBySuite = !isReply;
     this.close.localCloseCode = code;
     if (reason) this.close.localCloseReason = closeReasonText(reason);
@@ -1054,11 +966,15 @@ class ClientSession {
       this.#sendClose(code, new TextEncoder().encode(reason), false);
       if (drop) this.#after(this.options.closeTimeoutMs, () => this.#drop());
     } else {
-      // Failing while closing ends the handshake early: the close is not clean.
-      this.close.wasClean = false;
-      this.close.notCleanReason ??= `the suite failed the connection while closing: ${reason}`;
-      this.#drop();
+      this.#failedWhileClosing(reason);
     }
+  }
+
+  /** Failing while closing ends the handshake early: the close is not clean. */
+  #failedWhileClosing(reason: string): void {
+    this.close.wasClean = false;
+    this.close.notCleanReason ??= `the suite failed the connection while closing: ${reason}`;
+    this.#drop();
   }
 
   #drop(): void {
@@ -1081,7 +997,7 @@ class ClientSession {
   #internalError(e: unknown): void {
     this.log.note(`internal error: ${(e as Error)?.stack ?? e}`);
     this.#abort(`the suite hit an internal error: ${(e as Error)?.message ?? e}`);
-    this.#state = "closed";
+    this.#endpoint.connectionClosed();
   }
 
   #connectionLost(reason: string): void {
@@ -1095,7 +1011,7 @@ class ClientSession {
   }
 
   #finish(): void {
-    this.#state = "closed";
+    this.#endpoint.connectionClosed();
     this.#transport?.close();
     this.#done();
   }
@@ -1153,9 +1069,6 @@ function closeReasonText(reason: Uint8Array): string {
     ? utf8.decode(reason)
     : `0x${reason.toHex()} (not valid UTF-8)`;
 }
-
-/** Close codes that MUST NOT be set in a close frame (§7.4.1): local reports only. */
-const NEVER_SENT_CODES = [1005, 1006, 1015];
 
 /** The largest message a case sends: its echo must fit the suite's receive limit. */
 function largestMessage(spec: CaseSpec): number {
