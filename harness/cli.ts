@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { type CaseSpec, compareIds } from "./case.ts";
-import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
+import { ALL_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
 import {
   type Baseline,
   BaselineError,
@@ -34,21 +34,36 @@ import {
 } from "./suite.ts";
 import {
   DEFAULT_OUTDIR,
+  isServerSpec,
+  parseServerSpec,
   parseSpec,
   parseWsUrl,
   selectionFor,
   SpecError,
   specPatterns,
+  specPort,
 } from "./spec.ts";
+import { AUTOBAHN_PORT, serve } from "./serve.ts";
+import { CaseServerError } from "./case_server.ts";
 import { type HeaderList, TOKEN } from "./handshake.ts";
+import { ClientStartError, splitCommand } from "./client_driver.ts";
 import { type Behavior, type CaseOutcome, type CloseBehavior, isFailing } from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
 Usage: deno task test [ws-url] [options]
        deno task test --spec fuzzingclient.json [options]
+       deno task test --client ["CMD {url}"] [options]
+       deno task test --serve [PORT] [--spec fuzzingserver.json] [options]
 
 With no URL, tests the embedded reference server (Deno.serve + Deno.upgradeWebSocket).
+With --client, the suite is the server and tests a client on the cases of groups 1-7, 9 and 10:
+the embedded client (Deno's own WebSocket), or with CMD, a command run for each case with {url}
+replaced by the case's ws:// URL (no shell; the client echoes every message with its type).
+Reports go to reports/clients.
+With --serve, the suite is Autobahn's fuzzingserver on 127.0.0.1:PORT (default 9001; 0: any
+free port): clients run the cases with their own Autobahn drivers (/getCaseCount,
+/runCase?case=N&agent=A, /getCaseStatus, /updateReports?agent=A) until SIGINT or SIGTERM.
 
 Options:
   --cases LIST          only these cases: comma-separated ids or globs (1.1.1, 6.4.*, 9.*)
@@ -73,6 +88,12 @@ Options:
   --header "N: V"       add this header to every handshake request (a token, a cookie);
                         repeatable; the handshake's own headers cannot be set this way
   --origin URL          send this Origin (scheme://host[:port]) in every handshake
+  --client [CMD]        client mode (see above); the agent is Deno's version for the embedded
+                        client, else CMD's program name, unless --agent names it
+  --serve [PORT]        serve mode (see above); --spec then reads Autobahn's fuzzingserver.json
+                        (its url's port, outdir, cases, exclude-cases, exclude-agent-cases)
+  --cert FILE           PEM certificate (chain) for wss:// in --serve; with --key
+  --key FILE            PEM private key of --cert
   --help                this text
 
 In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's name in file-name
@@ -102,6 +123,8 @@ export interface Target {
   origin?: string;
   /** A spec server's subprotocols and Origin for its handshakes (--protocol and --origin win). */
   handshake?: { protocols?: string[]; origin?: string };
+  /** Client mode (--client): the client to test, a command or (absent) the embedded client. */
+  client?: { command?: string };
 }
 
 export interface CliOptions {
@@ -127,6 +150,17 @@ export interface CliOptions {
   headers: HeaderList;
   /** The Origin of every handshake (--origin). */
   origin?: string;
+  /** Serve mode (--serve): the clients' Autobahn drivers run the cases. */
+  serve?: ServeCli;
+}
+
+/** What --serve listens on and serves. */
+export interface ServeCli {
+  port: number;
+  tls?: { cert: string; key: string };
+  cases: CaseSpec[];
+  /** A fuzzingserver.json's exclude-agent-cases. */
+  skips?: (agent: string, caseId: string) => boolean;
 }
 
 /** Why --protocol-only leaves a case out, as the summary and JUnit say it. */
@@ -134,13 +168,30 @@ export const NOT_RUN_REASON = "need an echo; --protocol-only";
 
 const NONE_LEFT = "--protocol-only: every selected case needs an echo, so none is left to run";
 
-function readSpecTargets(path: string): { out: string; targets: Target[]; warnings: string[] } {
-  let text: string;
+function readSpecFile(path: string): string {
   try {
-    text = Deno.readTextFileSync(path);
+    return Deno.readTextFileSync(path);
   } catch (e) {
     throw new UsageError(`cannot read --spec ${path}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The text of a --spec file that is a fuzzingserver.json, which --spec serves
+ * as --serve does; undefined for any other (or unreadable) file, which is read
+ * as a fuzzingclient.json (and its reading says what is wrong).
+ */
+function fuzzingServerSpec(path: string): string | undefined {
+  try {
+    const text = Deno.readTextFileSync(path);
+    return isServerSpec(text) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readSpecTargets(path: string): { out: string; targets: Target[]; warnings: string[] } {
+  const text = readSpecFile(path);
   let parsed;
   try {
     parsed = parseSpec(text, `spec ${path}`);
@@ -149,13 +200,7 @@ function readSpecTargets(path: string): { out: string; targets: Target[]; warnin
     throw e;
   }
   const { spec } = parsed;
-  const warnings = [...parsed.warnings];
-  for (const p of specPatterns(spec)) {
-    const test = casePattern(p);
-    if (!ALL_CASES.some((c) => test(c.id))) {
-      warnings.push(`spec ${path}: "${p}" matches no wsconform case (ignored)`);
-    }
-  }
+  const warnings = [...parsed.warnings, ...unmatchedPatterns(specPatterns(spec), ALL_CASES, path)];
   const targets = spec.servers.map((server, i): Target => {
     const origin = `spec ${path}: servers[${i}]`;
     const select = (agent: string) => {
@@ -184,7 +229,7 @@ export function parseCli(args: string[]): CliOptions | "help" {
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: withClientValue(args),
       allowPositionals: true,
       options: {
         cases: { type: "string" },
@@ -202,6 +247,10 @@ export function parseCli(args: string[]): CliOptions | "help" {
         protocol: { type: "string", multiple: true },
         header: { type: "string", multiple: true },
         origin: { type: "string" },
+        client: { type: "string" },
+        serve: { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -235,7 +284,62 @@ export function parseCli(args: string[]): CliOptions | "help" {
   let targets: Target[];
   let out = values.out ?? DEFAULT_OUTDIR;
   let warnings: string[] = [];
-  if (values.spec !== undefined) {
+  const serverSpec = values.spec !== undefined && values.serve === undefined
+    ? fuzzingServerSpec(values.spec)
+    : undefined;
+  let serving: ServeCli | undefined;
+  if (values.serve !== undefined || serverSpec !== undefined) {
+    const clashing = [
+      ...(url ? ["a URL"] : []),
+      ...([
+        "client",
+        "agent",
+        "jobs",
+        "protocol-only",
+        "ca",
+        "protocol",
+        "header",
+        "origin",
+        "baseline",
+        "write-baseline",
+        ...(values.spec === undefined ? [] : ["cases", "exclude"] as const),
+      ] as const).filter((n) => values[n] !== undefined).map((n) => `--${n}`),
+    ];
+    if (clashing.length > 0) {
+      throw new UsageError(`--serve tests the clients that connect: drop ${clashing.join(", ")}`);
+    }
+    const specText = serverSpec ??
+      (values.spec === undefined ? undefined : readSpecFile(values.spec));
+    const read = readServe(values.serve, values.spec, specText, values.cert, values.key);
+    serving = read.serving ?? {
+      ...read.listen,
+      cases: selectCases(CLIENT_CASES, values.cases, values.exclude),
+    };
+    warnings = read.warnings;
+    targets = [];
+    out = values.out ?? read.outdir ?? CLIENT_OUTDIR;
+  } else if (values.cert !== undefined || values.key !== undefined) {
+    throw new UsageError("--cert and --key serve wss:// with --serve");
+  } else if (values.client !== undefined) {
+    const clashing = [
+      ...(url ? ["a URL"] : []),
+      ...(["spec", "protocol-only", "ca", "protocol", "header", "origin"] as const)
+        .filter((n) => values[n] !== undefined).map((n) => `--${n}`),
+    ];
+    if (clashing.length > 0) {
+      throw new UsageError(`--client tests a client: drop ${clashing.join(", ")}`);
+    }
+    const cases = selectCases(CLIENT_CASES, values.cases, values.exclude);
+    const command = values.client === "" ? undefined : values.client;
+    try {
+      if (command !== undefined) splitCommand(command);
+    } catch (e) {
+      if (e instanceof ClientStartError) throw new UsageError(`--client: ${e.message}`);
+      throw e;
+    }
+    targets = [{ agent: values.agent, select: () => cases, client: { command } }];
+    out = values.out ?? CLIENT_OUTDIR;
+  } else if (values.spec !== undefined) {
     const clashing = [
       ...(url ? ["a URL"] : []),
       ...(["cases", "exclude", "agent"] as const).filter((n) => values[n] !== undefined)
@@ -323,10 +427,117 @@ export function parseCli(args: string[]): CliOptions | "help" {
     spec: values.spec,
     warnings,
     protocolOnly,
+    ...(serving ? { serve: serving } : {}),
     protocols: values.protocol && parseProtocols(values.protocol, "--protocol"),
     headers: (values.header ?? []).map(parseHeader),
     origin: values.origin === undefined ? undefined : parseOrigin(values.origin, "--origin"),
   };
+}
+
+/** Where client mode's reports go by default. */
+const CLIENT_OUTDIR = "reports/clients";
+
+/**
+ * --client and --serve take an optional value: alone, or followed by another
+ * option, --client means the embedded client and --serve the default port
+ * (parseArgs wants a value, so it gets an empty one).
+ */
+function withClientValue(args: string[]): string[] {
+  return args.flatMap((arg, i) =>
+    (arg === "--client" || arg === "--serve") &&
+      (i + 1 === args.length || args[i + 1].startsWith("-"))
+      ? ["--client="]
+      : [arg]
+  );
+}
+
+/**
+ * --serve's port and TLS, and with a fuzzingserver.json, what it serves: a
+ * port, certificate, key or spec that cannot be used is a usage error, before
+ * listening. A port given with --serve wins over the spec's.
+ */
+function readServe(
+  portText: string | undefined,
+  specPath: string | undefined,
+  specText: string | undefined,
+  certPath: string | undefined,
+  keyPath: string | undefined,
+): {
+  listen: Pick<ServeCli, "port" | "tls">;
+  serving?: ServeCli;
+  outdir?: string;
+  warnings: string[];
+} {
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new UsageError("--cert and --key go together: wss:// needs both");
+  }
+  const tls = certPath === undefined ? undefined : {
+    cert: readPem(certPath, "--cert", "CERTIFICATE"),
+    key: readPem(keyPath!, "--key", "PRIVATE KEY"),
+  };
+  const port = portText ? Number(portText) : AUTOBAHN_PORT;
+  if (portText && !(/^\d+$/.test(portText) && port <= 65535)) {
+    throw new UsageError(`--serve: expected a port from 0 to 65535, got ${portText}`);
+  }
+  const listen = { port, tls };
+  if (specText === undefined) return { listen, warnings: [] };
+  let parsed;
+  try {
+    parsed = parseServerSpec(specText, `spec ${specPath}`);
+  } catch (e) {
+    if (e instanceof SpecError) throw new UsageError(e.message);
+    throw e;
+  }
+  const { spec } = parsed;
+  if ((spec.url.protocol === "wss:") !== (tls !== undefined)) {
+    throw new UsageError(
+      `spec ${specPath}: "url" is ${spec.url.protocol}//, ` +
+        (tls ? "but --cert and --key ask for wss://" : "which needs --cert and --key"),
+    );
+  }
+  let cases: CaseSpec[];
+  try {
+    cases = selectCases(CLIENT_CASES, spec.cases, spec.excludeCases, () => {});
+  } catch (e) {
+    if (!(e instanceof SuiteError)) throw e;
+    throw new UsageError(`spec ${specPath}: ${e.message}`);
+  }
+  const skips = (agent: string, caseId: string) =>
+    selectionFor(spec, agent).exclude.some((p) => casePattern(p)(caseId));
+  return {
+    listen,
+    serving: { port: portText ? port : specPort(spec.url), tls, cases, skips },
+    outdir: spec.outdir,
+    warnings: [
+      ...parsed.warnings,
+      ...unmatchedPatterns(specPatterns(spec), CLIENT_CASES, specPath!),
+    ],
+  };
+}
+
+/** A warning for each of a spec's case patterns that matches none of `cases`. */
+function unmatchedPatterns(
+  patterns: readonly string[],
+  cases: readonly CaseSpec[],
+  specPath: string,
+): string[] {
+  return patterns.filter((p) => !cases.some((c) => casePattern(p)(c.id))).map((p) =>
+    `spec ${specPath}: "${p}" matches no wsconform case (ignored)`
+  );
+}
+
+/** A PEM file's text; one that cannot be read, or holds no `label` block, is a usage error. */
+function readPem(path: string, option: string, label: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read ${option} ${path}: ${(e as Error).message}`);
+  }
+  if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
+    throw new UsageError(`${option} ${path} is not PEM: no "-----BEGIN ...${label}-----" block`);
+  }
+  return text;
 }
 
 /** Where a file option's path needs a permission: see checkPermissions. */
@@ -522,7 +733,9 @@ export async function main(args: string[], io: CliIo = {}): Promise<number> {
   const stop = new AbortController();
   const removeListeners = listenForStopSignals(stop);
   try {
-    return await runTargets(options, progress, stop.signal);
+    return options.serve
+      ? await serveClients(options.serve, options, progress, stop.signal)
+      : await runTargets(options, progress, stop.signal);
   } finally {
     removeListeners();
   }
@@ -656,6 +869,7 @@ async function runTarget(
   try {
     result = await runSuite({
       url: target.url,
+      client: target.client,
       agent: target.agent,
       cases: target.select,
       jobs: options.jobs,
@@ -687,12 +901,13 @@ async function runTarget(
           );
         }
         const skipped = notRun.reduce((sum, n) => sum + n.cases.length, 0);
+        const against = target.client
+          ? `for the client, served at ${sanitize(url.href)}`
+          : `against ${sanitize(url.href)}`;
         say(
-          `wsconform: ${cases.length} cases against ${sanitize(url.href)} (agent "${
-            sanitize(agent)
-          }")${options.strict ? ", --strict" : ""}${
-            options.protocolOnly ? `, --protocol-only (${skipped} not run)` : ""
-          }`,
+          `wsconform: ${cases.length} cases ${against} (agent "${sanitize(agent)}")${
+            options.strict ? ", --strict" : ""
+          }${options.protocolOnly ? `, --protocol-only (${skipped} not run)` : ""}`,
         );
         progress.begin(cases);
       },
@@ -796,6 +1011,50 @@ async function runTarget(
     ? { failedNeedingEcho: failures.filter((r) => needsUnechoed(r.spec)).length, types: unechoed }
     : undefined;
   return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho, stopped };
+}
+
+/**
+ * --serve: serves the clients' drivers until SIGINT or SIGTERM, a line when
+ * listening and one per case; returns the exit status (2: it cannot listen).
+ */
+async function serveClients(
+  serving: ServeCli,
+  options: CliOptions,
+  progress: Progress,
+  stop: AbortSignal,
+): Promise<number> {
+  const say = (text = "") => progress.line(text);
+  const who = (agent: string) => `agent "${sanitize(agent)}"`;
+  let result;
+  try {
+    result = await serve({
+      ...serving,
+      reports: { dir: options.out, junit: options.junit, strict: options.strict },
+      signal: stop,
+      onListening: (url) =>
+        say(
+          `wsconform: serving ${serving.cases.length} cases to clients at ${url.href} ` +
+            "(Autobahn's fuzzingserver protocol; SIGINT or SIGTERM to stop)",
+        ),
+      onCaseDone: (agent, outcome) =>
+        say(`  ${outcome.spec.id} ${who(agent)}: ${pair(outcome.verdict)}`),
+      onCaseSkipped: (agent, caseId) =>
+        say(`  ${caseId} ${who(agent)}: skipped (the spec's exclude-agent-cases)`),
+      onReportsWritten: ({ agents, index, junit }) =>
+        say(`reports of ${agents.map(who).join(", ")}: ${index}${junit ? `, ${junit}` : ""}`),
+      onError: (e) => console.error(`wsconform: --serve: ${sanitize(e.message)}`),
+    });
+  } catch (e) {
+    if (!(e instanceof CaseServerError)) throw e;
+    console.error(`wsconform: --serve: ${sanitize(e.message)}`);
+    return 2;
+  }
+  for (const [agent, outcomes] of result.results) {
+    const failed = outcomes.filter((o) => isFailing(o.verdict, options.strict)).length;
+    say(`${who(agent)}: ${outcomes.length} cases, ${failed} failed`);
+  }
+  say(result.reports ? `report: ${result.reports.html}` : "no case finished: no report written");
+  return SIGNAL_STATUS[stop.reason as StopSignal] ?? 0;
 }
 
 /** Prints the comparison with a baseline; returns the number of regressions. */

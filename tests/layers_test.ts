@@ -44,6 +44,7 @@ const HARNESS_LAYERS: Record<string, Layer> = {
   "bench.ts": "suite",
   "cli.ts": "suite",
   "mod.ts": "suite",
+  "serve.ts": "suite",
   "spec.ts": "suite",
   "suite.ts": "suite",
   "testing.ts": "suite",
