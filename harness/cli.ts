@@ -92,7 +92,8 @@ Options:
                         client, else CMD's program name, unless --agent names it
   --serve [PORT]        serve mode (see above); --spec then reads Autobahn's fuzzingserver.json
                         (its url's port, outdir, cases, exclude-cases, exclude-agent-cases)
-  --cert FILE           PEM certificate (chain) for wss:// in --serve; with --key
+  --cert FILE           PEM certificate (chain): client mode (--client, --serve) serves wss://;
+                        the client must trust it; with --key
   --key FILE            PEM private key of --cert
   --help                this text
 
@@ -124,7 +125,7 @@ export interface Target {
   /** A spec server's subprotocols and Origin for its handshakes (--protocol and --origin win). */
   handshake?: { protocols?: string[]; origin?: string };
   /** Client mode (--client): the client to test, a command or (absent) the embedded client. */
-  client?: { command?: string };
+  client?: { command?: string; tls?: { cert: string; key: string } };
 }
 
 export interface CliOptions {
@@ -318,8 +319,8 @@ export function parseCli(args: string[]): CliOptions | "help" {
     warnings = read.warnings;
     targets = [];
     out = values.out ?? read.outdir ?? CLIENT_OUTDIR;
-  } else if (values.cert !== undefined || values.key !== undefined) {
-    throw new UsageError("--cert and --key serve wss:// with --serve");
+  } else if (values.client === undefined && (values.cert ?? values.key) !== undefined) {
+    throw new UsageError("--cert and --key serve wss:// in client mode (--client, --serve)");
   } else if (values.client !== undefined) {
     const clashing = [
       ...(url ? ["a URL"] : []),
@@ -337,7 +338,8 @@ export function parseCli(args: string[]): CliOptions | "help" {
       if (e instanceof ClientStartError) throw new UsageError(`--client: ${e.message}`);
       throw e;
     }
-    targets = [{ agent: values.agent, select: () => cases, client: { command } }];
+    const tls = readTls(values.cert, values.key);
+    targets = [{ agent: values.agent, select: () => cases, client: { command, tls } }];
     out = values.out ?? CLIENT_OUTDIR;
   } else if (values.spec !== undefined) {
     const clashing = [
@@ -468,13 +470,7 @@ function readServe(
   outdir?: string;
   warnings: string[];
 } {
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    throw new UsageError("--cert and --key go together: wss:// needs both");
-  }
-  const tls = certPath === undefined ? undefined : {
-    cert: readPem(certPath, "--cert", "CERTIFICATE"),
-    key: readPem(keyPath!, "--key", "PRIVATE KEY"),
-  };
+  const tls = readTls(certPath, keyPath);
   const port = portText ? Number(portText) : AUTOBAHN_PORT;
   if (portText && !(/^\d+$/.test(portText) && port <= 65535)) {
     throw new UsageError(`--serve: expected a port from 0 to 65535, got ${portText}`);
@@ -524,6 +520,21 @@ function unmatchedPatterns(
   return patterns.filter((p) => !cases.some((c) => casePattern(p)(c.id))).map((p) =>
     `spec ${specPath}: "${p}" matches no wsconform case (ignored)`
   );
+}
+
+/** --cert and --key, read: client mode's wss://. */
+function readTls(
+  certPath: string | undefined,
+  keyPath: string | undefined,
+): { cert: string; key: string } | undefined {
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new UsageError("--cert and --key go together: wss:// needs both");
+  }
+  if (certPath === undefined) return undefined;
+  return {
+    cert: readPem(certPath, "--cert", "CERTIFICATE"),
+    key: readPem(keyPath!, "--key", "PRIVATE KEY"),
+  };
 }
 
 /** A PEM file's text; one that cannot be read, or holds no `label` block, is a usage error. */

@@ -4,8 +4,17 @@
  * observes, verdict.ts judges; this layer puts the two together with the case
  * catalog and the report writers. cli.ts is a shell over it.
  */
-import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
+import { ALL_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
 import { type CaseSpec, unhandled } from "./case.ts";
+import { CaseServerError, startCaseServer } from "./case_server.ts";
+import {
+  type ClientDriver,
+  type ClientExit,
+  ClientStartError,
+  commandClient,
+  embeddedClient,
+  splitCommand,
+} from "./client_driver.ts";
 import { Opcode } from "./frame.ts";
 import type { HeaderList } from "./handshake.ts";
 import { CasePages, writeHtmlReports } from "./html.ts";
@@ -13,7 +22,7 @@ import { type CaseEvents, eventsOf } from "./junit.ts";
 import { type JudgedRun, writeCaseReport, writeIndex } from "./report.ts";
 import { spawnReference } from "./reference_server.ts";
 import { runCases, type RunOptions } from "./runner.ts";
-import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
+import { type CaseRun, runCase, runClientCase, type SessionOptions } from "./session.ts";
 import { globToRegExp } from "./spec.ts";
 import { connectRaw } from "./transport.ts";
 import { type CaseOutcome, judgeCase, outcomeOf } from "./verdict.ts";
@@ -49,7 +58,12 @@ export function runAndJudgeCases(
 /** Why runSuite() could not run, or a selection is empty; `message` says it in a line. */
 export class SuiteError extends Error {
   constructor(
-    readonly reason: "selection" | "embedded-server" | "unreachable" | "no-case-left",
+    readonly reason:
+      | "selection"
+      | "embedded-server"
+      | "unreachable"
+      | "no-case-left"
+      | "client-start",
     message: string,
   ) {
     super(message);
@@ -263,11 +277,24 @@ class TargetLoss {
 export interface SuiteOptions {
   /** The server under test (ws:// or wss://); absent: the embedded reference server (Deno's). */
   url?: URL | string;
-  /** The name in the reports; default the embedded server's, the Server header, else host:port. */
+  /**
+   * Client mode: the suite is the server and tests a client, which it has
+   * connect to each case's URL: `command` ("CMD {url}", spawn mode, a process
+   * per case) or, without it, the embedded client (Deno's own WebSocket).
+   * `connectTimeoutMs`: how long a case waits for its client (default 15 s).
+   * `tls`: PEM certificate and key, the cases are served over wss:// (the
+   * client must trust the certificate).
+   */
+  client?: { command?: string; connectTimeoutMs?: number; tls?: { cert: string; key: string } };
+  /**
+   * The name in the reports; default the embedded server's, the Server header,
+   * else host:port; in client mode the embedded client's, else the command's program.
+   */
   agent?: string;
   /**
    * The cases to run: a list, or one chosen once the agent is known (a spec
-   * file's exclude-agent-cases); default every case of the catalog.
+   * file's exclude-agent-cases); default every case of the catalog (in client
+   * mode, the cases of the groups that run against clients).
    */
   cases?: readonly CaseSpec[] | ((agent: string) => readonly CaseSpec[]);
   /** Cases in parallel, each on its own connection (default 32). */
@@ -340,6 +367,7 @@ export interface SuiteResult extends Omit<SuiteStart, "notRun"> {
  * `cases` or `onStart` throw.
  */
 export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult> {
+  if (options.client) return await runClientSuite(options, options.client);
   let embedded;
   if (options.url === undefined) {
     try {
@@ -389,10 +417,19 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult>
     }
     const start: SuiteStart = { agent, url, cases, echoes: found.echoes, notRun };
     await options.onStart?.(start);
-    return { ...start, ...await runChosen(start, session, options) };
+    const lost = new TargetLoss(url, options.caCerts);
+    return { ...start, ...await runChosen(start, session, options, { lost }) };
   } finally {
     await embedded?.close();
   }
+}
+
+/**
+ * How the cases reach their peer: against a server, a TargetLoss tells a
+ * server gone from a failed case; in client mode, runOne has the client connect.
+ */
+interface PeerAccess extends Pick<RunOptions<unknown>, "runOne" | "stallSilentPeer"> {
+  lost?: TargetLoss;
 }
 
 /** Runs the chosen cases, writing reports as they finish. */
@@ -400,19 +437,20 @@ async function runChosen(
   start: SuiteStart,
   session: SessionOptions,
   options: SuiteOptions,
+  { lost, ...access }: PeerAccess,
 ): Promise<Omit<SuiteResult, Exclude<keyof SuiteStart, "notRun">>> {
-  const { agent, url, cases } = start;
+  const { agent, cases } = start;
   const reports = options.reports;
   const pages = reports && (reports.pages ?? new CasePages(reports.dir, GROUPS));
   const events = new Map<string, CaseEvents>();
   const targetGone = new AbortController();
-  const lost = new TargetLoss(url, options.caCerts);
   const started = new Date();
   const t0 = performance.now();
   try {
     await pages?.plan(agent, cases.map((c) => c.id));
     const judged = await runCases(cases, {
       ...session,
+      ...access,
       echoes: start.echoes,
       jobs: options.jobs ?? 32,
       signal: options.signal
@@ -420,7 +458,7 @@ async function runChosen(
         : targetGone.signal,
       onCaseDone: async (run) => {
         // A case that found the target gone is not run, like the cases after it.
-        if (await lost.check(run)) {
+        if (await lost?.check(run)) {
           targetGone.abort();
           return undefined;
         }
@@ -442,7 +480,7 @@ async function runChosen(
     if (outcomes.length < cases.length) {
       notRun.push({
         cases: cases.filter((c) => !finished.has(c.id)),
-        ...lost.at
+        ...lost?.at
           ? { why: "target-lost", reason: `the target stopped answering at case ${lost.at.id}` }
           : { why: "interrupted", reason: `interrupted by ${options.signal?.reason}` },
       });
@@ -460,10 +498,129 @@ async function runChosen(
       outcomes,
       events,
       notRun,
-      ...(lost.at ? { targetLost: lost.at } : {}),
+      ...(lost?.at ? { targetLost: lost.at } : {}),
       ...(earlierResults !== undefined ? { earlierResults } : {}),
     };
   } finally {
     if (reports && !reports.pages) await pages!.close();
   }
+}
+
+// ---- client mode --------------------------------------------------------------
+
+/**
+ * How long a case waits for its client to connect, by default: a spawned client
+ * is a process to start (a runtime's start-up, on a machine busy with the others).
+ */
+const CLIENT_CONNECT_MS = 15_000;
+
+/**
+ * Client mode: starts the client's driver and a case server, and runs each
+ * case on the connection its client makes to the case's URL. The client's
+ * part ends with its case (its process is stopped by its PID).
+ */
+async function runClientSuite(
+  options: SuiteOptions,
+  { command, connectTimeoutMs = CLIENT_CONNECT_MS, tls }: NonNullable<SuiteOptions["client"]>,
+): Promise<SuiteResult> {
+  let driver: ClientDriver;
+  try {
+    driver = command === undefined ? embeddedClient() : commandClient(command);
+    await driver.start();
+  } catch (e) {
+    if (!(e instanceof ClientStartError)) throw e;
+    throw new SuiteError("client-start", e.message);
+  }
+  try {
+    const agent = options.agent ?? driver.agent ?? programName(command!);
+    const cases = typeof options.cases === "function"
+      ? options.cases(agent)
+      : options.cases ?? CLIENT_CASES;
+    let server;
+    try {
+      server = startCaseServer({ cases, tls });
+    } catch (e) {
+      if (!(e instanceof CaseServerError)) throw e;
+      throw new SuiteError("client-start", e.message);
+    }
+    try {
+      const start: SuiteStart = { agent, url: server.url, cases: [...cases], notRun: [] };
+      await options.onStart?.(start);
+      const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
+        const expected = server.expect(spec.id, agent, connectTimeoutMs);
+        const client = driver.connect(expected.url);
+        const connection = Promise.race([
+          expected.connection.then((accepted) =>
+            accepted ??
+              {
+                missing: `the client did not connect within ${connectTimeoutMs} ms`,
+                timedOut: true,
+              }
+          ),
+          // A client that ends before it connects (a command that fails) ends the wait;
+          // one that connected and ended at once has its connection handed over meanwhile.
+          client.done.then(async (exit) =>
+            await settledWithin(expected.connection, EXIT_GRACE_MS) ??
+              { missing: `the client ended before it connected: ${exitText(exit)}` }
+          ),
+        ]);
+        let run: CaseRun | undefined;
+        try {
+          run = await runClientCase(spec, { ...session, connection });
+          return run;
+        } finally {
+          expected.end();
+          // A connection that came too late for its case is closed.
+          const used = await connection;
+          expected.connection.then((late) => late && late !== used && late.conn.close());
+          const exit = await client.stop();
+          run?.wire.note(`the client's part ended: ${exitText(exit)}`);
+        }
+      };
+      const session: SessionOptions = { url: server.url, signal: options.signal };
+      return {
+        ...start,
+        ...await runChosen(start, session, options, { runOne, stallSilentPeer: false }),
+      };
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await driver.stop();
+  }
+}
+
+/** How long a client that ended may still have its connection handed over. */
+const EXIT_GRACE_MS = 1000;
+
+/** What `promise` settles with within `ms`, else undefined. */
+async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How a client's part ended, in a line for the wire log. */
+function exitText(exit: ClientExit): string {
+  if (exit.kind === "websocket") {
+    const last = exit.events.at(-1);
+    return `Deno's WebSocket reported ${exit.events.map((e) => e.type).join(", ") || "nothing"}${
+      last && "message" in last ? ` (${last.message})` : ""
+    }${exit.stopped ? "; stopped by the suite" : ""}`;
+  }
+  const stderr = exit.stderr.trim().split("\n").at(-1);
+  return `exit code ${exit.code}${exit.stopped ? " (stopped by the suite)" : ""}${
+    stderr ? `; stderr: ${stderr}` : ""
+  }`;
+}
+
+/** A spawn-mode client's name: its program's, without the path. */
+function programName(command: string): string {
+  return splitCommand(command)[0].split("/").pop()!;
 }

@@ -182,7 +182,10 @@ Deno.test("--serve: bad certificates, keys, ports and combinations are one line 
         `${dir}/key.pem`,
       ]);
       assert.equal(certWithoutServe.code, 2);
-      assert.match(certWithoutServe.stderr, /--cert and --key serve wss:\/\/ with --serve/);
+      assert.match(
+        certWithoutServe.stderr,
+        /--cert and --key serve wss:\/\/ in client mode \(--client, --serve\)/,
+      );
     } finally {
       blocker.close();
     }
@@ -370,5 +373,42 @@ await session("/updateReports?agent=deno-wss", false);
     } finally {
       assert.equal(await stopServe(serving), 143);
     }
+  });
+});
+
+Deno.test("--client CMD --cert --key: spawn mode over wss://", async () => {
+  await withTempDir(async (dir) => {
+    const { certFile } = await selfSigned(dir);
+    const client = `${dir}/echo_client.ts`;
+    await Deno.writeTextFile(
+      client,
+      `const ws = new WebSocket(Deno.args[0]);
+ws.binaryType = "arraybuffer";
+ws.onmessage = (e) => ws.send(e.data);
+`,
+    );
+    const run = await runCommand(denoProgram(), [
+      "run",
+      "-A",
+      CLI,
+      "--client",
+      `${denoProgram()} run -A --cert ${certFile} ${client} {url}`,
+      "--cert",
+      certFile,
+      "--key",
+      `${dir}/key.pem`,
+      "--agent",
+      "deno-wss",
+      "--cases",
+      "1.1.1,1.2.1",
+      "--out",
+      `${dir}/out`,
+    ]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
+    assert.deepEqual(verdicts(await readIndex(`${dir}/out`), "deno-wss"), {
+      "1.1.1": "OK/OK",
+      "1.2.1": "OK/OK",
+    });
   });
 });
