@@ -4,6 +4,11 @@
  * and plays the client side of RFC 6455 the way Autobahn's fuzzing client
  * does (fail on protocol errors with a close frame, 1 s closing-handshake
  * timeout, 1 s for the server to close TCP), so verdicts keep their meaning.
+ *
+ * runClientCase runs a case against a client (client mode), as Autobahn's
+ * fuzzingserver does: the suite is the server on the connection the client
+ * made, and the same steps and observations serve, with the endpoint in the
+ * server role (frames unmasked, the client's masked; the suite closes TCP first).
  */
 import { type CaseSpec, type Delivery, type FrameFields, type Step, unhandled } from "./case.ts";
 import {
@@ -12,6 +17,7 @@ import {
   type PeerObservation,
   type ProtocolError,
   randomBytes,
+  type Role,
   type State,
 } from "./endpoint.ts";
 import {
@@ -55,6 +61,7 @@ import {
   type Timeline,
   type Violation,
 } from "./observation.ts";
+import { checkClientRequest, serverResponse } from "./server_handshake.ts";
 import { WireLog } from "./wirelog.ts";
 
 export interface SessionOptions {
@@ -190,11 +197,40 @@ export function caseBound(spec: CaseSpec, options: SessionOptions): number {
 }
 
 export async function runCase(spec: CaseSpec, options: SessionOptions): Promise<CaseRun> {
-  const session = new ClientSession(spec, options);
+  const session = new CaseSession(spec, options, "client");
   return await session.run();
 }
 
-class ClientSession {
+/** A client's connection as the case server accepted it. */
+export interface AcceptedConnection {
+  conn: Deno.Conn;
+  /** Every byte read so far: the request head and whatever followed it. */
+  head: Uint8Array;
+}
+
+/** Why a case's client did not connect; `timedOut` when it did not within the time given. */
+export interface MissingClient {
+  missing: string;
+  timedOut?: boolean;
+}
+
+export interface ClientCaseOptions extends SessionOptions {
+  /** The client's connection once it came, or why it did not. */
+  connection: Promise<AcceptedConnection | MissingClient>;
+}
+
+/**
+ * Runs one case against a client: the suite is the server on the connection
+ * the client made. It answers the client's request with a 101 (what is wrong
+ * with the request is recorded, for the report: the cases judge what follows),
+ * then performs the case's steps as runCase does.
+ */
+export async function runClientCase(spec: CaseSpec, options: ClientCaseOptions): Promise<CaseRun> {
+  const session = new CaseSession(spec, options, "server");
+  return await session.run();
+}
+
+class CaseSession {
   readonly spec: CaseSpec;
   readonly options:
     & Required<
@@ -245,7 +281,7 @@ class ClientSession {
   /** Alternatives (ok, nonStrict) the events so far are still a prefix of. */
   #alive: boolean[] = [];
   /** Key and position of a frame opened by a frameStart step. */
-  #openFrame?: { key: Uint8Array; offset: number };
+  #openFrame?: { key?: Uint8Array; offset: number };
   #roundTrips?: { remaining: number; frame: FrameFields };
   /** The closing handshake was started by a close step of the case. */
   #closedByStep = false;
@@ -270,7 +306,7 @@ class ClientSession {
   /** What the case's close and fail timers do when they fire, in step order. */
   #caseTimers: (() => void)[] = [];
 
-  constructor(spec: CaseSpec, options: SessionOptions) {
+  constructor(spec: CaseSpec, options: SessionOptions, readonly role: Role) {
     this.spec = spec;
     this.options = {
       openTimeoutMs: 5000,
@@ -281,7 +317,7 @@ class ClientSession {
     };
     // The suite answers pings itself, paced (#answerPing).
     this.#endpoint = new Endpoint({
-      role: "client",
+      role,
       maxMessageSize: this.options.maxMessage,
       autoPong: false,
     });
@@ -302,7 +338,7 @@ class ClientSession {
     const t0 = performance.now();
     let release: (() => void) | undefined;
     try {
-      if (await this.#open()) {
+      if (await (this.role === "client" ? this.#open() : this.#accept())) {
         release = await this.options.admit?.();
         this.#resolveExpected();
         // The bound starts with the steps: waiting for admission is not the peer's time.
@@ -334,6 +370,7 @@ class ClientSession {
       violations: this.violations,
       timeline: this.timeline,
       peerDropTimeoutMs: this.options.peerDropTimeoutMs,
+      suiteRole: this.role,
       http: this.http,
       serverHeader: this.serverHeader,
       wire: this.log,
@@ -429,6 +466,50 @@ class ClientSession {
       this.#endpoint.connectionClosed();
       return false;
     }
+    this.#opened(transport, closedAfterHead);
+    return true;
+  }
+
+  /** The server role's opening handshake: the client's request, answered with a 101. */
+  async #accept(): Promise<boolean> {
+    const accepted = await (this.options as ClientCaseOptions).connection;
+    if ("missing" in accepted) {
+      this.log.note(accepted.missing);
+      this.close.notCleanReason = accepted.missing;
+      this.close.openHandshakeTimeout = accepted.timedOut ?? false;
+      this.#endpoint.connectionClosed();
+      return false;
+    }
+    const transport = new Transport(accepted.conn, this.log);
+    this.#transport = transport;
+    let closedAfterHead: string | undefined;
+    transport.onClosed = (reason) => closedAfterHead = reason;
+    const parsed = parseHead(accepted.head);
+    if (parsed.type !== "head") {
+      const why = parsed.type === "error" ? parsed.reason : "the request head is incomplete";
+      this.log.note(`opening handshake failed: ${why}`);
+      this.handshake.problems = [why];
+      this.close.notCleanReason = why;
+      this.#endpoint.connectionClosed();
+      return false;
+    }
+    this.http.request = latin1.decode(accepted.head.subarray(0, parsed.head.length));
+    const { offer, problems } = checkClientRequest(parsed.head);
+    // Recorded for the report: the cases judge what follows the handshake.
+    this.handshake.problems = problems.map((p) => `${p.section}: ${p.text}`);
+    const response = await serverResponse({ key: offer.key ?? "" });
+    this.http.response = latin1.decode(response);
+    this.handshake.status = 101;
+    // Frames the client sent after its request wait for the 101 to be sent.
+    this.#endpoint.receiveData(accepted.head.slice(parsed.head.length));
+    transport.onData = (chunk) => this.#endpoint.receiveData(chunk);
+    transport.send(response);
+    this.#opened(transport, closedAfterHead);
+    return true;
+  }
+
+  /** The connection is open: frames flow, and what the peer sent meanwhile is handled. */
+  #opened(transport: Transport, closedAfterHead: string | undefined): void {
     this.close.opened = true;
     this.#openedAt = performance.now();
     this.#endpoint.open();
@@ -449,7 +530,6 @@ class ClientSession {
       if (draining) afterFrames();
       else this.#connectionLost(lost);
     }
-    return true;
   }
 
   // ---- steps ---------------------------------------------------------------
@@ -500,7 +580,7 @@ class ClientSession {
         const opcode = binary ? Opcode.Binary : Opcode.Text;
         if (count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync) {
           // Masked piece by piece as it is written: the payload is not held twice.
-          const frame = { opcode, payload: bytes, maskKey: randomBytes(4) };
+          const frame = { opcode, payload: bytes, maskKey: this.#maskKey() };
           this.#logFrames(encodeHeader({ ...frame, length: BigInt(bytes.length) }), 1, () => bytes);
           this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
           break;
@@ -521,7 +601,7 @@ class ClientSession {
         break;
       }
       case "frameStart": {
-        const key = randomBytes(4);
+        const key = this.#maskKey();
         const { opcode, fin, rsv, length } = step.frameStart;
         const header = encodeHeader({ opcode, fin, rsv, length: BigInt(length), maskKey: key });
         this.#openFrame = { key, offset: 0 };
@@ -531,7 +611,7 @@ class ClientSession {
       case "frameData": {
         const frame = this.#openFrame!;
         const data = this.payloads.resolve(step.frameData).slice();
-        maskInPlace(data, frame.key, frame.offset);
+        if (frame.key) maskInPlace(data, frame.key, frame.offset);
         frame.offset += data.length;
         this.#transport!.send(data);
         break;
@@ -616,6 +696,11 @@ class ClientSession {
       this.log.frame("tx", header, payload);
     }
     this.#transport!.send(bytes, delivery);
+  }
+
+  /** The key of a frame the suite writes itself: a client masks (§5.3), a server does not (§5.1). */
+  #maskKey(): Uint8Array | undefined {
+    return this.role === "client" ? randomBytes(4) : undefined;
   }
 
   /**
@@ -805,9 +890,18 @@ class ClientSession {
     this.#awaitPeerDrop();
   }
 
-  /** The server should close TCP after the closing handshake (§7.1.1); give it a bounded time. */
+  /**
+   * After the closing handshake the server closes TCP (§7.1.1): the suite as
+   * the server does once its close frame is out; as the client, it gives the
+   * server a bounded time.
+   */
   #awaitPeerDrop(): void {
     this.timeline.closeHandshakeDone = this.#sinceOpen();
+    if (this.#endpoint.shouldCloseTcp) {
+      this.#after(this.options.closeTimeoutMs, () => this.#drop());
+      this.#transport!.drained().then(() => this.#drop());
+      return;
+    }
     this.#after(this.options.peerDropTimeoutMs, () => {
       if (this.#state === "closed") return;
       this.close.wasClean = false;

@@ -76,6 +76,8 @@ export class Transport {
   #closed = false;
   /** A write failed: nothing more is sent, but what the peer sent before is still read. */
   #writeFailed = false;
+  /** Called once the queue is empty (drained()). */
+  #drainWaiters: (() => void)[] = [];
 
   /**
    * Called with each chunk read. When it returns a promise, the next read waits
@@ -127,6 +129,12 @@ export class Transport {
     this.#enqueue({ pieces });
   }
 
+  /** Resolves once every write queued so far has gone out, failed, or the connection closed. */
+  drained(): Promise<void> {
+    if (!this.#pumping) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
   /** Closes TCP at once. Pending reads and writes end. */
   close(): void {
     if (this.#closed) return;
@@ -170,6 +178,7 @@ export class Transport {
       this.#queue = [];
     } finally {
       this.#pumping = false;
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
     }
   }
 
