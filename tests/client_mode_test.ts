@@ -6,6 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { AUTOBAHN_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
+import { compareIds } from "../harness/case.ts";
+import { startCaseServer } from "../harness/case_server.ts";
+import { parseCli } from "../harness/cli.ts";
+import type { IndexJson } from "../harness/report.ts";
+import { type CaseRun, runClientCase } from "../harness/session.ts";
+import { runSuite } from "../harness/suite.ts";
+import { isFailing, judgeCase, type Verdict } from "../harness/verdict.ts";
+import { type Flaw, runStrictClient, type StrictClientResult } from "./peers/strict_client.ts";
+import { runCli, withTempDir } from "./support.ts";
 
 Deno.test("client mode: groups 1-7, 9 and 10 run against clients, Autobahn's 301 cases", () => {
   const clientGroups = GROUPS.filter((g) => g.peers.includes("client")).map((g) => g.id);
@@ -16,4 +25,224 @@ Deno.test("client mode: groups 1-7, 9 and 10 run against clients, Autobahn's 301
   for (const group of GROUPS) assert.ok(group.peers.includes("server"), group.id);
   const serverOnly = GROUPS.filter((g) => !g.peers.includes("client")).map((g) => g.id);
   assert.deepEqual(serverOnly, ["0", "8", "11"]);
+});
+
+// ---- the session in the server role, against the strict client ---------------------
+
+/** A few cases of each kind: echoes (one chopped), pings, RSV, opcodes, UTF-8, close. */
+const SAMPLE = ["1.1.1", "1.2.8", "2.1", "2.10", "3.1", "4.1.1", "5.6", "6.3.1", "7.1.1", "7.3.1"];
+
+interface ClientCaseResult {
+  run: CaseRun;
+  verdict: Verdict;
+  client: StrictClientResult;
+}
+
+/**
+ * Runs cases one after the other through runClientCase, each against the
+ * strict client (in this process) with `flaws`, on a case server's connections.
+ */
+async function againstStrictClient(
+  ids: readonly string[],
+  flaws: Flaw[] = [],
+): Promise<Map<string, ClientCaseResult>> {
+  const cases = CLIENT_CASES.filter((c) => ids.includes(c.id));
+  assert.equal(cases.length, ids.length);
+  const server = startCaseServer({ cases });
+  const results = new Map<string, ClientCaseResult>();
+  try {
+    for (const spec of cases) {
+      const expected = server.expect(spec.id, "strict", 10_000);
+      const client = runStrictClient(expected.url.href, { flaws, timeoutMs: 20_000 });
+      const run = await runClientCase(spec, {
+        url: server.url,
+        connection: expected.connection.then((c) => c ?? { missing: "no client came" }),
+      });
+      expected.end();
+      results.set(spec.id, { run, verdict: judgeCase(spec, run).verdict, client: await client });
+    }
+  } finally {
+    await server.close();
+  }
+  return results;
+}
+
+const passes = (v: Verdict) => !isFailing(v);
+
+Deno.test("client mode: the suite as the server passes the strict client, frames unmasked, closing TCP first", async () => {
+  const results = await againstStrictClient(SAMPLE);
+  for (const [id, { run, verdict }] of results) {
+    assert.ok(
+      passes(verdict),
+      `${id}: ${verdict.behavior}/${verdict.behaviorClose} ${verdict.result}`,
+    );
+    assert.equal(run.suiteRole, "server");
+    assert.deepEqual(run.violations, [], id);
+    // §5.1: a server never masks; the request got a 101 with no problem found in it.
+    const sent = run.wire.entries.filter((e) => e.kind === "frame" && e.dir === "tx");
+    assert.ok(sent.length > 0 && sent.every((e) => e.kind === "frame" && !e.masked), id);
+    assert.match(run.http.response ?? "", /^HTTP\/1\.1 101 /, id);
+    assert.deepEqual(run.handshake.problems, [], id);
+    // §7.1.1: after a clean closing handshake, the server closes TCP first.
+    if (run.close.wasClean) assert.ok(run.close.droppedBySuite, id);
+  }
+  // Where the client has to fail the connection, it did, and the case passed.
+  assert.equal(results.get("3.1")!.client.exitCode, 1);
+  assert.equal(results.get("1.1.1")!.client.exitCode, 0);
+});
+
+Deno.test("client mode: closing TCP first is the client's right (§7.1.1 MAY): every case still passes", async () => {
+  for (const [id, { verdict }] of await againstStrictClient(SAMPLE, ["close-tcp-first"])) {
+    assert.ok(passes(verdict), `${id}: ${verdict.behavior}/${verdict.behaviorClose}`);
+  }
+});
+
+/** Each flaw of what a client sends, the violation it must give, and the cases it shows in. */
+const OUTPUT_FLAWS: [Flaw, string, string[]][] = [
+  ["unmasked", "unmasked", SAMPLE],
+  ["zero-mask-key", "mask-key-zero", SAMPLE],
+  // Two frames in a row are needed: the echo and the close reply.
+  ["repeated-mask-key", "mask-key-repeated", ["1.1.1", "1.2.8"]],
+  ["non-minimal-length", "length-form", SAMPLE],
+  ["rsv1", "rsv", SAMPLE],
+  ["data-after-close", "data-after-close", ["1.1.1", "7.1.1"]],
+];
+
+for (const [flaw, rule, ids] of OUTPUT_FLAWS) {
+  Deno.test(`client mode: a client breaking a rule in what it sends fails (${flaw})`, async () => {
+    for (const [id, { run, verdict }] of await againstStrictClient(ids, [flaw])) {
+      assert.equal(verdict.behavior, "FAILED", `${id}: ${verdict.result}`);
+      assert.ok(run.violations.some((v) => v.rule === rule && v.level === "must"), id);
+    }
+  });
+}
+
+Deno.test("client mode: a client that answers no ping fails the ping cases, and only those", async () => {
+  const results = await againstStrictClient(SAMPLE, ["no-pong"]);
+  const failed = [...results].filter(([, r]) => !passes(r.verdict)).map(([id]) => id);
+  assert.deepEqual(failed, ["2.1", "2.10", "5.6"]);
+});
+
+Deno.test("client mode: a client accepting invalid UTF-8 fails the UTF-8 case, and only it", async () => {
+  const results = await againstStrictClient(SAMPLE, ["accept-invalid-utf8"]);
+  const failed = [...results].filter(([, r]) => !passes(r.verdict)).map(([id]) => id);
+  assert.deepEqual(failed, ["6.3.1"]);
+});
+
+// ---- client mode end to end: runSuite and the CLI ---------------------------------------
+
+const STRICT_CLIENT = "deno run -A tests/peers/strict_client.ts {url}";
+
+async function readIndex(dir: string): Promise<IndexJson> {
+  return JSON.parse(await Deno.readTextFile(`${dir}/index.json`));
+}
+
+Deno.test("client mode: --client CMD runs the 301 client cases against the strict client, every one passing", async () => {
+  await withTempDir(async (dir) => {
+    const run = await runCli(["--client", STRICT_CLIENT, "--out", dir, "--junit", `${dir}/j.xml`]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(
+      run.stdout,
+      /301 cases for the client, served at ws:\/\/127\.0\.0\.1:\d+\/ \(agent "deno"\)/,
+    );
+    const results = (await readIndex(dir))["deno"];
+    assert.equal(Object.keys(results).length, 301);
+    for (const [id, r] of Object.entries(results)) {
+      assert.ok(!isFailing(r), `${id}: ${r.behavior}/${r.behaviorClose}`);
+    }
+    assert.ok((await Deno.stat(`${dir}/index.html`)).isFile);
+    assert.match(await Deno.readTextFile(`${dir}/j.xml`), /<testsuite /);
+  });
+});
+
+/** Flaws of the strict client, each over the cases of its rule: exactly these fail. */
+const FLAW_RUNS: { flaw: Flaw; cases: string; failing: string[] }[] = [
+  {
+    flaw: "no-pong",
+    cases: "2",
+    failing: ["2.1", "2.2", "2.3", "2.4", "2.6", "2.9", "2.10", "2.11"],
+  },
+  {
+    flaw: "unmasked",
+    cases: "1.1",
+    failing: CLIENT_CASES.map((c) => c.id).filter((id) => id.startsWith("1.1.")),
+  },
+  { flaw: "accept-invalid-utf8", cases: "6.3", failing: ["6.3.1", "6.3.2"] },
+];
+
+for (const { flaw, cases, failing } of FLAW_RUNS) {
+  Deno.test(`client mode: --client with the strict client's flaw ${flaw} fails exactly its cases`, async () => {
+    await withTempDir(async (dir) => {
+      const command = `${STRICT_CLIENT} --flaw ${flaw}`;
+      const run = await runCli(["--client", command, "--cases", cases, "--out", dir]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      const results = (await readIndex(dir))["deno"];
+      const failed = Object.entries(results).filter(([, r]) => isFailing(r)).map(([id]) => id);
+      assert.deepEqual(failed.sort(compareIds), failing);
+    });
+  });
+}
+
+Deno.test("client mode: --client runs every client case against Deno's own WebSocket", async () => {
+  await withTempDir(async (dir) => {
+    const run = await runCli(["--client", "--out", dir]);
+    // Deno's client breaks a MUST in 7.3.6 (README: Deno 2.9.6's client).
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    const index = await readIndex(dir);
+    const [agent] = Object.keys(index);
+    assert.match(agent, /^Deno\/\d+\.\d+\.\d+$/);
+    assert.equal(Object.keys(index[agent]).length, 301);
+  });
+});
+
+Deno.test("client mode: a client that never connects, or ends first, ends its case with a verdict", async () => {
+  const clients: [string, number, RegExp][] = [
+    [
+      `deno eval "await new Promise((r) => setTimeout(r, 30000))" {url}`,
+      500,
+      /^the client did not connect within 500 ms$/,
+    ],
+    [
+      `deno eval "Deno.exit(3)" {url}`,
+      30_000,
+      /^the client ended before it connected: exit code 3$/,
+    ],
+  ];
+  for (const [command, connectTimeoutMs, reason] of clients) {
+    await withTempDir(async (dir) => {
+      const result = await runSuite({
+        client: { command, connectTimeoutMs },
+        cases: CLIENT_CASES.filter((c) => c.id === "1.1.1"),
+        reports: { dir },
+      });
+      const [outcome] = result.outcomes;
+      assert.equal(outcome.verdict.behavior, "FAILED", command);
+      assert.equal(outcome.verdict.behaviorClose, "FAILED", command);
+      const report = JSON.parse(await Deno.readTextFile(`${dir}/deno_case_1_1_1.json`));
+      assert.match(report.close.notCleanReason, reason);
+    });
+  }
+});
+
+Deno.test("client mode: a command that cannot start, or has no {url}, is one line and exit 2", async () => {
+  const missing = await runCli(["--client", "wsconform-no-such-client {url}"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^wsconform: .*wsconform-no-such-client.*not on PATH$/);
+  const noUrl = await runCli(["--client", "deno run client.ts"]);
+  assert.equal(noUrl.code, 2);
+  assert.match(noUrl.stderr, /^wsconform: --client: the client command has no \{url\}/);
+});
+
+Deno.test("client mode: the CLI's defaults and clashes", () => {
+  const options = parseCli(["--client"]);
+  assert.ok(options !== "help");
+  assert.equal(options.out, "reports/clients");
+  assert.equal(options.targets[0].client?.command, undefined);
+  assert.equal(options.targets[0].select("x").length, 301);
+  assert.throws(() => parseCli(["--client", "--cases", "8.1.1"]), /no case matches "8\.1\.1"/);
+  assert.throws(() => parseCli(["--client", "ws://127.0.0.1:1/"]), /no \{url\}/);
+  assert.throws(
+    () => parseCli(["--client", STRICT_CLIENT, "--protocol-only"]),
+    /drop --protocol-only/,
+  );
 });
