@@ -499,7 +499,6 @@ class CaseSession {
     this.handshake.problems = problems.map((p) => `${p.section}: ${p.text}`);
     const response = await serverResponse({ key: offer.key ?? "" });
     this.http.response = latin1.decode(response);
-    this.handshake.status = 101;
     // Frames the client sent after its request wait for the 101 to be sent.
     this.#endpoint.receiveData(accepted.head.slice(parsed.head.length));
     transport.onData = (chunk) => this.#endpoint.receiveData(chunk);
