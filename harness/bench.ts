@@ -4,7 +4,9 @@
  *
  *   1. the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB);
  *   2. every case against the embedded Deno server;
- *   3. full runs against targets that make cases wait (goal: <= 60 s each): a
+ *   3. client mode: the 301 client cases against Deno's own WebSocket (goal: <= 6 s),
+ *      and against a client that never connects (goal: <= 60 s, skipped by --quick);
+ *   4. full runs against targets that make cases wait (goal: <= 60 s each): a
  *      server that accepts TCP and never answers the handshake, a valid server
  *      that echoes nothing, one that echoes only text, and one that floods
  *      pings (100k/s). Skip them with --quick.
@@ -46,7 +48,8 @@ interface Figures {
   caseSeconds?: number;
   cases: number;
   harnessPeakRss: number;
-  serverPeakRss: number;
+  /** The embedded peer (Deno's server or client), or a spawned client. */
+  childPeakRss: number;
   exitCode: number;
 }
 
@@ -69,11 +72,11 @@ async function runSuite(args: string[]): Promise<Figures> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  let harnessPeakRss = 0, serverPeakRss = 0;
+  let harnessPeakRss = 0, childPeakRss = 0;
   // VmHWM is the kernel's own high-water mark; sampling only keeps the latest value.
   const sampler = setInterval(() => {
     harnessPeakRss = Math.max(harnessPeakRss, peakRss(child.pid));
-    for (const pid of childrenOf(child.pid)) serverPeakRss = Math.max(serverPeakRss, peakRss(pid));
+    for (const pid of childrenOf(child.pid)) childPeakRss = Math.max(childPeakRss, peakRss(pid));
   }, 20);
   const { code, stdout } = await child.output();
   clearInterval(sampler);
@@ -91,7 +94,7 @@ async function runSuite(args: string[]): Promise<Figures> {
     caseSeconds: summary ? Number(summary[1]) : undefined,
     cases,
     harnessPeakRss,
-    serverPeakRss,
+    childPeakRss,
     exitCode: code,
   };
 }
@@ -145,8 +148,8 @@ async function bench(title: string, args: string[], runs: number): Promise<void>
   }
   console.log(`  cases                  ${[...new Set(all("cases"))].join(", ")}`);
   console.log(`  peak RSS, suite        ${figure(all("harnessPeakRss"), mb)}`);
-  if (all("serverPeakRss").some(Boolean)) {
-    console.log(`  peak RSS, Deno server  ${figure(all("serverPeakRss"), mb)}`);
+  if (all("childPeakRss").some(Boolean)) {
+    console.log(`  peak RSS, its child    ${figure(all("childPeakRss"), mb)}`);
   }
   console.log(`  exit code              ${[...new Set(all("exitCode"))].join(", ")}`);
 }
@@ -170,7 +173,17 @@ if (import.meta.main) {
     runs,
   );
   await bench("\nevery case against the embedded Deno server", [], runs);
+  await bench(
+    "\nthe 301 client cases against Deno's own WebSocket (goal: <= 6 s, <= 256 MB)",
+    ["--client"],
+    runs,
+  );
   if (!values.quick) {
+    await bench(
+      "\nthe 301 client cases against a client that never connects (goal: <= 60 s)",
+      ["--client", "sh -c 'sleep 600' {url}"],
+      runs,
+    );
     const slowTargets: [title: string, start: () => { url: string; close(): unknown }][] = [
       ["a server that never answers the handshake", silentServer],
       ["a valid server that echoes nothing", () => startStrictServer({ echo: "none" })],
