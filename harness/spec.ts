@@ -100,6 +100,18 @@ function stringList(value: unknown, where: string): string[] {
   return value.map((v) => v.trim()).filter((v) => v.length > 0);
 }
 
+/** A spec file's JSON object; anything else throws a SpecError naming `source`. */
+function specObject(text: string, source: string): Record<string, unknown> {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new SpecError(`${source}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(data)) throw new SpecError(`${source}: expected a JSON object`);
+  return data;
+}
+
 /**
  * Parses a spec. Structural problems throw a SpecError (naming `source`);
  * fields wsconform does not use are reported in `warnings` and ignored.
@@ -108,13 +120,7 @@ export function parseSpec(
   text: string,
   source = "spec",
 ): { spec: FuzzingSpec; warnings: string[] } {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new SpecError(`${source}: not valid JSON: ${(e as Error).message}`);
-  }
-  if (!isObject(data)) throw new SpecError(`${source}: expected a JSON object`);
+  const data = specObject(text, source);
   const warnings: string[] = [];
   const warn = (message: string) => warnings.push(`${source}: ${message}`);
 
@@ -248,13 +254,7 @@ export function parseServerSpec(
   text: string,
   source = "spec",
 ): { spec: FuzzingServerSpec; warnings: string[] } {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new SpecError(`${source}: not valid JSON: ${(e as Error).message}`);
-  }
-  if (!isObject(data)) throw new SpecError(`${source}: expected a JSON object`);
+  const data = specObject(text, source);
   const warnings: string[] = [];
   const warn = (message: string) => warnings.push(`${source}: ${message}`);
   checkTopLevel(data, SERVER_SPEC_TOP_LEVEL, warn);
