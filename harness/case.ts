@@ -243,6 +243,11 @@ export interface CaseSpec {
   rfc: string;
   /** The requirement checked, in our own words. */
   requirement: string;
+  /**
+   * The peers this case tests, when not every one its group names: a rule of
+   * one side only (what a client must refuse in a 101, say). Absent: the group's.
+   */
+  peers?: readonly PeerRole[];
   /** A handshake other than the valid one, and what the server must do with it. */
   handshake?: { request: HandshakeSpec; expect: HandshakeExpectation };
   steps: Step[];

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { type CaseSpec, compareIds } from "./case.ts";
-import { ALL_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
+import { CLIENT_CASES, GROUPS, SERVER_CASES } from "../fixtures/mod.ts";
 import {
   type Baseline,
   BaselineError,
@@ -201,13 +201,16 @@ function readSpecTargets(path: string): { out: string; targets: Target[]; warnin
     throw e;
   }
   const { spec } = parsed;
-  const warnings = [...parsed.warnings, ...unmatchedPatterns(specPatterns(spec), ALL_CASES, path)];
+  const warnings = [
+    ...parsed.warnings,
+    ...unmatchedPatterns(specPatterns(spec), SERVER_CASES, path),
+  ];
   const targets = spec.servers.map((server, i): Target => {
     const origin = `spec ${path}: servers[${i}]`;
     const select = (agent: string) => {
       const { include, exclude } = selectionFor(spec, agent);
       try {
-        return selectCases(ALL_CASES, include, exclude, () => {});
+        return selectCases(SERVER_CASES, include, exclude, () => {});
       } catch (e) {
         if (!(e instanceof SuiteError)) throw e;
         throw new UsageError(`${origin} (agent "${agent}"): ${e.message}`);
@@ -357,7 +360,7 @@ export function parseCli(args: string[]): CliOptions | "help" {
     warnings = spec.warnings;
     out = values.out ?? spec.out;
   } else {
-    const cases = selectCases(ALL_CASES, values.cases, values.exclude);
+    const cases = selectCases(SERVER_CASES, values.cases, values.exclude);
     targets = [{ url, agent: values.agent, select: () => cases }];
   }
   const protocolOnly = values["protocol-only"] ?? false;

@@ -28,4 +28,4 @@ export { runCase } from "./session.ts";
 export type { CaseRun, SessionOptions } from "./session.ts";
 export { runCases } from "./runner.ts";
 export type { RunOptions } from "./runner.ts";
-export { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
+export { ALL_CASES, CLIENT_CASES, GROUPS, SERVER_CASES } from "../fixtures/mod.ts";

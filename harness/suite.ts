@@ -4,7 +4,7 @@
  * observes, verdict.ts judges; this layer puts the two together with the case
  * catalog and the report writers. cli.ts is a shell over it.
  */
-import { ALL_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
+import { CLIENT_CASES, GROUPS, SERVER_CASES } from "../fixtures/mod.ts";
 import { type CaseSpec, unhandled } from "./case.ts";
 import { CaseServerError, startCaseServer } from "./case_server.ts";
 import {
@@ -399,7 +399,7 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult>
     const agent = options.agent ?? embedded?.agent ?? found.serverHeader ?? url.host;
     const selected = typeof options.cases === "function"
       ? options.cases(agent)
-      : options.cases ?? ALL_CASES;
+      : options.cases ?? SERVER_CASES;
     const notRun: NotRun[] = [];
     let cases = [...selected];
     if (options.protocolOnly) {

@@ -1,7 +1,7 @@
 /**
  * The case catalog, pinned. tests/catalog.golden.json maps every case id to the SHA-256 (hex)
- * of the case's parameters (rfc, handshake, steps, expect, timeout, measure, as canonical JSON)
- * and its title. Baselines and reports are keyed by id, so adding, removing, renaming or
+ * of the case's parameters (rfc, handshake, steps, expect, timeout, measure, peers, as
+ * canonical JSON) and its title. Baselines and reports are keyed by id, so adding, removing, renaming or
  * changing a case must be deliberate: this test fails naming the ids. Once they are what was
  * meant, rewrite the golden file and commit it with the change:
  *
@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { CaseSpec } from "../harness/case.ts";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 
 const GOLDEN = new URL("./catalog.golden.json", import.meta.url);
 
@@ -29,8 +29,8 @@ function canonicalJson(value: unknown): string {
 }
 
 async function digest(spec: CaseSpec): Promise<string> {
-  const { rfc, handshake, steps, expect, timeout, measure } = spec;
-  const json = canonicalJson({ rfc, handshake, steps, expect, timeout, measure });
+  const { rfc, handshake, steps, expect, timeout, measure, peers } = spec;
+  const json = canonicalJson({ rfc, handshake, steps, expect, timeout, measure, peers });
   const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json));
   return new Uint8Array(hash).toHex();
 }
@@ -105,6 +105,18 @@ Deno.test("catalog: a change to a case, its title, or the set of ids is named by
   const { ok, ...others } = second.expect;
   const reordered = { ...second, expect: { ...others, ok } };
   assert.deepEqual(await catalogOf([reordered]), await catalogOf([second]));
+});
+
+Deno.test("catalog: a case tests only peers its group names, and each peer of a group has cases", () => {
+  for (const group of GROUPS) {
+    for (const spec of group.cases) {
+      for (const peer of spec.peers ?? []) assert.ok(group.peers.includes(peer), spec.id);
+    }
+    for (const peer of group.peers) {
+      const tested = group.cases.some((c) => (c.peers ?? group.peers).includes(peer));
+      assert.ok(tested, `group ${group.id} names ${peer}s but none of its cases tests one`);
+    }
+  }
 });
 
 if (import.meta.main && Deno.args.includes("--update")) {
