@@ -64,6 +64,9 @@ Reports go to reports/clients.
 With --serve, the suite is Autobahn's fuzzingserver on 127.0.0.1:PORT (default 9001; 0: any
 free port): clients run the cases with their own Autobahn drivers (/getCaseCount,
 /runCase?case=N&agent=A, /getCaseStatus, /updateReports?agent=A) until SIGINT or SIGTERM.
+Whenever it writes the reports (/updateReports, the stop) it writes and compares each agent's
+baseline; stopped, it exits 130 or 143, or with --baseline 0 or 1 as for a run (2: a baseline
+that could not be read or written).
 
 Options:
   --cases LIST          only these cases: comma-separated ids or globs (1.1.1, 6.4.*, 9.*)
@@ -304,8 +307,6 @@ export function parseCli(args: string[]): CliOptions | "help" {
         "protocol",
         "header",
         "origin",
-        "baseline",
-        "write-baseline",
         ...(values.spec === undefined ? [] : ["cases", "exclude"] as const),
       ] as const).filter((n) => values[n] !== undefined).map((n) => `--${n}`),
     ];
@@ -896,8 +897,7 @@ async function runTarget(
       reports: { dir: options.out, pages },
       onStart: async ({ agent, url, cases, echoes, notRun }) => {
         if (options.baseline !== undefined && baseline === undefined) {
-          baselineFile = baselinePath(options.baseline, agent);
-          baseline = await readBaseline(baselineFile);
+          ({ baseline, file: baselineFile } = await baselineFor(options, agent));
         }
         // One warning for the types of message the target did not echo, with the cases that need them.
         unechoed = (["text", "binary"] as const).filter((type) => echoes?.[type] === false);
@@ -988,14 +988,7 @@ async function runTarget(
   if (options.writeBaseline !== undefined && stopped) {
     say(`baseline not written: ${stopped.reason}`);
   } else if (options.writeBaseline !== undefined) {
-    const path = baselinePath(options.writeBaseline, agent);
-    try {
-      await writeBaseline(path, makeBaseline(agent, runs));
-      say(`baseline written: ${path}`);
-    } catch (e) {
-      console.error(`wsconform: cannot write baseline ${path}: ${(e as Error).message}`);
-      unwritten = true;
-    }
+    unwritten = !await writeAgentBaseline(options.writeBaseline, agent, runs, say);
   }
 
   // For the JUnit failure messages: what a failing case expected and observed, in a line.
@@ -1027,9 +1020,40 @@ async function runTarget(
   return { status, suite, agent, failed: failures.length, regressions, notRun, noEcho, stopped };
 }
 
+/** The --baseline an agent is compared with, and its file ("{agent}" in it: the agent's own). */
+async function baselineFor(
+  options: CliOptions,
+  agent: string,
+): Promise<{ baseline: Baseline; file: string }> {
+  if (options.baselineData) return { baseline: options.baselineData, file: options.baseline! };
+  const file = baselinePath(options.baseline!, agent);
+  return { baseline: await readBaseline(file), file };
+}
+
+/** Writes an agent's --write-baseline file and says so; false (a line on stderr) if it cannot. */
+async function writeAgentBaseline(
+  template: string,
+  agent: string,
+  runs: readonly CaseOutcome[],
+  say: (text: string) => void,
+): Promise<boolean> {
+  const path = baselinePath(template, agent);
+  try {
+    await writeBaseline(path, makeBaseline(agent, runs));
+    say(`baseline written: ${path}`);
+    return true;
+  } catch (e) {
+    console.error(`wsconform: cannot write baseline ${path}: ${(e as Error).message}`);
+    return false;
+  }
+}
+
 /**
  * --serve: serves the clients' drivers until SIGINT or SIGTERM, a line when
- * listening and one per case; returns the exit status (2: it cannot listen).
+ * listening and one per case; whenever the reports are written, each agent's
+ * baseline is compared and written. Returns the exit status: 2 when it cannot
+ * listen or a baseline could not be read or written; with --baseline, the
+ * comparison's (1: a case of some agent got worse), else the signal's.
  */
 async function serveClients(
   serving: ServeCli,
@@ -1039,6 +1063,9 @@ async function serveClients(
 ): Promise<number> {
   const say = (text = "") => progress.line(text);
   const who = (agent: string) => `agent "${sanitize(agent)}"`;
+  /** Each agent's status at its latest baseline check: 0 none worse, 1 some case worse, 2 error. */
+  const baselineStatus = new Map<string, 0 | 1 | 2>();
+  const baselines: ServedBaselines = new Map();
   let result;
   try {
     result = await serve({
@@ -1054,8 +1081,21 @@ async function serveClients(
         say(`  ${outcome.spec.id} ${who(agent)}: ${pair(outcome.verdict)}`),
       onCaseSkipped: (agent, caseId) =>
         say(`  ${caseId} ${who(agent)}: skipped (the spec's exclude-agent-cases)`),
-      onReportsWritten: ({ agents, index, junit }) =>
-        say(`reports of ${agents.map(who).join(", ")}: ${index}${junit ? `, ${junit}` : ""}`),
+      onReportsWritten: async ({ agents, results, asked, index, junit }) => {
+        say(`reports of ${agents.map(who).join(", ")}: ${index}${junit ? `, ${junit}` : ""}`);
+        // /updateReports?agent=A checks A's baseline; the end of serving, every agent's.
+        const checked = asked === undefined
+          ? results
+          : new Map([...results].filter(([agent]) => agent === asked));
+        const statuses = await checkServedBaselines(
+          checked,
+          results.size,
+          baselines,
+          options,
+          progress,
+        );
+        for (const [agent, status] of statuses) baselineStatus.set(agent, status);
+      },
       onError: (e) => console.error(`wsconform: --serve: ${sanitize(e.message)}`),
     });
   } catch (e) {
@@ -1068,7 +1108,64 @@ async function serveClients(
     say(`${who(agent)}: ${outcomes.length} cases, ${failed} failed`);
   }
   say(result.reports ? `report: ${result.reports.html}` : "no case finished: no report written");
+  const statuses = [...baselineStatus.values()];
+  if (statuses.includes(2)) return 2;
+  // Stopping is how a serve run ends: with a baseline, the comparison decides.
+  if (options.baseline !== undefined && statuses.length > 0) return Math.max(...statuses);
   return SIGNAL_STATUS[stop.reason as StopSignal] ?? 0;
+}
+
+/**
+ * Each agent's --baseline in a --serve session, read at its first check: a
+ * --write-baseline of the same file later in the session does not replace it.
+ */
+type ServedBaselines = Map<string, ReturnType<typeof baselineFor>>;
+
+/**
+ * --serve's --baseline and --write-baseline for the agents in `results` (of
+ * `agents` that reported so far): their cases so far compared with their
+ * baseline, and written to their file; the status of each (0, 1 some case got
+ * worse, 2 a file not read or written).
+ */
+async function checkServedBaselines(
+  results: Map<string, CaseOutcome[]>,
+  agents: number,
+  baselines: ServedBaselines,
+  options: CliOptions,
+  progress: Progress,
+): Promise<Map<string, 0 | 1 | 2>> {
+  const say = (text = "") => progress.line(text);
+  const statuses = new Map<string, 0 | 1 | 2>();
+  const template = options.writeBaseline;
+  // Several agents would overwrite one another's file.
+  const shared = template !== undefined && !template.includes("{agent}") && agents > 1;
+  if (shared) {
+    console.error(
+      `wsconform: --write-baseline ${template}: ${agents} agents reported; put "{agent}" ` +
+        "in the file name so each gets its own baseline",
+    );
+  }
+  for (const [agent, runs] of results) {
+    let status: 0 | 1 | 2 = 0;
+    if (options.baseline !== undefined) {
+      try {
+        if (!baselines.has(agent)) baselines.set(agent, baselineFor(options, agent));
+        const { baseline, file } = await baselines.get(agent)!;
+        status = reportComparison(runs, baseline, file, agent, options, progress) > 0 ? 1 : 0;
+      } catch (e) {
+        if (!(e instanceof BaselineError)) throw e;
+        console.error(`wsconform: ${sanitize(e.message)}`);
+        status = 2;
+      }
+    }
+    if (
+      template !== undefined && (shared || !await writeAgentBaseline(template, agent, runs, say))
+    ) {
+      status = 2;
+    }
+    statuses.set(agent, status);
+  }
+  return statuses;
 }
 
 /** Prints the comparison with a baseline; returns the number of regressions. */

@@ -44,8 +44,12 @@ export interface ServeOptions {
   onCaseDone?: (agent: string, outcome: CaseOutcome) => void;
   /** Called when a case is skipped for its agent. */
   onCaseSkipped?: (agent: string, caseId: string) => void;
-  /** Called when the reports were written (on /updateReports and at the end). */
-  onReportsWritten?: (written: ReportsWritten) => void;
+  /**
+   * Called when the reports were written (on /updateReports and at the end);
+   * awaited before /updateReports is answered (a baseline written then is there
+   * when the driver goes on).
+   */
+  onReportsWritten?: (written: ReportsWritten) => void | Promise<void>;
   /** Called when a case or a report could not be completed; serving goes on. */
   onError?: (error: Error) => void;
 }
@@ -53,6 +57,10 @@ export interface ServeOptions {
 export interface ReportsWritten {
   /** The agents whose results index.json now holds from this session. */
   agents: string[];
+  /** Each agent's judged cases so far, in Autobahn's order. */
+  results: Map<string, CaseOutcome[]>;
+  /** The agent whose /updateReports asked for them; undefined at the end of serving. */
+  asked?: string;
   index: string;
   html: string;
   junit?: string;
@@ -95,7 +103,14 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     return done;
   };
 
-  const writeReports = (): Promise<ReportsWritten | undefined> =>
+  /** Each agent's judged cases, in Autobahn's order. */
+  const ordered = () =>
+    new Map(
+      [...results].map((
+        [agent, { outcomes }],
+      ) => [agent, cases.filter((c) => outcomes.has(c.id)).map((c) => outcomes.get(c.id)!)]),
+    );
+  const writeReports = (asked?: string): Promise<ReportsWritten | undefined> =>
     serialized(async () => {
       if (results.size === 0) return undefined;
       let index = "";
@@ -109,8 +124,15 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
           groups: GROUPS,
           strict: options.reports.strict,
         });
-      const written = { agents: [...results.keys()], index, html, junit };
-      options.onReportsWritten?.(written);
+      const written = {
+        agents: [...results.keys()],
+        results: ordered(),
+        ...(asked === undefined ? {} : { asked }),
+        index,
+        html,
+        junit,
+      };
+      await options.onReportsWritten?.(written);
       return written;
     });
 
@@ -170,9 +192,9 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
       await inFlight.get(`${agent}\n${caseId}`);
       return results.get(agent)?.outcomes.get(caseId)?.verdict.behavior;
     },
-    onUpdateReports: async () => {
+    onUpdateReports: async (agent) => {
       try {
-        await writeReports();
+        await writeReports(agent);
       } catch (error) {
         options.onError?.(new Error(`cannot write the reports: ${(error as Error).message}`));
         throw error;
@@ -201,12 +223,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   } catch (error) {
     options.onError?.(new Error(`cannot write the reports: ${(error as Error).message}`));
   }
-  const ordered = new Map(
-    [...results].map((
-      [agent, { outcomes }],
-    ) => [agent, cases.filter((c) => outcomes.has(c.id)).map((c) => outcomes.get(c.id)!)]),
-  );
-  return { results: ordered, ...(reports ? { reports } : {}) };
+  return { results: ordered(), ...(reports ? { reports } : {}) };
 }
 
 /** An agent's results as a JUnit test suite: the cases it ran. */

@@ -9,6 +9,7 @@ import { denoProgram, type ReadyChild, spawnReady } from "../harness/child.ts";
 import type { IndexJson } from "../harness/report.ts";
 import { isServerSpec, parseServerSpec, SpecError, specPort } from "../harness/spec.ts";
 import { runAutobahnDriver } from "./peers/autobahn_driver.ts";
+import type { Flaw } from "./peers/strict_client.ts";
 import { selfSigned, withTempDir } from "./support.ts";
 
 const CLI = new URL("../harness/cli.ts", import.meta.url).pathname;
@@ -262,6 +263,58 @@ Deno.test("--serve: an Autobahn driver runs the cases; statuses, updateReports, 
       verdicts(await readIndex(`${dir}/spawned`), "strict"),
       verdicts(index, "strict"),
     );
+  });
+});
+
+Deno.test("--serve --write-baseline, then --baseline: compared on stop, exit 0 or 1", async () => {
+  await withTempDir(async (dir) => {
+    const serveAndDrive = async (args: string[], agent: string, flaws: Flaw[] = []) => {
+      const serving = await startServe([
+        "--serve",
+        "0",
+        "--cases",
+        CASES.join(","),
+        "--out",
+        `${dir}/out`,
+        ...args,
+      ]);
+      let code;
+      try {
+        await runAutobahnDriver(serving.url.href, { agent, flaws, timeoutMs: 30_000 });
+      } finally {
+        code = await stopServe(serving);
+      }
+      return { code, output: serving.lines.join("\n") };
+    };
+
+    // Written per agent on /updateReports, before the driver goes on, and again on stop.
+    const written = await serveAndDrive(["--write-baseline", `${dir}/{agent}.json`], "Strict 1");
+    assert.equal(written.code, 143, written.output);
+    assert.match(written.output, new RegExp(`baseline written: ${dir}/strict_1\\.json`));
+    const baseline = JSON.parse(await Deno.readTextFile(`${dir}/strict_1.json`));
+    assert.equal(baseline.agent, "Strict 1");
+    assert.deepEqual(Object.keys(baseline.cases), CASES);
+    assert.equal(baseline.cases["2.1"].behavior, "OK");
+
+    // The same client compared with its baseline ("{agent}" finds it): nothing worse, exit 0.
+    const same = await serveAndDrive(["--baseline", `${dir}/{agent}.json`], "Strict 1");
+    assert.equal(same.code, 0, same.output);
+    assert.match(same.output, /: 0 regressed, 0 improved, .* 10 unchanged/);
+    assert.match(same.output, /^regressions: none$/m);
+
+    // A client that no longer answers pings, compared with that file: its 2.x cases regress.
+    // The file is rewritten on /updateReports; the stop still compares with what it held.
+    const file = `${dir}/strict_1.json`;
+    const worse = await serveAndDrive(
+      ["--baseline", file, "--write-baseline", file, "--junit", `${dir}/junit.xml`],
+      "no pong",
+      ["no-pong"],
+    );
+    assert.equal(worse.code, 1, worse.output);
+    assert.equal(JSON.parse(await Deno.readTextFile(file)).agent, "no pong");
+    assert.match(worse.output, /recorded for agent "Strict 1": [1-9]\d* regressed/);
+    assert.match(worse.output, /^ {2}2\.1 [^\n]*: OK\/OK -> FAILED\//m);
+    assert.match(await Deno.readTextFile(`${dir}/junit.xml`), /<testsuite name="no pong"/);
   });
 });
 
