@@ -72,6 +72,8 @@ export interface DriverOptions {
   graceMs?: number;
   /** How long the embedded client's process has to get ready. */
   readyTimeoutMs?: number;
+  /** PEM certificate(s) the embedded client trusts: client mode's own, serving wss://. */
+  trustedCert?: string;
 }
 
 const DEFAULT_GRACE_MS = 2000;
@@ -86,6 +88,7 @@ export function embeddedClient(options: DriverOptions = {}): ClientDriver {
   return new EmbeddedClientDriver(
     options.graceMs ?? DEFAULT_GRACE_MS,
     options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+    options.trustedCert,
   );
 }
 
@@ -104,7 +107,11 @@ class EmbeddedClientDriver implements ClientDriver {
   /** Why no connection can be made any more: the child process has exited. */
   #exited?: string;
 
-  constructor(readonly graceMs: number, readonly readyTimeoutMs: number) {}
+  constructor(
+    readonly graceMs: number,
+    readonly readyTimeoutMs: number,
+    readonly trustedCert?: string,
+  ) {}
 
   async start(): Promise<void> {
     try {
@@ -112,6 +119,8 @@ class EmbeddedClientDriver implements ClientDriver {
         args: [
           "run",
           "--allow-net=127.0.0.1",
+          // Deno's --cert takes the PEM itself as "base64:...": no file to write and remove.
+          ...(this.trustedCert ? ["--cert", `base64:${btoa(this.trustedCert)}`] : []),
           new URL("./reference_client.ts", import.meta.url).pathname,
         ],
         input: true,

@@ -9,12 +9,13 @@ import { AUTOBAHN_CASES, CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
 import { compareIds } from "../harness/case.ts";
 import { startCaseServer } from "../harness/case_server.ts";
 import { parseCli } from "../harness/cli.ts";
+import { type ClientDriver, embeddedClient } from "../harness/client_driver.ts";
 import type { IndexJson } from "../harness/report.ts";
 import { type CaseRun, runClientCase } from "../harness/session.ts";
 import { runSuite } from "../harness/suite.ts";
 import { isFailing, judgeCase, type Verdict } from "../harness/verdict.ts";
 import { type Flaw, runStrictClient, type StrictClientResult } from "./peers/strict_client.ts";
-import { runCli, withTempDir } from "./support.ts";
+import { runCli, selfSigned, withTempDir } from "./support.ts";
 
 Deno.test("client mode: groups 1-7, 9 and 10 run against clients, Autobahn's 301 cases", () => {
   const clientGroups = GROUPS.filter((g) => g.peers.includes("client")).map((g) => g.id);
@@ -245,4 +246,112 @@ Deno.test("client mode: the CLI's defaults and clashes", () => {
     () => parseCli(["--client", STRICT_CLIENT, "--protocol-only"]),
     /drop --protocol-only/,
   );
+});
+
+// ---- client mode over wss:// (--cert, --key) ----------------------------------------------
+
+/** A few cases over wss://: an echo, a ping, a close. */
+const WSS_CASES = ["1.1.1", "2.1", "7.1.1"];
+
+/**
+ * Runs WSS_CASES one after the other on a wss:// case server with a
+ * self-signed certificate, each against a connection of the embedded client
+ * started with `trust` (or none): each case's URL and verdict.
+ */
+async function embeddedOverWss(
+  trust: "trusted" | "untrusted",
+): Promise<{ url: URL; verdict: Verdict; run: CaseRun }[]> {
+  const results: { url: URL; verdict: Verdict; run: CaseRun }[] = [];
+  await withTempDir(async (dir) => {
+    const { cert, key } = await selfSigned(dir);
+    const cases = CLIENT_CASES.filter((c) => WSS_CASES.includes(c.id));
+    const server = startCaseServer({ cases, tls: { cert, key } });
+    let driver: ClientDriver | undefined;
+    try {
+      driver = embeddedClient(trust === "trusted" ? { trustedCert: cert } : {});
+      await driver.start();
+      for (const spec of cases) {
+        const expected = server.expect(spec.id, driver.agent!, 15_000);
+        const client = driver.connect(expected.url);
+        // A client that cannot connect (an untrusted certificate) ends its case at once.
+        const connection = Promise.race([
+          expected.connection.then((c) => c ?? { missing: "no client came" }),
+          client.done.then(() => ({ missing: "the client ended before it connected" })),
+        ]);
+        const run = await runClientCase(spec, { url: server.url, connection });
+        expected.end();
+        await client.stop();
+        results.push({ url: expected.url, verdict: judgeCase(spec, run).verdict, run });
+      }
+    } finally {
+      await driver?.stop();
+      await server.close();
+    }
+  });
+  return results;
+}
+
+Deno.test("client mode over wss://: the embedded client trusts the suite's certificate and passes", async () => {
+  const results = await embeddedOverWss("trusted");
+  assert.deepEqual(results.map((r) => r.run.spec.id), WSS_CASES);
+  for (const { url, verdict, run } of results) {
+    assert.equal(url.protocol, "wss:");
+    assert.match(url.href, /^wss:\/\/127\.0\.0\.1:\d+\/runCase\?casetuple=/);
+    assert.deepEqual([verdict.behavior, verdict.behaviorClose], ["OK", "OK"], run.spec.id);
+    assert.match(run.http.response ?? "", /^HTTP\/1\.1 101 /);
+  }
+});
+
+Deno.test("client mode over wss://: without the certificate, the embedded client cannot connect", async () => {
+  for (const { verdict, run } of await embeddedOverWss("untrusted")) {
+    assert.equal(verdict.behavior, "FAILED", run.spec.id);
+    assert.equal(run.http.response, undefined, run.spec.id);
+  }
+});
+
+Deno.test("client mode over wss://: --client CMD gets a wss:// {url} per case", async () => {
+  await withTempDir(async (dir) => {
+    const { certFile } = await selfSigned(dir);
+    // An echo client on Deno's WebSocket, trusting the certificate (Deno's own --cert), that
+    // notes each URL it was given.
+    const client = `${dir}/echo_client.ts`;
+    await Deno.writeTextFile(
+      client,
+      `await Deno.writeTextFile(${
+        JSON.stringify(`${dir}/urls`)
+      }, Deno.args[0] + "\\n", { append: true });
+const ws = new WebSocket(Deno.args[0]);
+ws.binaryType = "arraybuffer";
+ws.onmessage = (e) => ws.send(e.data);
+`,
+    );
+    const run = await runCli([
+      "--client",
+      `deno run -A --cert ${certFile} ${client} {url}`,
+      "--cert",
+      certFile,
+      "--key",
+      `${dir}/key.pem`,
+      "--agent",
+      "deno-wss",
+      "--cases",
+      WSS_CASES.join(","),
+      "--out",
+      `${dir}/out`,
+    ]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
+    const results = (await readIndex(`${dir}/out`))["deno-wss"];
+    assert.deepEqual(
+      Object.entries(results).map(([id, r]) => `${id} ${r.behavior}/${r.behaviorClose}`),
+      WSS_CASES.map((id) => `${id} OK/OK`),
+    );
+    const urls = (await Deno.readTextFile(`${dir}/urls`)).trim().split("\n").sort();
+    // Each case's URL, and maybe a probe's before the cases (a case's URL again).
+    assert.deepEqual(
+      [...new Set(urls.map((u) => new URL(u).searchParams.get("casetuple")))],
+      WSS_CASES,
+    );
+    for (const url of urls) assert.match(url, /^wss:\/\/127\.0\.0\.1:\d+\/runCase\?/);
+  });
 });
