@@ -4,12 +4,11 @@
  * alone, and the job limit goes down when the target falls behind: a case's
  * verdict must not depend on what the other cases make the target do.
  */
-import { type CaseSpec, unhandled } from "./case.ts";
-import { Opcode } from "./frame.ts";
-import { payloadLength } from "./payload.ts";
+import type { CaseSpec } from "./case.ts";
 import { peerNow } from "./clock.ts";
 import { releaseMemory } from "./memory.ts";
 import { type CaseRun, runCase, type SessionOptions } from "./session.ts";
+import { type MessageType, stepTraits } from "./steps.ts";
 
 export interface RunOptions<T> extends SessionOptions {
   /** Cases in flight at once, at most: fewer once the target falls behind. */
@@ -48,66 +47,21 @@ export interface RunOptions<T> extends SessionOptions {
 
 /** Payload bytes a case sends (a message echoed back costs about four times this). */
 export function caseBytes(spec: CaseSpec): number {
-  let total = 0;
-  for (const step of spec.steps) {
-    switch (step.kind) {
-      case "frame":
-        total += payloadLength(step.frame.payload);
-        break;
-      case "message":
-        total += payloadLength(step.message.payload);
-        break;
-      case "close":
-        break; // A control frame's few bytes: nothing to budget.
-      case "frameStart":
-        total += step.frameStart.length;
-        break;
-      case "frameData":
-        break; // Counted in its frameStart's length.
-      case "raw":
-        total += payloadLength(step.raw);
-        break;
-      case "roundTrips":
-        total += payloadLength(step.roundTrips.frame.payload);
-        break;
-      case "wait":
-      case "waitForEvents":
-      case "closeAfter":
-      case "failAfter":
-        break;
-      default:
-        unhandled(step);
-    }
-  }
-  return total;
+  return spec.steps.reduce((total, step) => total + stepTraits(step).payloadBytes, 0);
 }
 
-/** A rough duration estimate used only to order the work. */
-function estimate(spec: CaseSpec): number {
-  let waits = 0, roundTrips = 0;
+/**
+ * A rough duration estimate used only to order the work: the time of the
+ * other steps is in caseBytes, or in a timer that rarely runs out.
+ */
+export function estimate(spec: CaseSpec): number {
+  let pauses = 0, roundTrips = 0;
   for (const step of spec.steps) {
-    switch (step.kind) {
-      case "wait":
-        waits += step.wait;
-        break;
-      case "roundTrips":
-        roundTrips += step.roundTrips.count;
-        break;
-      case "frame":
-      case "message":
-      case "close":
-      case "frameStart":
-      case "frameData":
-      case "raw":
-      case "waitForEvents":
-      case "closeAfter":
-      case "failAfter":
-        break; // Their time is in caseBytes, or in a timer that rarely runs out.
-      default:
-        unhandled(step);
-    }
+    const traits = stepTraits(step);
+    pauses += traits.pause ?? 0;
+    roundTrips += traits.roundTrips ?? 0;
   }
-  return waits + caseBytes(spec) / 50e6 + roundTrips / 5000;
+  return pauses + caseBytes(spec) / 50e6 + roundTrips / 5000;
 }
 
 /**
@@ -162,28 +116,13 @@ class MemoryGate {
 const GATED_BYTES = 1024 * 1024;
 
 /** A case whose timers all allow 10 s or more, with no timed waits, is not sensitive to load. */
-function isPatient(spec: CaseSpec): boolean {
-  const timers = spec.steps.flatMap((step): number[] => {
-    switch (step.kind) {
-      case "wait":
-        return [0];
-      case "waitForEvents":
-        return [step.waitForEvents.within];
-      case "closeAfter":
-        return [step.closeAfter];
-      case "failAfter":
-        return [step.failAfter];
-      case "frame":
-      case "message":
-      case "close":
-      case "frameStart":
-      case "frameData":
-      case "raw":
-      case "roundTrips":
-        return [];
-      default:
-        return unhandled(step);
-    }
+export function isPatient(spec: CaseSpec): boolean {
+  const timers = spec.steps.flatMap((step) => {
+    const { pause, waitLimit, timer } = stepTraits(step);
+    // A timed wait counts as a timer allowing nothing: what follows it hangs on timing.
+    return pause !== undefined
+      ? [0]
+      : [waitLimit, timer].filter((seconds) => seconds !== undefined);
   });
   return timers.length > 0 && Math.min(...timers) >= 10;
 }
@@ -196,39 +135,8 @@ function isPatient(spec: CaseSpec): boolean {
 const HEAVY_BYTES = 1024 * 1024;
 
 /** The message types a case sends data of. */
-function sentTypes(spec: CaseSpec): Set<"text" | "binary"> {
-  const types = new Set<"text" | "binary">();
-  const add = (opcode: number) => {
-    if (opcode === Opcode.Text) types.add("text");
-    if (opcode === Opcode.Binary) types.add("binary");
-  };
-  for (const step of spec.steps) {
-    switch (step.kind) {
-      case "frame":
-        add(step.frame.opcode);
-        break;
-      case "message":
-        types.add(step.message.binary ? "binary" : "text");
-        break;
-      case "frameStart":
-        add(step.frameStart.opcode);
-        break;
-      case "roundTrips":
-        add(step.roundTrips.frame.opcode);
-        break;
-      case "close":
-      case "frameData":
-      case "raw": // Bytes the suite does not parse: no type of its own.
-      case "wait":
-      case "waitForEvents":
-      case "closeAfter":
-      case "failAfter":
-        break;
-      default:
-        unhandled(step);
-    }
-  }
-  return types;
+export function sentTypes(spec: CaseSpec): Set<MessageType> {
+  return new Set(spec.steps.flatMap((step) => stepTraits(step).sentType ?? []));
 }
 
 /**

@@ -21,6 +21,7 @@ const HARNESS_LAYERS: Record<string, Layer> = {
   "observation.ts": "core",
   "payload.ts": "core",
   "server_handshake.ts": "core",
+  "steps.ts": "core",
   "utf8.ts": "core",
   "case_server.ts": "session",
   "child.ts": "session",
