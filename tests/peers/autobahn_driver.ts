@@ -12,8 +12,7 @@
  * status). Exit status: 0 the driver ran every case and the reports were
  * updated, 1 it could not (one line on stderr says why), 2 bad usage.
  */
-import { parseArgs } from "node:util";
-import { type Flaw, FLAWS, runStrictClient } from "./strict_client.ts";
+import { type Flaw, FLAWS, parseClientCommand, runStrictClient } from "./strict_client.ts";
 
 export interface AutobahnDriverOptions {
   /** The agent name the cases and reports are kept under. */
@@ -111,36 +110,15 @@ export async function runAutobahnDriver(
 if (import.meta.main) {
   const usage = "usage: autobahn_driver.ts WS-URL --agent NAME [--flaw NAME]... [--timeout S]\n" +
     `flaws: ${FLAWS.join(", ")}`;
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        agent: { type: "string" },
-        flaw: { type: "string", multiple: true, default: [] },
-        timeout: { type: "string", default: "60" },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${usage}`);
-    Deno.exit(2);
-  }
-  const unknown = values.flaw.filter((flaw) => !(FLAWS as readonly string[]).includes(flaw));
-  const timeout = Number(values.timeout);
-  const url = positionals.length === 1 && URL.canParse(positionals[0])
-    ? new URL(positionals[0])
-    : undefined;
-  if (unknown.length > 0 || url?.protocol !== "ws:" || !values.agent || !(timeout > 0)) {
-    console.error(unknown.length > 0 ? `unknown flaw: ${unknown.join(", ")}\n${usage}` : usage);
+  const { url, flaws, timeoutMs, values } = parseClientCommand(Deno.args, usage, {
+    agent: { type: "string" },
+  });
+  if (!values.agent) {
+    console.error(usage);
     Deno.exit(2);
   }
   try {
-    const result = await runAutobahnDriver(url.href, {
-      agent: values.agent,
-      flaws: values.flaw as Flaw[],
-      timeoutMs: timeout * 1000,
-    });
+    const result = await runAutobahnDriver(url.href, { agent: values.agent, flaws, timeoutMs });
     for (const c of result.cases) {
       const ended = c.exitCode === 0 ? "closed" : `failed (${c.error})`;
       console.log(`case ${c.caseNumber}: ${ended}, ${c.behavior ?? "no status"}`);

@@ -12,7 +12,7 @@
  * line on stderr says why), 2 bad usage.
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 
 /** The flaws by what they break. */
 export const FLAW_FAMILIES = {
@@ -782,39 +782,60 @@ export async function runStrictClient(
   return await new StrictClient(parsed, options).run(options.timeoutMs ?? 60_000);
 }
 
-if (import.meta.main) {
-  const usage = "usage: strict_client.ts WS-URL [--flaw NAME]... [--protocol P]... " +
-    `[--origin O] [--timeout S]\nflaws: ${FLAWS.join(", ")}`;
-  let values, positionals;
+/**
+ * Reads the command line of a program that runs the strict client (this one,
+ * tests/peers/autobahn_driver.ts): one ws:// URL, `--flaw NAME`... and
+ * `--timeout S` (default 60), and the program's own `options` (parseArgs'
+ * form). On bad usage it prints the reason and `usage` on stderr and exits
+ * with status 2.
+ */
+export function parseClientCommand<T extends ParseArgsOptionsConfig>(
+  args: string[],
+  usage: string,
+  options: T,
+) {
+  let parsed;
   try {
-    ({ values, positionals } = parseArgs({
-      args: Deno.args,
+    parsed = parseArgs({
+      args,
       allowPositionals: true,
       options: {
+        ...options,
         flaw: { type: "string", multiple: true, default: [] },
-        protocol: { type: "string", multiple: true, default: [] },
-        origin: { type: "string" },
         timeout: { type: "string", default: "60" },
       },
-    }));
+    });
   } catch (error) {
     console.error(`${(error as Error).message}\n${usage}`);
     Deno.exit(2);
   }
-  const unknown = values.flaw.filter((flaw) => !(FLAWS as readonly string[]).includes(flaw));
-  const timeout = Number(values.timeout);
+  const { values, positionals } = parsed;
+  // parseArgs' types lose these two behind the program's options: they are as declared above.
+  const { flaw, timeout } = values as { flaw: string[]; timeout: string };
+  const seconds = Number(timeout);
+  const unknown = flaw.filter((name) => !(FLAWS as readonly string[]).includes(name));
   const url = positionals.length === 1 && URL.canParse(positionals[0])
     ? new URL(positionals[0])
     : undefined;
-  if (unknown.length > 0 || url?.protocol !== "ws:" || !(timeout > 0)) {
+  if (unknown.length > 0 || url?.protocol !== "ws:" || !(seconds > 0)) {
     console.error(unknown.length > 0 ? `unknown flaw: ${unknown.join(", ")}\n${usage}` : usage);
     Deno.exit(2);
   }
+  return { url, flaws: flaw as Flaw[], timeoutMs: seconds * 1000, values };
+}
+
+if (import.meta.main) {
+  const usage = "usage: strict_client.ts WS-URL [--flaw NAME]... [--protocol P]... " +
+    `[--origin O] [--timeout S]\nflaws: ${FLAWS.join(", ")}`;
+  const { url, flaws, timeoutMs, values } = parseClientCommand(Deno.args, usage, {
+    protocol: { type: "string", multiple: true, default: [] },
+    origin: { type: "string" },
+  });
   const result = await runStrictClient(url.href, {
-    flaws: values.flaw as Flaw[],
+    flaws,
     protocols: values.protocol.flatMap((list) => list.split(",")).map((p) => p.trim()),
     origin: values.origin,
-    timeoutMs: timeout * 1000,
+    timeoutMs,
   });
   if (result.error !== undefined) console.error(`strict_client: ${result.error}`);
   Deno.exit(result.exitCode);
