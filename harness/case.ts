@@ -134,6 +134,15 @@ export interface CloseExpectation {
    * did not detect the error at all (Autobahn's closedByWrongEndpointIsFatal).
    */
   wrongEndpointIsFatal?: boolean;
+  /**
+   * After the closing handshake the suite leaves TCP open `seconds` for the
+   * peer to close, then closes it itself. Absent: as its role does (§7.1.1): as
+   * the client it gives the server 1 s (SessionOptions.peerDropTimeoutMs), as
+   * the server it closes TCP at once. `peerFirst`: the level of the rule a peer
+   * breaks by closing TCP within that time (a client SHOULD leave it to the
+   * server); absent, it may.
+   */
+  tcpHold?: { seconds: number; peerFirst?: Level };
 }
 
 export interface Expectation {
@@ -141,6 +150,14 @@ export interface Expectation {
   ok: EventSpec[];
   /** Events (in order) for behaviour NON-STRICT. */
   nonStrict?: EventSpec[];
+  /**
+   * The case sends what `ok` answers, then a frame the peer must fail the connection
+   * on, in writes of their own: whether the peer answers the earlier frames before
+   * it fails depends on how its reads split the suite's bytes, and RFC 6455 ranks
+   * neither. When the peer ends the connection itself, any prefix of `ok` is then as
+   * right as `ok` (OK, the verdict saying which was seen).
+   */
+  mayFailBeforeAnswering?: boolean;
   close: CloseExpectation;
   /**
    * Default true: once the events match the expectation (and the suite is to
@@ -189,14 +206,16 @@ export interface HandshakeSpec {
 /**
  * Figures a case can report:
  * - `handshakeStatus`: the HTTP status the server answered the opening handshake with;
- * - `tcpCloseDelay`: how long the server took to close TCP after the closing handshake;
- * - `peerKeepalive`: the pings the server sent, and whether and when it closed;
+ * - `tcpCloseDelay`: how long the peer took to close TCP after the closing handshake;
+ * - `peerKeepalive`: the pings the peer sent, and whether and when it closed;
+ * - `peerClose`: whether and when the peer closed the connection, and with which code;
  * - `messageSizeLimit`: the largest message echoed and the smallest one refused.
  */
 export type Measurement =
   | "handshakeStatus"
   | "tcpCloseDelay"
   | "peerKeepalive"
+  | "peerClose"
   | "messageSizeLimit";
 
 /** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
@@ -234,6 +253,50 @@ export interface HandshakeExpectation {
   accepting?: Level;
 }
 
+/**
+ * How the suite, as the server, changes its answer to a client's opening
+ * handshake (client mode; server_handshake.ts serverResponse). `headers` work
+ * as a request's changes do (HandshakeSpec.headers): matched without regard to
+ * case, a string (or several, sent as repeated lines) replaces the header in
+ * place or adds it at the end, written with the name as given here; null
+ * removes it. In a value, `{accept}` stands for the right Sec-WebSocket-Accept
+ * and `{key}` for the client's key, so a case can double or misplace them.
+ */
+export interface ResponseChanges {
+  status?: number;
+  /** Default: the status's usual phrase, if server_handshake.ts knows it, else empty. */
+  reason?: string;
+  httpVersion?: string;
+  headers?: Record<string, string | string[] | null>;
+}
+
+/**
+ * Client mode: how the suite answers the client's opening handshake, and what
+ * the case judges of the client (§4.1):
+ * - "accept": the answer is one §4.1 lets the client accept: the connection
+ *   must open, which the echo the case's steps ask for shows;
+ * - "refuse": the answer fails a check of §4.1 the client MUST make: it must
+ *   fail the connection, so it never sends a data frame (no echo of the message
+ *   the steps send). Closing TCP, at once or after a close frame, or sending
+ *   nothing until the suite closes, are all the refusal;
+ * - "request": the answer is valid, and the case judges the client's request:
+ *   the problems found in it (server_handshake.ts checkClientRequest and
+ *   requestNotes) under `sections`, each at its level.
+ */
+export interface ClientHandshakeSpec {
+  judge: "accept" | "refuse" | "request";
+  /** Changes to the valid 101. */
+  response?: ResponseChanges;
+  /** Write the answer in pieces of this many bytes, each flushed (1: byte by byte). */
+  chop?: number;
+  /** Seconds between the pieces of a chopped answer, so they reach the client in reads of their own. */
+  pause?: number;
+  /** Frames sent in the same write as the answer, before any step. */
+  frames?: FrameFields[];
+  /** "request": the sections of §4.1 (as the problems name them) the case judges. */
+  sections?: string[];
+}
+
 export interface CaseSpec {
   /** Dotted id; Autobahn's where the case is Autobahn's. */
   id: string;
@@ -250,6 +313,8 @@ export interface CaseSpec {
   peers?: readonly PeerRole[];
   /** A handshake other than the valid one, and what the server must do with it. */
   handshake?: { request: HandshakeSpec; expect: HandshakeExpectation };
+  /** Client mode: the suite's answer to the client's handshake, and what is judged of it. */
+  clientHandshake?: ClientHandshakeSpec;
   steps: Step[];
   expect: Expectation;
   /** Where and why this case departs from Autobahn's. */

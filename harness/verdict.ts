@@ -37,8 +37,11 @@ export interface Verdict {
   result: string;
   /** Why `behaviorClose` is what it is. */
   resultClose: string;
-  /** Which expectation alternative the events matched, if any. */
-  matched?: "ok" | "nonStrict";
+  /**
+   * Which expectation alternative the events matched, if any; "okPrefix": a part of
+   * `ok`, the peer having failed the connection first (`mayFailBeforeAnswering`).
+   */
+  matched?: "ok" | "okPrefix" | "nonStrict";
 }
 
 /**
@@ -110,7 +113,7 @@ export function outcomeOf(
  * leaves the TCP close to the server is only preferred when the suite is the client.
  */
 export function judge(
-  spec: Pick<CaseSpec, "expect" | "handshake">,
+  spec: Pick<CaseSpec, "expect" | "handshake" | "clientHandshake">,
   expectedEvents: ExpectedEvents,
   observed: JudgeInput,
   suiteIsServer = false,
@@ -124,6 +127,11 @@ export function judge(
   const handshake = spec.handshake?.expect;
   if (handshake && handshake.outcome !== "accept") {
     judgeRefusal(v, handshake, observed.handshake);
+  }
+  const client = spec.clientHandshake;
+  if (close.opened && client?.judge === "refuse") judgeClientRefusal(v, received, close);
+  if (close.opened && client?.judge === "request") {
+    judgeRequest(v, client.sections ?? [], observed.handshake);
   }
   // A refusal with a fitting code is judged at the case's level, a wrong code at the refusal's.
   // A case that never got past a handshake it was not about did not run: no level softens that.
@@ -212,6 +220,46 @@ function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeOb
     return;
   }
   [v.behavior, v.result] = refusalStatus(status, expect.alsoRight ?? []);
+}
+
+/**
+ * Judges a client's answer to a 101 it MUST refuse (§4.1: it fails the
+ * connection): no data frame may come, so the echo of the suite's message
+ * fails it. How the client ended the connection is its own choice.
+ */
+function judgeClientRefusal(v: Verdict, received: ObservedEvent[], close: CloseObservation): void {
+  const messages = received.filter((e) => e.type === "message").length;
+  v.matched = undefined;
+  if (messages > 0) {
+    v.behavior = v.behaviorClose = "FAILED";
+    v.result = v.resultClose = `The client took the answer as an open connection: it sent ${
+      messages === 1 ? "a data message" : `${messages} data messages`
+    } (the echo of the suite's message), where it MUST fail the connection (§4.1).`;
+    return;
+  }
+  v.behavior = v.behaviorClose = "OK";
+  v.result = "The client refused the answer: it sent no data frame.";
+  v.resultClose = close.closedBySuite
+    ? "The client sent nothing until the suite closed the connection."
+    : close.remoteCloseFrame
+    ? "The client sent a close frame and the connection ended."
+    : "The client closed the TCP connection.";
+}
+
+/** Judges the client's request by the problems found in `sections`, the worst level deciding. */
+function judgeRequest(v: Verdict, sections: string[], hs?: HandshakeObservation): void {
+  const found = (hs?.request?.problems ?? []).filter((p) => sections.includes(p.section));
+  v.matched = undefined;
+  const worst = (["must", "should", "may"] as const).find((l) => found.some((p) => p.level === l));
+  if (worst === undefined) {
+    v.behavior = "OK";
+    v.result = `The client's request meets ${sections.join(", ")}.`;
+    return;
+  }
+  v.behavior = BROKEN[worst];
+  v.result = `The client's request: ${
+    found.map((p) => `${p.text} (${p.section}, ${p.level.toUpperCase()})`).join("; ")
+  }.`;
 }
 
 /** How a status weighs as the refusal of a malformed WebSocket handshake (§4.2.1). */
@@ -333,16 +381,33 @@ function judgeEvents(
     result: "The events observed differ from every expected sequence.",
     resultClose: "The TCP connection was dropped without a closing handshake.",
   };
-  if (sequenceMatches(received, expectedEvents.ok, true)) {
+  const { ok } = expectedEvents;
+  const partOfOk = expect.mayFailBeforeAnswering && received.length < ok.length &&
+    sequenceMatches(received, ok, false);
+  const answered = `${received.length} of the ${ok.length} events expected for what the ` +
+    "suite sent before the frame the peer must fail on";
+  if (sequenceMatches(received, ok, true)) {
     v.behavior = "OK";
     v.matched = "ok";
-    v.result = "The events observed match the expected sequence.";
+    v.result = expect.mayFailBeforeAnswering
+      ? "The events observed match the expected sequence: the peer answered what the suite " +
+        "sent before the frame it must fail on (failing before answering would be as right: " +
+        "RFC 6455 ranks neither)."
+      : "The events observed match the expected sequence.";
+  } else if (partOfOk && close.opened && !close.closedBySuite) {
+    v.behavior = "OK";
+    v.matched = "okPrefix";
+    v.result = `The peer failed the connection after ${answered}, as it may: its read ` +
+      "boundaries decide whether it answers first, and RFC 6455 ranks neither.";
   } else if (
     expectedEvents.nonStrict && sequenceMatches(received, expectedEvents.nonStrict, true)
   ) {
     v.behavior = "NON-STRICT";
     v.matched = "nonStrict";
     v.result = "The events observed match the sequence the RFC tolerates, not the preferred one.";
+  } else if (partOfOk) {
+    v.result = `The peer sent ${answered}, and did not fail the connection, which alone ` +
+      "would excuse the rest.";
   }
 
   if (!close.opened) {
@@ -389,6 +454,13 @@ function judgeEvents(
         expect.close.emptyReply,
         "The peer answered with an empty close frame, which cannot be told from a normal " +
           `close; ${expect.close.codes.join(" or ")} would say it found the error.`,
+      );
+    } else if (expect.close.tcpHold?.peerFirst && close.wasClean && !close.droppedBySuite) {
+      weighCloseCode(
+        v,
+        expect.close.tcpHold.peerFirst,
+        "The peer closed the TCP connection while the suite held it open: after the closing " +
+          "handshake the server closes TCP first, and a client SHOULD wait for it (§7.1.1).",
       );
     } else if (!suiteIsServer && close.droppedBySuite) {
       v.behaviorClose = "FAILED BY CLIENT";

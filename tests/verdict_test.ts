@@ -1,6 +1,7 @@
 /**
  * Verdict rules beyond Autobahn's (harness/verdict.ts): requirement levels,
- * refusals part-way, and cases that never opened. Pure: no sockets.
+ * refusals part-way, failing before answering, and cases that never opened.
+ * Pure: no sockets.
  *
  *   deno test tests/verdict_test.ts
  */
@@ -219,4 +220,62 @@ Deno.test("handshake refusals: any 4xx refuses, a 5xx or 3xx is NON-STRICT, a ve
   });
   assert.equal(`${invalid.behavior} / ${invalid.behaviorClose}`, "FAILED / FAILED");
   assert.match(invalid.result, /answered 101, and not a valid one \(Sec-WebSocket-Accept/);
+});
+
+Deno.test("mayFailBeforeAnswering: echoing before failing and failing first are both OK, and say which", () => {
+  const expect: Expectation = {
+    ok: [{ message: "Hello", binary: false }],
+    mayFailBeforeAnswering: true,
+    close: { by: "peer", codes: [1002], clean: false },
+  };
+  const hello: ObservedEvent = {
+    type: "message",
+    binary: false,
+    payload: new TextEncoder().encode("Hello"),
+  };
+  const peerFailed = closeObservation({
+    closedBySuite: false,
+    wasClean: false,
+    remoteCloseCode: 1002,
+  });
+  const run = (received: ObservedEvent[], close = peerFailed, e = expect) =>
+    judge({ expect: e }, { ok: [hello] }, { received, close });
+  const verdict = (v: ReturnType<typeof run>) => `${v.behavior} / ${v.behaviorClose}`;
+
+  const echoed = run([hello]);
+  assert.equal(verdict(echoed), "OK / OK");
+  assert.equal(echoed.matched, "ok");
+  assert.match(echoed.result, /answered what the suite sent before the frame it must fail on/);
+  const failedFirst = run([]);
+  assert.equal(verdict(failedFirst), "OK / OK");
+  assert.equal(failedFirst.matched, "okPrefix");
+  assert.match(failedFirst.result, /failed the connection after 0 of the 1 events expected/);
+  // Dropping TCP without a close frame is failing too.
+  const dropped = run([], closeObservation({ closedBySuite: false, wasClean: false }));
+  assert.equal(verdict(dropped), "OK / OK");
+
+  // Anything else is judged as before: a wrong echo, more than `ok`, or no failing at all.
+  const garbled = run([{ ...hello, payload: new TextEncoder().encode("Hellp") }]);
+  assert.equal(verdict(garbled), "FAILED / OK");
+  assert.equal(garbled.matched, undefined);
+  assert.equal(verdict(run([textMessage(5)])), "FAILED / OK");
+  const pong: ObservedEvent = { type: "pong", payload: new Uint8Array(0) };
+  assert.equal(verdict(run([hello, pong])), "FAILED / OK");
+  const suiteClosed = closeObservation({ closedBySuite: true, localCloseCode: 1001 });
+  const notFailing = run([], suiteClosed);
+  assert.equal(verdict(notFailing), "FAILED / FAILED");
+  assert.match(notFailing.result, /did not fail the connection, which alone would excuse/);
+  assert.equal(verdict(run([hello], suiteClosed)), "OK / FAILED");
+  // A wrong close code is still a wrong code, whichever outcome.
+  const normal = closeObservation({ closedBySuite: false, wasClean: true, remoteCloseCode: 1000 });
+  assert.equal(verdict(run([], normal)), "OK / WRONG CODE");
+
+  // Without the flag (Autobahn's cases sent in one write): failing first stays NON-STRICT.
+  const autobahn: Expectation = { ...expect, mayFailBeforeAnswering: undefined, nonStrict: [] };
+  const tolerated = judge({ expect: autobahn }, { ok: [hello], nonStrict: [] }, {
+    received: [],
+    close: peerFailed,
+  });
+  assert.equal(verdict(tolerated), "NON-STRICT / OK");
+  assert.equal(verdict(run([], peerFailed, { ...autobahn, nonStrict: undefined })), "FAILED / OK");
 });
