@@ -1,7 +1,7 @@
 /**
  * Findings: figures a case reports beside its verdicts, for what the RFC
- * leaves to the implementation (how fast the server closes TCP, whether it
- * pings an idle client, how big a message it takes). Pure: computed from the
+ * leaves to the implementation (how fast the peer closes TCP, whether it
+ * pings when idle, how big a message it takes). Pure: computed from the
  * times a session recorded and what it observed.
  */
 import type { CaseSpec, Measurement } from "./case.ts";
@@ -23,8 +23,13 @@ export interface Finding {
 /** What measure() needs of a finished case. */
 export type Measured = Pick<
   Observation,
-  "timeline" | "received" | "close" | "handshake" | "peerDropTimeoutMs"
+  "timeline" | "received" | "close" | "handshake" | "peerDropTimeoutMs" | "suiteRole"
 >;
+
+/** What the findings call the peer: the suite as the server tests a client. */
+function peerName(m: Pick<Measured, "suiteRole">): "client" | "server" {
+  return m.suiteRole === "server" ? "client" : "server";
+}
 
 /**
  * The findings a case asks for (its `measure` list). Past the handshake
@@ -40,6 +45,8 @@ export function measure(spec: Pick<CaseSpec, "measure" | "steps">, m: Measured):
       ? [tcpCloseDelay(m)]
       : what === "peerKeepalive"
       ? peerKeepalive(m)
+      : what === "peerClose"
+      ? [peerClose("peerClose", m)]
       : [messageSizeLimit(spec, m)]
   );
 }
@@ -54,7 +61,8 @@ function handshakeStatus({ handshake, close }: Measured): Finding {
   return { name: "handshakeStatus", value: status ?? null, text };
 }
 
-function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Finding {
+function tcpCloseDelay(m: Measured): Finding {
+  const { timeline, close, peerDropTimeoutMs } = m;
   const name = "tcpCloseDelay";
   const done = timeline.closeHandshakeDone;
   if (done === undefined) {
@@ -69,7 +77,7 @@ function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Findin
       name,
       value: null,
       unit: "ms",
-      text: `The server did not close TCP within ${peerDropTimeoutMs} ms of the closing ` +
+      text: `The ${peerName(m)} did not close TCP within ${peerDropTimeoutMs} ms of the closing ` +
         "handshake; the suite closed it.",
     };
   }
@@ -78,36 +86,49 @@ function tcpCloseDelay({ timeline, close, peerDropTimeoutMs }: Measured): Findin
     name,
     value: delay,
     unit: "ms",
-    text: `The server closed TCP ${delay} ms after the closing handshake.`,
+    text: `The ${peerName(m)} closed TCP ${delay} ms after the closing handshake.`,
   };
 }
 
-function peerKeepalive({ timeline, close }: Measured): Finding[] {
+function peerKeepalive(m: Measured): Finding[] {
+  const { timeline } = m;
+  const peer = peerName(m);
   const pings = timeline.peerPings.map(Math.round);
   const count = pings.length + (timeline.peerPingsNotKept ?? 0);
   const gaps = pings.slice(1).map((t, i) => t - pings[i]);
   const pingText = pings.length === 0
-    ? "The server sent no ping."
-    : `The server sent ${count} ping${count > 1 ? "s" : ""}, the first ${
+    ? `The ${peer} sent no ping.`
+    : `The ${peer} sent ${count} ping${count > 1 ? "s" : ""}, the first ${
       pings[0]
     } ms after the handshake${
       gaps.length ? `, then every ${Math.round(gaps.reduce((a, b) => a + b) / gaps.length)} ms` : ""
     }.`;
-  const closedAt = timeline.peerCloseFrame ?? timeline.peerClosedTcp;
-  const closedByPeer = !close.closedBySuite && closedAt !== undefined;
   return [
     { name: "peerPings", value: count, unit: "pings", text: pingText },
-    {
-      name: "peerIdleClose",
-      value: closedByPeer ? Math.round(closedAt) : null,
-      unit: "ms",
-      text: closedByPeer
-        ? `The server closed the connection ${Math.round(closedAt)} ms after the handshake${
-          close.remoteCloseCode !== undefined ? ` (close code ${close.remoteCloseCode})` : ""
-        }.`
-        : "The server kept the connection open until the suite closed it.",
-    },
+    peerClose("peerIdleClose", m),
   ];
+}
+
+/** Whether and when the peer closed the connection (a close frame, or TCP), and its code. */
+function peerClose(name: string, m: Measured): Finding {
+  const { timeline, close } = m;
+  const closedAt = timeline.peerCloseFrame ?? timeline.peerClosedTcp;
+  const closedByPeer = !close.closedBySuite && closedAt !== undefined;
+  const how = close.remoteCloseCode !== undefined
+    ? ` (close code ${close.remoteCloseCode})`
+    : timeline.peerCloseFrame === undefined
+    ? " (TCP, with no close frame)"
+    : "";
+  return {
+    name,
+    value: closedByPeer ? Math.round(closedAt) : null,
+    unit: "ms",
+    text: closedByPeer
+      ? `The ${peerName(m)} closed the connection ${
+        Math.round(closedAt)
+      } ms after the handshake${how}.`
+      : `The ${peerName(m)} kept the connection open until the suite closed it.`,
+  };
 }
 
 /**
@@ -136,8 +157,8 @@ function messageSizeLimit(spec: Pick<CaseSpec, "steps">, m: Measured): Finding {
   const how = m.close.closedBySuite
     ? `the ${next} message was not echoed before the suite closed the connection`
     : m.timeline.peerCloseFrame === undefined
-    ? `the server dropped the connection on the ${next} message, with no close frame`
-    : `the server closed the connection on the ${next} message${
+    ? `the ${peerName(m)} dropped the connection on the ${next} message, with no close frame`
+    : `the ${peerName(m)} closed the connection on the ${next} message${
       code !== undefined ? ` with close code ${code}` : " without a close code"
     }`;
   return { name: "messageSizeLimit", value: largest, unit: "bytes", text: `${upTo}; ${how}.` };

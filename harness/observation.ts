@@ -6,6 +6,7 @@
 import type { Level } from "./case.ts";
 import type { Role } from "./endpoint.ts";
 import type { ObservedEvent } from "./payload.ts";
+import type { RequestProblem } from "./server_handshake.ts";
 
 /** How the connection ended, from the suite's side. */
 export interface CloseObservation {
@@ -42,6 +43,11 @@ export interface HandshakeObservation {
   versions: string[];
   /** Why the response does not establish a connection, when it does not. */
   problems: string[];
+  /**
+   * Client mode: what is wrong with the client's request, or left open by it
+   * (checkClientRequest and requestNotes), each at its level; absent when no request came.
+   */
+  request?: { problems: RequestProblem[] };
 }
 
 /** A rule the server broke in what it sent, found by the checks every case makes. */
@@ -84,7 +90,7 @@ export interface Observation {
   handshake: HandshakeObservation;
   violations: Violation[];
   timeline: Timeline;
-  /** How long the suite waited for the server to close TCP (what tcpCloseDelay is measured against). */
+  /** How long the suite waited for the peer to close TCP (what tcpCloseDelay is measured against). */
   peerDropTimeoutMs: number;
   /**
    * The suite's role: absent or "client" against a server; "server" in client

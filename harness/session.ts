@@ -52,6 +52,7 @@ import {
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { peerNow, peerTimeout, type PeerTimer } from "./clock.ts";
 import { Utf8Validator } from "./utf8.ts";
+import { stepTraits } from "./steps.ts";
 import {
   type CloseObservation,
   FAIL_TIMER_CODE,
@@ -61,7 +62,7 @@ import {
   type Timeline,
   type Violation,
 } from "./observation.ts";
-import { checkClientRequest, serverResponse } from "./server_handshake.ts";
+import { checkClientRequest, requestNotes, serverResponse } from "./server_handshake.ts";
 import { WireLog } from "./wirelog.ts";
 
 export interface SessionOptions {
@@ -165,32 +166,12 @@ const utf8 = new TextDecoder();
 /** Seconds a case may take at most, derived from its steps when it does not say. */
 export function caseBound(spec: CaseSpec, options: SessionOptions): number {
   if (spec.timeout) return spec.timeout;
+  // Steps that send go at once: the waits and the timers bound what follows.
   let waits = 0, timers = 0;
   for (const step of spec.steps) {
-    switch (step.kind) {
-      case "wait":
-        waits += step.wait;
-        break;
-      case "waitForEvents":
-        waits += step.waitForEvents.within;
-        break;
-      case "closeAfter":
-        timers = Math.max(timers, waits + step.closeAfter);
-        break;
-      case "failAfter":
-        timers = Math.max(timers, waits + step.failAfter);
-        break;
-      case "frame":
-      case "message":
-      case "close":
-      case "frameStart":
-      case "frameData":
-      case "raw":
-      case "roundTrips":
-        break; // Sent at once: the timers bound what follows.
-      default:
-        unhandled(step);
-    }
+    const { pause, waitLimit, timer } = stepTraits(step);
+    waits += (pause ?? 0) + (waitLimit ?? 0);
+    if (timer !== undefined) timers = Math.max(timers, waits + timer);
   }
   const closing = ((options.closeTimeoutMs ?? 1000) + (options.peerDropTimeoutMs ?? 1000)) / 1000;
   return Math.max(waits, timers) + closing + 2;
@@ -377,7 +358,7 @@ class CaseSession {
       handshake: this.handshake,
       violations: this.violations,
       timeline: this.timeline,
-      peerDropTimeoutMs: this.options.peerDropTimeoutMs,
+      peerDropTimeoutMs: this.#peerDropWaitMs,
       suiteRole: this.role,
       http: this.http,
       serverHeader: this.serverHeader,
@@ -503,14 +484,29 @@ class CaseSession {
     }
     this.http.request = latin1.decode(accepted.head.subarray(0, parsed.head.length));
     const { offer, problems } = checkClientRequest(parsed.head);
-    // Recorded for the report: the cases judge what follows the handshake.
+    // Recorded for the report; the cases about the request (clientHandshake) judge them.
     this.handshake.problems = problems.map((p) => `${p.section}: ${p.text}`);
-    const response = await serverResponse({ key: offer.key ?? "" });
+    this.handshake.request = { problems: [...problems, ...requestNotes(offer)] };
+    const answer = this.spec.clientHandshake;
+    const response = await serverResponse({ key: offer.key ?? "", changes: answer?.response });
     this.http.response = latin1.decode(response);
     // Frames the client sent after its request wait for the 101 to be sent.
     this.#endpoint.receiveData(accepted.head.slice(parsed.head.length));
     transport.onData = (chunk) => this.#endpoint.receiveData(chunk);
-    transport.send(response);
+    const frames = answer?.frames?.length
+      ? this.#encodeFrames(
+        answer.frames.map((f) => ({ fields: f, payload: this.payloads.resolve(f.payload) })),
+      )
+      : undefined;
+    const bytes = frames ? concat([response, frames]) : response;
+    if (answer?.pause && answer.chop) {
+      for (let at = 0; at < bytes.length; at += answer.chop) {
+        if (at > 0) await this.#sleep(answer.pause * 1000);
+        transport.send(bytes.subarray(at, at + answer.chop), { sync: true });
+      }
+    } else {
+      transport.send(bytes, { chop: answer?.chop });
+    }
     this.#opened(transport, closedAfterHead);
     return true;
   }
@@ -899,24 +895,37 @@ class CaseSession {
 
   /**
    * After the closing handshake the server closes TCP (§7.1.1): the suite as
-   * the server does once its close frame is out; as the client, it gives the
+   * the server does once its close frame is out, unless the case holds TCP
+   * open for the client to close (tcpHold); as the client, it gives the
    * server a bounded time.
    */
   #awaitPeerDrop(): void {
     this.timeline.closeHandshakeDone = this.#sinceOpen();
-    if (this.#endpoint.shouldCloseTcp) {
+    const holding = this.spec.expect.close.tcpHold !== undefined;
+    if (this.#endpoint.shouldCloseTcp && !holding) {
       this.#after(this.options.closeTimeoutMs, () => this.#drop());
       this.#transport!.drained().then(() => this.#drop());
       return;
     }
-    this.#after(this.options.peerDropTimeoutMs, () => {
+    this.#after(this.#peerDropWaitMs, () => {
       if (this.#state === "closed") return;
-      this.close.wasClean = false;
-      this.close.peerDropTimeout = true;
-      this.close.notCleanReason =
-        "the server did not close the TCP connection in time after the closing handshake";
+      if (this.role === "server") {
+        // A client may keep TCP open for the server to close: that is no unclean close.
+        this.log.note(`the client left TCP open for ${this.#peerDropWaitMs} ms`);
+      } else {
+        this.close.wasClean = false;
+        this.close.peerDropTimeout = true;
+        this.close.notCleanReason =
+          "the server did not close the TCP connection in time after the closing handshake";
+      }
       this.#drop();
     });
+  }
+
+  /** How long the suite leaves TCP open for the peer after the closing handshake. */
+  get #peerDropWaitMs(): number {
+    const hold = this.spec.expect.close.tcpHold;
+    return hold ? hold.seconds * 1000 : this.options.peerDropTimeoutMs;
   }
 
   // ---- an echo that is not coming ----------------------------------------
@@ -952,7 +961,9 @@ class CaseSession {
       if (stopped || this.#state !== "open") return;
       const now = peerNow();
       const limit = this.#echoSilenceLimit();
-      if (limit === undefined || this.#transport!.writing) quietSince = now;
+      // A peer known not to echo may not read either: the suite's write would never end.
+      const mayEcho = limit !== ECHO_SILENCE_UNECHOED_MS;
+      if (limit === undefined || (this.#transport!.writing && mayEcho)) quietSince = now;
       if (limit === undefined || now - Math.max(quietSince, this.#lastDataHeard) < limit) {
         this.#after(ECHO_SILENCE_POLL_MS, check);
         return;

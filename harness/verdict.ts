@@ -133,6 +133,10 @@ export function judge(
   if (close.opened && client?.judge === "request") {
     judgeRequest(v, client.sections ?? [], observed.handshake);
   }
+  if (client?.judge === "accept" && close.opened && !close.closedBySuite && !received.length) {
+    v.result = "The client failed the connection on an answer that passes the checks of §4.1, " +
+      "by which it MUST validate the response: the connection is established.";
+  }
   // A refusal with a fitting code is judged at the case's level, a wrong code at the refusal's.
   // A case that never got past a handshake it was not about did not run: no level softens that.
   const level = !close.opened && !spec.handshake

@@ -30,9 +30,13 @@ import { group as framing } from "../fixtures/g01_framing.ts";
 import { group as close } from "../fixtures/g07_close.ts";
 import { group as masking } from "../fixtures/g08_masking.ts";
 import { group as closeLimits } from "../fixtures/g11_close_limits.ts";
+import { peersOf } from "../fixtures/mod.ts";
 import { type Flaw, FLAW_FAMILIES, FLAWS, startStrictServer } from "./peers/strict_server.ts";
 
-const CASES: readonly CaseSpec[] = [...masking.cases, ...closeLimits.cases];
+/** The groups' server cases (their client cases: tests/g08_g11_client_test.ts). */
+const CASES: readonly CaseSpec[] = [masking, closeLimits].flatMap((group) =>
+  group.cases.filter((c) => peersOf(group, c).includes("server"))
+);
 const IDS = CASES.map((c) => c.id);
 const MiB = 1024 * 1024;
 /** The size probe (11.6.1) is over any budget and runs alone; the rest fits many times over. */

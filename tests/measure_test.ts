@@ -108,6 +108,42 @@ Deno.test("peerKeepalive: pings with their times, and whether the server closed"
   );
 });
 
+Deno.test("peerClose, and the findings against a client: whether, when and how the peer closed", () => {
+  const spec: Pick<CaseSpec, "steps" | "measure"> = { steps: [], measure: ["peerClose"] };
+  const client = { suiteRole: "server" } as const;
+  const byPeer = closeObservation({ closedBySuite: false, wasClean: false });
+  const [coded] = measure(
+    spec,
+    measured(
+      { peerCloseFrame: 12.4 },
+      { ...client, close: { ...byPeer, remoteCloseFrame: true, remoteCloseCode: 1009 } },
+    ),
+  );
+  assert.deepEqual(coded, {
+    name: "peerClose",
+    value: 12,
+    unit: "ms",
+    text: "The client closed the connection 12 ms after the handshake (close code 1009).",
+  });
+  const [dropped] = measure(spec, measured({ peerClosedTcp: 7 }, { ...client, close: byPeer }));
+  assert.equal(
+    dropped.text,
+    "The client closed the connection 7 ms after the handshake (TCP, with no close frame).",
+  );
+  const [kept] = measure(spec, measured({}, client));
+  assert.equal(kept.value, null);
+  assert.equal(kept.text, "The client kept the connection open until the suite closed it.");
+  // Every finding names the peer by what it is.
+  const [held] = measure(
+    { steps: [], measure: ["tcpCloseDelay"] },
+    measured({ closeHandshakeDone: 10, peerClosedTcp: 2010 }, {
+      ...client,
+      peerDropTimeoutMs: 10_000,
+    }),
+  );
+  assert.equal(held.text, "The client closed TCP 2000 ms after the closing handshake.");
+});
+
 Deno.test("messageSizeLimit: the largest echo and how the next message ended", () => {
   const spec: Pick<CaseSpec, "steps" | "measure"> = {
     steps: [1, 2, 4].map((n): Step => ({

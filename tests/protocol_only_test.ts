@@ -7,7 +7,7 @@ import { runCli, withTempDir } from "./support.ts";
  */
 
 import assert from "node:assert/strict";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { SERVER_CASES } from "../fixtures/mod.ts";
 import { NOT_RUN_REASON, USAGE } from "../harness/cli.ts";
 import { compareIds } from "../harness/case.ts";
 import { caseReportName, type IndexJson } from "../harness/report.ts";
@@ -37,15 +37,15 @@ function startNonEchoServer(): { url: string; close: () => Promise<void> } {
 }
 
 const WARNING = /does not echo messages.*cases that need an echo will fail.*--protocol-only/;
-const ECHO_CASES = ALL_CASES.filter(needsEcho);
-const PROTOCOL_CASES = ALL_CASES.filter((c) => !needsEcho(c));
+const ECHO_CASES = SERVER_CASES.filter(needsEcho);
+const PROTOCOL_CASES = SERVER_CASES.filter((c) => !needsEcho(c));
 
 Deno.test("needsEcho: a message in the expectation, or round trips", () => {
-  const byId = new Map(ALL_CASES.map((c) => [c.id, c]));
+  const byId = new Map(SERVER_CASES.map((c) => [c.id, c]));
   assert.equal(needsEcho(byId.get("1.1.1")!), true, "an echoed text message");
   assert.equal(needsEcho(byId.get("2.1")!), false, "a ping answered by a pong");
   assert.equal(needsEcho(byId.get("7.1.1")!), true, "a message echoed before the close");
-  for (const c of ALL_CASES.filter((c) => c.steps.some((s) => s.kind === "roundTrips"))) {
+  for (const c of SERVER_CASES.filter((c) => c.steps.some((s) => s.kind === "roundTrips"))) {
     assert.equal(needsEcho(c), true, c.id);
   }
   // The suite has cases on both sides.
@@ -80,7 +80,7 @@ Deno.test("--protocol-only: a non-echo server gets only the cases that need no e
         PROTOCOL_CASES.map((c) => c.id).sort(),
         "exactly the cases that need no echo ran",
       );
-      const byId = new Map(ALL_CASES.map((c) => [c.id, c]));
+      const byId = new Map(SERVER_CASES.map((c) => [c.id, c]));
       for (const [id, entry] of Object.entries(ran)) {
         const spec = byId.get(id)!;
         // No verdict can rest on a missing echo: nothing run expects a message.
@@ -107,19 +107,19 @@ Deno.test("--protocol-only: a non-echo server gets only the cases that need no e
       assert.match(
         xml,
         new RegExp(
-          `<testsuites [^>]*tests="${ALL_CASES.length}"[^>]*skipped="${ECHO_CASES.length}"`,
+          `<testsuites [^>]*tests="${SERVER_CASES.length}"[^>]*skipped="${ECHO_CASES.length}"`,
         ),
       );
       assert.match(
         xml,
         new RegExp(
-          `<testsuite [^>]*tests="${ALL_CASES.length}"[^>]*skipped="${ECHO_CASES.length}"`,
+          `<testsuite [^>]*tests="${SERVER_CASES.length}"[^>]*skipped="${ECHO_CASES.length}"`,
         ),
       );
-      assert.equal([...xml.matchAll(/<testcase /g)].length, ALL_CASES.length);
+      assert.equal([...xml.matchAll(/<testcase /g)].length, SERVER_CASES.length);
       // In id order, the skipped among the run.
       const ids = [...xml.matchAll(/<testcase [^>]*name="(\S+) /g)].map((m) => m[1]);
-      assert.deepEqual(ids, ALL_CASES.map((c) => c.id).sort(compareIds));
+      assert.deepEqual(ids, SERVER_CASES.map((c) => c.id).sort(compareIds));
     });
   } finally {
     await server.close();
@@ -201,7 +201,7 @@ Deno.test("--protocol-only with --cases/--exclude, --spec and a baseline", async
         assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
         const index: IndexJson = JSON.parse(await Deno.readTextFile(`${dir}/index.json`));
         const ids = Object.keys(Object.values(index)[0]);
-        const expected = ALL_CASES.filter((c) => c.id.startsWith("2.") && c.id !== "2.2")
+        const expected = SERVER_CASES.filter((c) => c.id.startsWith("2.") && c.id !== "2.2")
           .map((c) => c.id);
         assert.deepEqual(ids.sort(), expected.sort());
         assert.match(result.stdout, /^1 cases not run \(need an echo; --protocol-only\)$/m);
@@ -299,7 +299,7 @@ Deno.test("--protocol-only: a message the server sends on its own is shown, not 
   try {
     // Without the option, the greeting is the first event and decides every case.
     for (const id of ids) {
-      const spec = ALL_CASES.find((c) => c.id === id)!;
+      const spec = SERVER_CASES.find((c) => c.id === id)!;
       const run = await runAndJudgeCase(spec, { url: new URL(server.url) });
       assert.equal(run.verdict.behavior, "FAILED", `${id}: ${run.verdict.result}`);
       assert.equal(run.unsolicited.length, 0);

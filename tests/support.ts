@@ -5,6 +5,16 @@ import { type CliIo, main } from "../harness/cli.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import type { Behavior, CloseBehavior, CloseObservation } from "../harness/verdict.ts";
 import type { StrictServerOptions } from "./peers/strict_server.ts";
+import { CLIENT_CASES } from "../fixtures/mod.ts";
+import { startCaseServer } from "../harness/case_server.ts";
+import { type CaseRun, runClientCase } from "../harness/session.ts";
+import { judgeCase, type Verdict } from "../harness/verdict.ts";
+import type { Finding } from "../harness/measure.ts";
+import {
+  runStrictClient,
+  type StrictClientOptions,
+  type StrictClientResult,
+} from "./peers/strict_client.ts";
 
 /** The two verdicts a case must get. */
 export interface Expected {
@@ -173,4 +183,42 @@ console.log(startStrictServer(${JSON.stringify(options)}).url);`;
   });
   assert.match(child.line, /^ws:\/\/127\.0\.0\.1:\d+\/$/, "the strict server binds 127.0.0.1 only");
   return { url: new URL(child.line), close: child.stop };
+}
+
+/** A client case run against the strict client: what the suite saw, judged, and the client's end. */
+export interface ClientCaseResult {
+  run: CaseRun;
+  verdict: Verdict;
+  findings: Finding[];
+  client: StrictClientResult;
+}
+
+/**
+ * Runs client cases one after the other through runClientCase, each against
+ * the strict client (in this process) with `client`'s flaws and options, on a
+ * case server's connections.
+ */
+export async function againstStrictClient(
+  ids: readonly string[],
+  client: StrictClientOptions = {},
+): Promise<Map<string, ClientCaseResult>> {
+  const cases = CLIENT_CASES.filter((c) => ids.includes(c.id));
+  assert.equal(cases.length, ids.length);
+  const server = startCaseServer({ cases });
+  const results = new Map<string, ClientCaseResult>();
+  try {
+    for (const spec of cases) {
+      const expected = server.expect(spec.id, "strict", 10_000);
+      const ended = runStrictClient(expected.url.href, { timeoutMs: 20_000, ...client });
+      const run = await runClientCase(spec, {
+        url: server.url,
+        connection: expected.connection.then((c) => c ?? { missing: "no client came" }),
+      });
+      expected.end();
+      results.set(spec.id, { run, ...judgeCase(spec, run), client: await ended });
+    }
+  } finally {
+    await server.close();
+  }
+  return results;
 }

@@ -279,3 +279,32 @@ Deno.test("mayFailBeforeAnswering: echoing before failing and failing first are 
   assert.equal(verdict(tolerated), "NON-STRICT / OK");
   assert.equal(verdict(run([], peerFailed, { ...autobahn, nonStrict: undefined })), "FAILED / OK");
 });
+
+Deno.test("tcpHold: a client closing TCP while the suite holds it open breaks the case's peerFirst level", () => {
+  const expect: Expectation = {
+    ok: [],
+    close: {
+      by: "suite",
+      codes: [1000],
+      clean: true,
+      tcpHold: { seconds: 1, peerFirst: "should" },
+    },
+    level: "should",
+  };
+  const run = (close: CloseObservation) =>
+    judge({ expect }, { ok: [] }, { received: [], close }, true);
+  // The client left the TCP close to the suite, which closed it once the hold was over.
+  const waited = run(closeObservation({ droppedBySuite: true, remoteCloseCode: 1000 }));
+  assert.deepEqual([waited.behavior, waited.behaviorClose], ["OK", "OK"]);
+  // It closed TCP itself first: a SHOULD broken.
+  const first = run(closeObservation({ remoteCloseCode: 1000 }));
+  assert.deepEqual([first.behavior, first.behaviorClose], ["NON-STRICT", "INFORMATIONAL"]);
+  assert.match(first.resultClose, /SHOULD wait for it \(§7\.1\.1\)/);
+  // Without peerFirst, closing first is the client's right.
+  const free: Expectation = { ...expect, close: { ...expect.close, tcpHold: { seconds: 1 } } };
+  const allowed = judge({ expect: free }, { ok: [] }, {
+    received: [],
+    close: closeObservation({ remoteCloseCode: 1000 }),
+  }, true);
+  assert.deepEqual([allowed.behavior, allowed.behaviorClose], ["OK", "OK"]);
+});

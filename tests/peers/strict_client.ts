@@ -25,6 +25,16 @@ export const FLAW_FAMILIES = {
     "no-accept-check",
     "accept-unoffered-protocol",
     "accept-unoffered-extension",
+    "http-1.0",
+    "no-host",
+    "no-upgrade-header",
+    "key-not-base64",
+    "case-sensitive-names",
+    "exact-token-case",
+    "connection-exact",
+    "reject-extra-headers",
+    "refuse-split-response",
+    "drop-bytes-after-head",
   ],
   /** The frames the client sends (§5.1-§5.3). */
   clientOutput: [
@@ -35,7 +45,12 @@ export const FLAW_FAMILIES = {
     "rsv1",
   ],
   /** The frames the client receives (§5.1, §5.5.2, §8.1). */
-  serverInput: ["accept-masked-frames", "no-pong", "accept-invalid-utf8"],
+  serverInput: [
+    "accept-masked-frames",
+    "header-needs-one-read",
+    "no-pong",
+    "accept-invalid-utf8",
+  ],
   /** Rules Autobahn's groups 1-7 and 9 check, as a server's flaws of the same names do. */
   autobahn: [
     "truncate-long-echo",
@@ -55,10 +70,13 @@ export const FLAW_FAMILIES = {
   /** Closing (§5.5.1, §7.1.1, §7.4). */
   close: [
     "close-code-1005",
+    "close-code-1006",
     "refuse-1012-1014",
+    "accept-invalid-close-reason",
     "data-after-close",
     "no-close-reply",
     "close-tcp-first",
+    "keep-tcp-open",
   ],
 } as const;
 
@@ -73,6 +91,12 @@ export interface StrictClientOptions {
   protocols?: string[];
   /** The Origin header to send; default none (a non-browser client, §4.1 item 8). */
   origin?: string;
+  /**
+   * How it fails a connection whose handshake response it refuses (§4.1):
+   * "closing" TCP at once (default), or "waiting" for the server to close it,
+   * ignoring what comes; the suite takes both as the refusal.
+   */
+  refuseBy?: "closing" | "waiting";
   /** The bound of the whole run, handshake to TCP close, in ms (default 60 s). */
   timeoutMs?: number;
   /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
@@ -254,8 +278,22 @@ interface Response {
   headers: [name: string, value: string][];
 }
 
-/** Parses a response head (without its final CRLF CRLF); a string says why it is malformed. */
-function parseResponse(head: string): Response | string {
+/** Header names as RFC 6455 writes them (flaw case-sensitive-names knows only these). */
+const RFC_NAMES = [
+  "Upgrade",
+  "Connection",
+  "Sec-WebSocket-Accept",
+  "Sec-WebSocket-Protocol",
+  "Sec-WebSocket-Extensions",
+];
+
+/**
+ * Parses a response head (without its final CRLF CRLF); a string says why it
+ * is malformed. `rfcNamesOnly` (flaw case-sensitive-names): header names are
+ * case-insensitive (RFC 7230 §3.2), and a line with a name written otherwise is
+ * dropped.
+ */
+function parseResponse(head: string, rfcNamesOnly: boolean): Response | string {
   const [statusLine, ...lines] = head.split("\r\n");
   const status = /^HTTP\/1\.1 (\d{3})(?: |$)/.exec(statusLine);
   if (!status) return `malformed status line ${JSON.stringify(statusLine)}`;
@@ -263,6 +301,7 @@ function parseResponse(head: string): Response | string {
   for (const line of lines) {
     const field = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/.exec(line);
     if (!field) return `malformed header line ${JSON.stringify(line)}`;
+    if (rfcNamesOnly && !RFC_NAMES.includes(field[1])) continue;
     headers.push([field[1].toLowerCase(), field[2]]);
   }
   return { status: Number(status[1]), headers };
@@ -314,6 +353,7 @@ class StrictClient {
   #flaws: ReadonlySet<Flaw>;
   #protocols: readonly string[];
   #origin: string | undefined;
+  #refuseBy: "closing" | "waiting";
   #maxMessage: number;
   #conn!: Deno.TcpConn;
   #state: State = "connecting";
@@ -339,6 +379,7 @@ class StrictClient {
     this.#flaws = new Set(options.flaws ?? []);
     this.#protocols = [...(options.protocols ?? [])];
     this.#origin = options.origin;
+    this.#refuseBy = options.refuseBy ?? "closing";
     this.#maxMessage = options.maxMessage ?? 64 * MiB;
     this.#ended = new Promise((resolve) => this.#resolveEnded = resolve);
   }
@@ -468,8 +509,14 @@ class StrictClient {
     this.#message = undefined;
     // Flaw drop-on-error: a close frame should come first (§7.1.7).
     if (this.#has("drop-on-error")) return this.#closeTcp();
-    // Flaw close-code-1000-on-error: 1000 says all went well (§7.4.1).
-    await this.#sendClose(this.#has("close-code-1000-on-error") ? 1000 : code);
+    // Flaw close-code-1000-on-error: 1000 says all went well; flaw close-code-1006: 1006
+    // only reports a connection lost without a close frame, and is never sent (§7.4.1).
+    const sent = this.#has("close-code-1000-on-error")
+      ? 1000
+      : this.#has("close-code-1006")
+      ? 1006
+      : code;
+    await this.#sendClose(sent);
     this.#awaitTcpClose();
   }
 
@@ -477,12 +524,20 @@ class StrictClient {
 
   #request(): string {
     const bytes = crypto.getRandomValues(new Uint8Array(16));
-    this.#key = this.#has("fixed-key") ? FIXED_KEY : bytes.toBase64();
+    // Flaw key-not-base64: the key is 16 bytes in base64 (§4.1 item 7); hex is not.
+    this.#key = this.#has("fixed-key")
+      ? FIXED_KEY
+      : this.#has("key-not-base64")
+      ? bytes.toHex()
+      : bytes.toBase64();
     const url = this.#url;
     const lines = [
-      `GET ${url.pathname}${url.search} HTTP/1.1`,
-      `Host: ${url.host}`,
-      "Upgrade: websocket",
+      // Flaw http-1.0: the request must be HTTP/1.1 or later (§4.1 item 2).
+      `GET ${url.pathname}${url.search} HTTP/${this.#has("http-1.0") ? "1.0" : "1.1"}`,
+      // Flaw no-host: the request must carry Host (§4.1 item 4).
+      ...this.#has("no-host") ? [] : [`Host: ${url.host}`],
+      // Flaw no-upgrade-header: the request must carry Upgrade: websocket (§4.1 item 5).
+      ...this.#has("no-upgrade-header") ? [] : ["Upgrade: websocket"],
       "Connection: Upgrade",
       `Sec-WebSocket-Key: ${this.#key}`,
       // Flaw bad-handshake-version: the version must be 13 (§4.1 item 9).
@@ -499,6 +554,10 @@ class StrictClient {
     this.#head = concat([this.#head, bytes]);
     const end = headEnd(this.#head);
     if (end < 0) {
+      // Flaw refuse-split-response: a head may come in any number of reads (RFC 7230 §3).
+      if (this.#has("refuse-split-response")) {
+        return this.#refuse("the response head did not come in one read");
+      }
       if (this.#head.length > MAX_HEAD) this.#abort(`response head over ${MAX_HEAD} bytes`);
       return;
     }
@@ -506,29 +565,50 @@ class StrictClient {
     const rest = this.#head.subarray(end + 4);
     this.#head = new Uint8Array(0);
     const refusal = await this.#checkResponse(head);
-    // Failing the connection before it opens: close TCP, no frame (§4.1).
-    if (refusal !== undefined) return this.#abort(`refused the handshake: ${refusal}`);
+    if (refusal !== undefined) return this.#refuse(refusal);
     this.#state = "open";
-    // The first frames may come in the same read as the head.
-    if (rest.length > 0) await this.#onFrameBytes(rest);
+    // The first frames may come in the same read as the head; flaw drop-bytes-after-head
+    // loses them (after the 101 the bytes are the new protocol's, RFC 7230 §6.7).
+    if (rest.length > 0 && !this.#has("drop-bytes-after-head")) await this.#onFrameBytes(rest);
+  }
+
+  /** Fails the connection before it opens: no frame, TCP closed by us or, waiting, by the server. */
+  #refuse(reason: string): void {
+    const why = `refused the handshake: ${reason}`;
+    if (this.#refuseBy === "closing") return this.#abort(why);
+    this.#error ??= why;
+    this.#state = "failed";
   }
 
   /** Checks the response as §4.1 items 1-6 of the client's requirements ask; why it fails. */
   async #checkResponse(head: string): Promise<string | undefined> {
-    const response = parseResponse(head);
+    const response = parseResponse(head, this.#has("case-sensitive-names"));
     if (typeof response === "string") return response;
+    // Flaw reject-extra-headers: the checks of §4.1 ask nothing of other headers.
+    const extra = response.headers.find(([name]) =>
+      !RFC_NAMES.some((n) => n.toLowerCase() === name)
+    );
+    if (extra && this.#has("reject-extra-headers")) return `unexpected header ${extra[0]}`;
     // Flaw accept-non-101: any status but 101 means no WebSocket connection (item 1).
     if (response.status !== 101 && !this.#has("accept-non-101")) {
       return `status ${response.status}, expected 101`;
     }
     if (!this.#has("accept-bad-upgrade")) {
       // Flaw accept-bad-upgrade: Upgrade must be "websocket", Connection hold "Upgrade" (items 2-3).
+      // Flaw exact-token-case: both tokens are compared without regard to case (items 2-3).
+      const same = (token: string, word: string) =>
+        this.#has("exact-token-case") ? token === word : token.toLowerCase() === word.toLowerCase();
       const upgrade = listValues(response, "upgrade");
-      if (upgrade.length !== 1 || upgrade[0].toLowerCase() !== "websocket") {
+      if (upgrade.length !== 1 || !same(upgrade[0], "websocket")) {
         return `Upgrade ${JSON.stringify(upgrade.join(", "))}, expected websocket`;
       }
-      if (!listValues(response, "connection").some((t) => t.toLowerCase() === "upgrade")) {
+      const connection = listValues(response, "connection");
+      if (!connection.some((t) => same(t, "Upgrade"))) {
         return "Connection header lacks the Upgrade token";
+      }
+      // Flaw connection-exact: Connection is a token list; one token Upgrade is enough (item 3).
+      if (this.#has("connection-exact") && connection.length !== 1) {
+        return `Connection ${JSON.stringify(connection.join(", "))}, expected Upgrade alone`;
       }
     }
     if (!this.#has("no-accept-check")) {
@@ -560,6 +640,10 @@ class StrictClient {
 
   async #onFrameBytes(bytes: Uint8Array): Promise<void> {
     const incoming = this.#incoming;
+    // Flaw header-needs-one-read: a header must be read however TCP splits it (§5.2).
+    if (this.#has("header-needs-one-read") && this.#frame === undefined && incoming.size > 0) {
+      return this.#abort("the previous read ended inside a frame header");
+    }
     incoming.push(bytes);
     while (this.#state === "open") {
       if (this.#frame === undefined) {
@@ -745,7 +829,8 @@ class StrictClient {
       if (!valid || refused) {
         return await this.#fail([1002, `invalid close code ${code}`]);
       }
-      if (!isValidUtf8(payload.subarray(2))) {
+      // Flaw accept-invalid-close-reason: a close reason must be valid UTF-8 (§5.5.1, §8.1).
+      if (!isValidUtf8(payload.subarray(2)) && !this.#has("accept-invalid-close-reason")) {
         return await this.#fail([1007, "close reason is not valid UTF-8"]);
       }
     }
@@ -753,9 +838,10 @@ class StrictClient {
     this.#message = undefined;
     // Flaw no-close-reply: a close frame must be answered with one (§5.5.1).
     if (!this.#has("no-close-reply")) await this.#sendClose(code);
-    // Flaw close-tcp-first: the server closes TCP first; the client waits (§7.1.1).
+    // Flaw close-tcp-first: the server closes TCP first; the client waits (§7.1.1). Flaw
+    // keep-tcp-open: it waits for ever, where it may close TCP after a reasonable time.
     if (this.#has("close-tcp-first")) this.#closeTcp();
-    else this.#awaitTcpClose();
+    else if (!this.#has("keep-tcp-open")) this.#awaitTcpClose();
   }
 }
 

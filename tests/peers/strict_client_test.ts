@@ -840,3 +840,112 @@ Deno.test("strict client: flaw corrupt-large-echo", async () => {
   assert.deepEqual(corrupt.subarray(0, -1), data.subarray(0, -1));
   assert.equal(corrupt.at(-1), 0x61 ^ 0xff);
 });
+
+Deno.test("strict client: flaws close-code-1006, accept-invalid-close-reason, keep-tcp-open and header-needs-one-read, on the wire", async () => {
+  // Failing the connection: the fitting code, or 1006, which is never sent (§7.4.1).
+  const failWith = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(frame(1, "hi", { maskKey: [1, 2, 3, 4] }));
+      events = await peer.untilClose();
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await failWith([]), ["close 1002"]);
+  assert.deepEqual(await failWith(["close-code-1006"]), ["close 1006"]);
+  // A close reason that is not UTF-8 fails the connection (1007); the flaw answers it with 1000.
+  const badReason = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(close(1000, [0x63, 0xc3, 0x28]));
+      events = await peer.untilClose();
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await badReason([]), ["close 1007"]);
+  assert.deepEqual(await badReason(["accept-invalid-close-reason"]), ["close 1000"]);
+  // After the closing handshake the client closes TCP itself after its 2 s; the flaw never does.
+  const afterHandshake = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(close(1000));
+      events = await peer.untilClose();
+      events.push(await peer.next(3000));
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await afterHandshake([]), ["close 1000", "eof"]);
+  assert.deepEqual(await afterHandshake(["keep-tcp-open"]), ["close 1000", "timeout"]);
+  // A frame header written one byte per write, with pauses: read however TCP splits it.
+  const splitHeader = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      const bytes = frame(1, "a".repeat(126));
+      // The flawed client closes TCP part-way: a later write may fail, and it shows in the events.
+      const write = (data: Uint8Array) => peer.write(data).catch(() => {});
+      for (const byte of bytes.subarray(0, 4)) {
+        await write(new Uint8Array([byte]));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await write(join(bytes.subarray(4), close(1000)));
+      events = await peer.untilClose();
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await splitHeader([]), ["text 126 bytes", "close 1000"]);
+  assert.deepEqual(await splitHeader(["header-needs-one-read"]), ["eof"]);
+});
+
+Deno.test("strict client: flaws http-1.0, no-host, no-upgrade-header and key-not-base64, on the wire", async () => {
+  const requestWith = async (flaw: Flaw) => {
+    let request: Request | undefined;
+    await session({ flaws: [flaw] }, async (peer) => void (request = await peer.request()));
+    return request!;
+  };
+  assert.equal((await requestWith("http-1.0")).line, "GET /chat?room=1 HTTP/1.0");
+  assert.ok(!(await requestWith("no-host")).headers.has("host"));
+  assert.ok(!(await requestWith("no-upgrade-header")).headers.has("upgrade"));
+  const key = (await requestWith("key-not-base64")).headers.get("sec-websocket-key")!;
+  assert.match(key, /^[0-9a-f]{32}$/);
+});
+
+Deno.test("strict client: flaws refusing a legal 101, each its own; refusing by waiting", async () => {
+  const refusals: [Flaw, (key: string, accept: string) => string[]][] = [
+    ["case-sensitive-names", (_, a) => [...ok101(a).slice(0, 3), `sec-websocket-accept: ${a}`]],
+    ["exact-token-case", (_, a) => ok101(a).map((l) => l.replace("websocket", "WebSocket"))],
+    [
+      "connection-exact",
+      (_, a) =>
+        ok101(a).map((l) => l.replace("Connection: Upgrade", "Connection: keep-alive, Upgrade")),
+    ],
+    ["reject-extra-headers", (_, a) => ok101(a, "Server: test")],
+  ];
+  for (const [flaw, answer] of refusals) {
+    assert.deepEqual((await handshakeOutcome(answer)).events, ['text "x"'], flaw);
+    assert.deepEqual((await handshakeOutcome(answer, { flaws: [flaw] })).events, ["eof"], flaw);
+  }
+  /** The events after a 101 written in two pieces 50 ms apart, a text frame with the second. */
+  const splitOutcome = async (options: StrictClientOptions, ms?: number) => {
+    let event: Event | undefined;
+    await session(options, async (peer) => {
+      const key = (await peer.request()).headers.get("sec-websocket-key")!;
+      const head = encoder.encode(ok101(await acceptFor(key)).join("\r\n") + "\r\n\r\n");
+      await peer.write(head.subarray(0, 20));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await peer.write(join(head.subarray(20), frame(1, "x")));
+      event = await peer.next(ms);
+    });
+    return describe(event!);
+  };
+  assert.equal(await splitOutcome({}), 'text "x"');
+  assert.equal(await splitOutcome({ flaws: ["refuse-split-response"] }), "eof");
+  // The frame came in the head's read, and was lost with it.
+  assert.equal(await splitOutcome({ flaws: ["drop-bytes-after-head"] }, 500), "timeout");
+  // A refusal may also leave TCP's close to the server.
+  const waiting = { flaws: ["refuse-split-response" as const], refuseBy: "waiting" as const };
+  assert.equal(await splitOutcome(waiting, 500), "timeout");
+});
