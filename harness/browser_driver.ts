@@ -215,15 +215,18 @@ class BrowserClientDriver extends EchoClientDriver implements BrowserDriver {
   }
 
   async start(): Promise<void> {
-    const binary = this.binary ?? findBinary(this.kind);
+    let binary = this.binary;
     try {
+      binary ??= findBinary(this.kind);
       await this.#start(binary);
     } catch (error) {
       await this.stop();
       if (error instanceof ClientStartError) throw error;
       if (error instanceof Deno.errors.NotCapable) {
-        // A browser needs to run its binary, and to write a profile in the temporary directory.
-        throw new ClientStartError(`${this.kind} needs a permission: ${messageOf(error)}`);
+        throw new ClientStartError(
+          `${this.kind} needs permissions this run lacks (${messageOf(error)}): a browser needs ` +
+            "--allow-read, --allow-write (its profile) and --allow-run (it and its helpers)",
+        );
       }
       throw new ClientStartError(`cannot start ${this.kind} (${binary}): ${messageOf(error)}`);
     }
@@ -429,7 +432,8 @@ function checkExecutable(path: string, kind: BrowserKind): void {
 function isFile(path: string): boolean {
   try {
     return Deno.statSync(path).isFile;
-  } catch {
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error; // not looked at, so not missing
     return false;
   }
 }
