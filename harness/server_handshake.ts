@@ -5,7 +5,9 @@
  * lists, and builds the server's answer, changed as a case describes. No I/O.
  */
 
-import type { Level } from "./case.ts";
+import type { Level, ResponseChanges } from "./case.ts";
+
+export type { ResponseChanges };
 import {
   acceptFor,
   changeRequest,
@@ -287,19 +289,30 @@ export function checkClientRequest(head: HttpHead): RequestCheck {
 }
 
 /**
- * How a case changes the server's answer, as data. `headers` works as the
- * request's changes do (changeRequest in handshake.ts): matched without regard
- * to case, a string (or several, sent as repeated lines) replaces the header in
- * place or adds it at the end, written with the name as given here; null
- * removes it. In a value, `{accept}` stands for the right Sec-WebSocket-Accept
- * and `{key}` for the client's key, so a case can double or misplace them.
+ * What a request leaves open, as problems at level "may": reported, never
+ * failed. The suite cannot tell a browser, the one client that must send
+ * Origin, and it asks its client for no subprotocol (a command client may
+ * have been asked for some by its own arguments).
  */
-export interface ResponseChanges {
-  status?: number;
-  /** Default: the status's usual phrase, if listed below, else empty. */
-  reason?: string;
-  httpVersion?: string;
-  headers?: Record<string, string | string[] | null>;
+export function requestNotes(offer: ClientOffer): RequestProblem[] {
+  const notes: RequestProblem[] = [];
+  if (offer.origin === undefined) {
+    notes.push({
+      section: "§4.1 item 8",
+      level: "may",
+      text: "no Origin: a browser MUST send one, any other client may",
+    });
+  }
+  if (offer.protocols.length > 0) {
+    notes.push({
+      section: "§4.1 item 10",
+      level: "may",
+      text: `offers the subprotocols ${
+        offer.protocols.join(", ")
+      }, where the suite asked for none (a client offers those its user asked for)`,
+    });
+  }
+  return notes;
 }
 
 export interface ResponseOptions {
@@ -317,6 +330,7 @@ export interface ResponseOptions {
 const REASON_PHRASES: Record<number, string> = {
   101: "Switching Protocols",
   200: "OK",
+  302: "Found",
   400: "Bad Request",
   403: "Forbidden",
   404: "Not Found",

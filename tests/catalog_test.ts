@@ -1,6 +1,6 @@
 /**
  * The case catalog, pinned. tests/catalog.golden.json maps every case id to the SHA-256 (hex)
- * of the case's parameters (rfc, handshake, steps, expect, timeout, measure, peers, as
+ * of the case's parameters (rfc, handshake, clientHandshake, steps, expect, timeout, measure, peers, as
  * canonical JSON) and its title. Baselines and reports are keyed by id, so adding, removing, renaming or
  * changing a case must be deliberate: this test fails naming the ids. Once they are what was
  * meant, rewrite the golden file and commit it with the change:
@@ -29,8 +29,17 @@ function canonicalJson(value: unknown): string {
 }
 
 async function digest(spec: CaseSpec): Promise<string> {
-  const { rfc, handshake, steps, expect, timeout, measure, peers } = spec;
-  const json = canonicalJson({ rfc, handshake, steps, expect, timeout, measure, peers });
+  const { rfc, handshake, clientHandshake, steps, expect, timeout, measure, peers } = spec;
+  const json = canonicalJson({
+    rfc,
+    handshake,
+    clientHandshake,
+    steps,
+    expect,
+    timeout,
+    measure,
+    peers,
+  });
   const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json));
   return new Uint8Array(hash).toHex();
 }

@@ -1,0 +1,150 @@
+/**
+ * Group 0 in the client role (issue 10): the client's request (0.7), the
+ * answers it must refuse (0.8) and those it must accept (0.9), run through
+ * runClientCase against the strict client: each passes it, each passes its
+ * legal alternatives, and each fails against the flaw that breaks its rule
+ * while every other case keeps its verdict.
+ *
+ *   deno test --allow-all tests/g00_client_test.ts
+ */
+import assert from "node:assert/strict";
+import { CLIENT_CASES } from "../fixtures/mod.ts";
+import { startCaseServer } from "../harness/case_server.ts";
+import { type CaseRun, runClientCase } from "../harness/session.ts";
+import { isFailing, judgeCase, type Verdict } from "../harness/verdict.ts";
+import {
+  type Flaw,
+  runStrictClient,
+  type StrictClientOptions,
+  type StrictClientResult,
+} from "./peers/strict_client.ts";
+
+const GROUP_0 = CLIENT_CASES.filter((c) => c.id.startsWith("0."));
+const ids = (prefix: string) => GROUP_0.map((c) => c.id).filter((id) => id.startsWith(prefix));
+
+interface Outcome {
+  run: CaseRun;
+  verdict: Verdict;
+  client: StrictClientResult;
+}
+
+/** Runs the cases at once, each through runClientCase against its own strict client. */
+async function againstStrictClient(
+  options: StrictClientOptions,
+  cases = GROUP_0,
+): Promise<Map<string, Outcome>> {
+  const server = startCaseServer({ cases });
+  try {
+    const outcomes = await Promise.all(cases.map(async (spec) => {
+      const expected = server.expect(spec.id, "strict", 10_000);
+      const client = runStrictClient(expected.url.href, { ...options, timeoutMs: 20_000 });
+      const run = await runClientCase(spec, {
+        url: server.url,
+        connection: expected.connection.then((c) => c ?? { missing: "no client came" }),
+      });
+      expected.end();
+      const outcome = { run, verdict: judgeCase(spec, run).verdict, client: await client };
+      return [spec.id, outcome] as const;
+    }));
+    return new Map(outcomes);
+  } finally {
+    await server.close();
+  }
+}
+
+const verdictOf = ({ verdict }: Outcome) =>
+  `${verdict.behavior}/${verdict.behaviorClose}: ${verdict.result}`;
+
+/** The ids of the cases that fail (the one failure rule). */
+const failing = (outcomes: Map<string, Outcome>) =>
+  [...outcomes].filter(([, o]) => isFailing(o.verdict)).map(([id]) => id);
+
+Deno.test("group 0, client role: 0.7-0.9 name clients only, with literal ids", () => {
+  assert.deepEqual(GROUP_0.map((c) => c.id), [
+    ...["0.7.1", "0.7.2", "0.7.3", "0.7.4", "0.7.5", "0.7.6", "0.7.7"],
+    ...Array.from({ length: 15 }, (_, i) => `0.8.${i + 1}`),
+    ...Array.from({ length: 8 }, (_, i) => `0.9.${i + 1}`),
+  ]);
+  for (const spec of GROUP_0) assert.deepEqual(spec.peers, ["client"], spec.id);
+});
+
+Deno.test("group 0, client role: the strict client passes every case", async () => {
+  const outcomes = await againstStrictClient({});
+  for (const [id, outcome] of outcomes) {
+    const { verdict, run, client } = outcome;
+    // It sends no Origin, as a client that is no browser may: reported, not failed.
+    const behavior = id === "0.7.7" ? "INFORMATIONAL" : "OK";
+    assert.equal(verdict.behavior, behavior, `${id}: ${verdictOf(outcome)}`);
+    assert.equal(verdict.behaviorClose, "OK", `${id}: ${verdictOf(outcome)}`);
+    assert.ok(run.close.opened, id);
+    if (id.startsWith("0.8.")) {
+      // It refused the answer by closing TCP, and the suite's message got no echo.
+      assert.match(client.error ?? "", /^refused the handshake: /, id);
+      assert.deepEqual(run.received, [], id);
+    } else {
+      assert.deepEqual(client, { exitCode: 0 }, id);
+    }
+  }
+  assert.match(outcomes.get("0.7.7")!.verdict.result, /no Origin: a browser MUST send one/);
+});
+
+Deno.test("group 0, client role: a client refusing by waiting to be closed passes too", async () => {
+  const outcomes = await againstStrictClient({ refuseBy: "waiting" }, GROUP_0.slice(7, 22));
+  for (const [id, outcome] of outcomes) {
+    assert.equal(outcome.verdict.behavior, "OK", `${id}: ${verdictOf(outcome)}`);
+    assert.ok(outcome.run.close.closedBySuite, id);
+    assert.match(outcome.verdict.resultClose, /sent nothing until the suite closed/, id);
+  }
+});
+
+Deno.test("group 0, client role: Origin and subprotocols as the client's user asked", async () => {
+  const request = GROUP_0.filter((c) => c.id === "0.7.6" || c.id === "0.7.7");
+  const asked = await againstStrictClient({ origin: "https://app.example" }, request);
+  assert.equal(asked.get("0.7.7")!.verdict.behavior, "OK");
+  const bad = await againstStrictClient({ origin: "app.example" }, request);
+  assert.equal(bad.get("0.7.7")!.verdict.behavior, "FAILED", verdictOf(bad.get("0.7.7")!));
+  // The suite asked for no subprotocol: an offer is reported; a malformed list is a MUST.
+  const offered = await againstStrictClient({ protocols: ["chat"] }, request);
+  assert.equal(offered.get("0.7.6")!.verdict.behavior, "INFORMATIONAL");
+  assert.match(offered.get("0.7.6")!.verdict.result, /offers the subprotocols chat/);
+  const twice = await againstStrictClient({ protocols: ["chat", "chat"] }, request);
+  assert.equal(twice.get("0.7.6")!.verdict.behavior, "FAILED", verdictOf(twice.get("0.7.6")!));
+});
+
+/**
+ * Each flaw, the cases it must fail (all on a MUST), and those it may fail too:
+ * a client dropping the bytes read with the head loses the suite's first message
+ * whenever it comes in the head's read, which TCP decides. Every other case passes.
+ */
+const FLAW_CASES: [Flaw, string[], string[]?][] = [
+  ["http-1.0", ["0.7.1"]],
+  ["no-host", ["0.7.2"]],
+  ["no-upgrade-header", ["0.7.3"]],
+  ["key-not-base64", ["0.7.4"]],
+  ["bad-handshake-version", ["0.7.5"]],
+  ["accept-non-101", ids("0.8.").slice(0, 4)],
+  ["accept-bad-upgrade", ids("0.8.").slice(4, 8)],
+  ["no-accept-check", ids("0.8.").slice(8, 13)],
+  ["accept-unoffered-protocol", ["0.8.14"]],
+  ["accept-unoffered-extension", ["0.8.15"]],
+  ["case-sensitive-names", ["0.9.1", "0.9.2"]],
+  ["exact-token-case", ["0.9.3"]],
+  ["connection-exact", ["0.9.4"]],
+  ["reject-extra-headers", ["0.9.5"]],
+  ["refuse-split-response", ["0.9.6", "0.9.7"]],
+  ["drop-bytes-after-head", ["0.9.8"], ids("0.9.").slice(0, 7)],
+];
+
+for (const [flaw, expected, mayFail = []] of FLAW_CASES) {
+  Deno.test(`group 0, client role: flaw ${flaw} fails ${expected.join(", ")}`, async () => {
+    const outcomes = await againstStrictClient({ flaws: [flaw] });
+    const failed = failing(outcomes);
+    assert.deepEqual(failed.filter((id) => !mayFail.includes(id)), expected);
+    for (const id of expected) {
+      const outcome = outcomes.get(id)!;
+      assert.equal(outcome.verdict.behavior, "FAILED", `${id}: ${verdictOf(outcome)}`);
+      // A refused answer the client took shows as the echo of the suite's message.
+      if (id.startsWith("0.8.")) assert.match(outcome.verdict.result, /MUST fail the connection/);
+    }
+  });
+}
