@@ -48,6 +48,7 @@ export const FLAW_FAMILIES = {
   serverInput: [
     "accept-masked-frames",
     "header-needs-one-read",
+    "accept-msb-length",
     "no-pong",
     "accept-invalid-utf8",
   ],
@@ -684,7 +685,11 @@ class StrictClient {
       return [1002, "RSV bits set without a negotiated extension"]; // §5.2
     }
     if (header.length >= 1n << 63n) {
-      return [1002, "64-bit payload length with the most significant bit set"]; // §5.2
+      // Flaw accept-msb-length: the bit is ignored, where it must fail the connection (§5.2).
+      if (!this.#has("accept-msb-length")) {
+        return [1002, "64-bit payload length with the most significant bit set"];
+      }
+      header.length &= (1n << 63n) - 1n;
     }
     const { opcode } = header;
     const reserved = opcode > Opcode.Pong || (opcode > Opcode.Binary && opcode < Opcode.Close);

@@ -841,7 +841,7 @@ Deno.test("strict client: flaw corrupt-large-echo", async () => {
   assert.equal(corrupt.at(-1), 0x61 ^ 0xff);
 });
 
-Deno.test("strict client: flaws close-code-1006, accept-invalid-close-reason, keep-tcp-open and header-needs-one-read, on the wire", async () => {
+Deno.test("strict client: flaws close-code-1006, accept-invalid-close-reason, keep-tcp-open, header-needs-one-read and accept-msb-length, on the wire", async () => {
   // Failing the connection: the fitting code, or 1006, which is never sent (§7.4.1).
   const failWith = async (flaws: Flaw[]) => {
     let events: Event[] = [];
@@ -898,6 +898,18 @@ Deno.test("strict client: flaws close-code-1006, accept-invalid-close-reason, ke
   };
   assert.deepEqual(await splitHeader([]), ["text 126 bytes", "close 1000"]);
   assert.deepEqual(await splitHeader(["header-needs-one-read"]), ["eof"]);
+  // A 64-bit length with its top bit set fails the connection; the flaw reads the bits below it.
+  const msbLength = async (flaws: Flaw[]) => {
+    let events: Event[] = [];
+    await session({ flaws }, async (peer) => {
+      await peer.accept();
+      await peer.write(join(frame(1, "hi", { length: (1n << 63n) + 2n }), close(1000)));
+      events = await peer.untilClose();
+    });
+    return events.map(describe);
+  };
+  assert.deepEqual(await msbLength([]), ["close 1002"]);
+  assert.deepEqual(await msbLength(["accept-msb-length"]), ['text "hi"', "close 1000"]);
 });
 
 Deno.test("strict client: flaws http-1.0, no-host, no-upgrade-header and key-not-base64, on the wire", async () => {
