@@ -259,8 +259,10 @@ export interface HandshakeExpectation {
  * as a request's changes do (HandshakeSpec.headers): matched without regard to
  * case, a string (or several, sent as repeated lines) replaces the header in
  * place or adds it at the end, written with the name as given here; null
- * removes it. In a value, `{accept}` stands for the right Sec-WebSocket-Accept
- * and `{key}` for the client's key, so a case can double or misplace them.
+ * removes it. In a value, `{accept}` stands for the right Sec-WebSocket-Accept,
+ * `{key}` for the client's key, and `{other-accept}` for the Accept of another
+ * key (the client's with an "x" appended), so a case can double, misplace or
+ * spoil them.
  */
 export interface ResponseChanges {
   status?: number;
@@ -295,6 +297,12 @@ export interface ClientHandshakeSpec {
   frames?: FrameFields[];
   /** "request": the sections of §4.1 (as the problems name them) the case judges. */
   sections?: string[];
+  /**
+   * "request": the client connects twice, the second time once the first
+   * connection ended (client mode's runner, suite.ts), and the case judges
+   * only that the two keys differ (§4.1 item 7: a new nonce per connection).
+   */
+  twice?: boolean;
 }
 
 export interface CaseSpec {

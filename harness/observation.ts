@@ -47,7 +47,11 @@ export interface HandshakeObservation {
    * Client mode: what is wrong with the client's request, or left open by it
    * (checkClientRequest and requestNotes), each at its level; absent when no request came.
    */
-  request?: { problems: RequestProblem[] };
+  request?: {
+    problems: RequestProblem[];
+    /** The Sec-WebSocket-Key of each request, in order (a case may see two connections). */
+    keys: string[];
+  };
 }
 
 /** A rule the server broke in what it sent, found by the checks every case makes. */

@@ -315,6 +315,29 @@ export function requestNotes(offer: ClientOffer): RequestProblem[] {
   return notes;
 }
 
+/**
+ * What the keys of one client's requests on successive connections show: the
+ * nonce MUST be selected randomly for each connection (§4.1 item 7), so none
+ * may repeat; with fewer than two, a MAY-level note that it was not seen.
+ */
+export function keyReuse(keys: readonly string[]): RequestProblem[] {
+  const section = "§4.1 item 7";
+  if (keys.length < 2) {
+    return [{
+      section,
+      level: "may",
+      text: "one connection only: whether the key changes was not seen",
+    }];
+  }
+  const repeated = keys.find((key, i) => keys.indexOf(key) !== i);
+  return repeated === undefined ? [] : [{
+    section,
+    level: "must",
+    text: `the same Sec-WebSocket-Key ${repeated} on two connections, where a new random ` +
+      "nonce is selected for each",
+  }];
+}
+
 export interface ResponseOptions {
   /** The client's Sec-WebSocket-Key. */
   key: string;
@@ -356,8 +379,10 @@ export async function serverResponse(options: ResponseOptions): Promise<Uint8Arr
   }
   answer.push(...(options.headers ?? []));
   const changes = options.changes ?? {};
+  const otherAccept = await acceptFor(`${options.key}x`);
   const fill = (value: string) =>
-    value.replaceAll("{accept}", accept).replaceAll("{key}", options.key);
+    value.replaceAll("{accept}", accept).replaceAll("{key}", options.key)
+      .replaceAll("{other-accept}", otherAccept);
   const headerChanges = Object.entries(changes.headers ?? {}).map((
     [name, value],
   ) => [name, value === null ? null : (Array.isArray(value) ? value : [value]).map(fill)]);

@@ -486,7 +486,10 @@ class CaseSession {
     const { offer, problems } = checkClientRequest(parsed.head);
     // Recorded for the report; the cases about the request (clientHandshake) judge them.
     this.handshake.problems = problems.map((p) => `${p.section}: ${p.text}`);
-    this.handshake.request = { problems: [...problems, ...requestNotes(offer)] };
+    this.handshake.request = {
+      problems: [...problems, ...requestNotes(offer)],
+      keys: offer.key === undefined ? [] : [offer.key],
+    };
     const answer = this.spec.clientHandshake;
     const response = await serverResponse({ key: offer.key ?? "", changes: answer?.response });
     this.http.response = latin1.decode(response);

@@ -2,7 +2,14 @@
  * Verdicts with Autobahn|Testsuite's meanings, so reports can be compared
  * case by case. Pure: computed from what a session observed.
  */
-import type { CaseSpec, Expectation, HandshakeExpectation, Level } from "./case.ts";
+import type {
+  CaseSpec,
+  ClientHandshakeSpec,
+  Expectation,
+  HandshakeExpectation,
+  Level,
+} from "./case.ts";
+import { keyReuse } from "./server_handshake.ts";
 import { type Finding, measure } from "./measure.ts";
 import {
   type CloseObservation,
@@ -131,7 +138,7 @@ export function judge(
   const client = spec.clientHandshake;
   if (close.opened && client?.judge === "refuse") judgeClientRefusal(v, received, close);
   if (close.opened && client?.judge === "request") {
-    judgeRequest(v, client.sections ?? [], observed.handshake);
+    judgeRequest(v, client, observed.handshake);
   }
   if (client?.judge === "accept" && close.opened && !close.closedBySuite && !received.length) {
     v.result = "The client failed the connection on an answer that passes the checks of §4.1, " +
@@ -250,14 +257,22 @@ function judgeClientRefusal(v: Verdict, received: ObservedEvent[], close: CloseO
     : "The client closed the TCP connection.";
 }
 
-/** Judges the client's request by the problems found in `sections`, the worst level deciding. */
-function judgeRequest(v: Verdict, sections: string[], hs?: HandshakeObservation): void {
-  const found = (hs?.request?.problems ?? []).filter((p) => sections.includes(p.section));
+/**
+ * Judges the client's request by the problems found in the case's sections,
+ * or, for a case that saw two connections, by their keys; the worst level decides.
+ */
+function judgeRequest(v: Verdict, spec: ClientHandshakeSpec, hs?: HandshakeObservation): void {
+  const sections = spec.sections ?? [];
+  const found = spec.twice
+    ? keyReuse(hs?.request?.keys ?? [])
+    : (hs?.request?.problems ?? []).filter((p) => sections.includes(p.section));
   v.matched = undefined;
   const worst = (["must", "should", "may"] as const).find((l) => found.some((p) => p.level === l));
   if (worst === undefined) {
     v.behavior = "OK";
-    v.result = `The client's request meets ${sections.join(", ")}.`;
+    v.result = spec.twice
+      ? "The client's key was new on its second connection."
+      : `The client's request meets ${sections.join(", ")}.`;
     return;
   }
   v.behavior = BROKEN[worst];

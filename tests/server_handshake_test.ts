@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkResponse, type HttpHead, parseHead } from "../harness/handshake.ts";
+import { acceptFor, checkResponse, type HttpHead, parseHead } from "../harness/handshake.ts";
 import {
   checkClientRequest,
   type ExtensionOffer,
@@ -527,6 +527,10 @@ Deno.test("serverResponse: changes as data", async (t) => {
     assert.deepEqual((await lines({ headers: { "Sec-WebSocket-Accept": "{key}" } })).slice(3), [
       `Sec-WebSocket-Accept: ${key}`,
     ]);
+    // {other-accept}: the Accept of the key with an "x" appended, never the right one.
+    const other = await lines({ headers: { "Sec-WebSocket-Accept": "{other-accept}" } });
+    assert.deepEqual(other.slice(3), [`Sec-WebSocket-Accept: ${await acceptFor(`${key}x`)}`]);
+    assert.notEqual(other[3], `Sec-WebSocket-Accept: ${accept}`);
   });
 });
 
