@@ -12,7 +12,16 @@ import { CLIENT_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec } from "../harness/case.ts";
 import { startCaseServer } from "../harness/case_server.ts";
 import { type CaseRun, runClientCase } from "../harness/session.ts";
-import { isFailing, judgeCase, type Verdict } from "../harness/verdict.ts";
+import type { RequestProblem } from "../harness/server_handshake.ts";
+import {
+  type CloseObservation,
+  isFailing,
+  judge,
+  judgeCase,
+  type JudgeInput,
+  type Verdict,
+} from "../harness/verdict.ts";
+import { closeObservation, textMessage } from "./support.ts";
 import {
   type Flaw,
   runStrictClient,
@@ -78,6 +87,42 @@ Deno.test("group 0, client role: 0.7-0.9 name clients only, with literal ids", (
     ...Array.from({ length: 8 }, (_, i) => `0.9.${i + 1}`),
   ]);
   for (const spec of GROUP_0) assert.deepEqual(spec.peers, ["client"], spec.id);
+});
+
+Deno.test("group 0, client role: verdicts from observations alone", () => {
+  const spec = (id: string) => GROUP_0.find((c) => c.id === id)!;
+  const judged = (id: string, over: Partial<JudgeInput>) => {
+    const { expect } = spec(id);
+    const expected = { ok: expect.ok.map(() => textMessage(0)) };
+    return judge(spec(id), expected, { received: [], close: closeObservation(), ...over }, true);
+  };
+  const peerEnded = (over: Partial<CloseObservation> = {}) =>
+    closeObservation({ closedBySuite: false, wasClean: false, ...over });
+  // Every refusal the RFC allows: closing TCP, a close frame first, waiting to be closed.
+  for (const close of [peerEnded(), peerEnded({ remoteCloseFrame: true }), closeObservation()]) {
+    assert.deepEqual(
+      [judged("0.8.1", { close }).behavior, judged("0.8.1", { close }).behaviorClose],
+      ["OK", "OK"],
+    );
+  }
+  const echoed = judged("0.8.1", { received: [textMessage(4)], close: peerEnded() });
+  assert.equal(echoed.behavior, "FAILED");
+  assert.match(echoed.result, /MUST fail the connection \(§4\.1\)/);
+  // A client that never connected did not refuse anything.
+  const absent = judged("0.8.1", { close: closeObservation({ opened: false }) });
+  assert.equal(absent.behavior, "FAILED");
+  // The request: each problem at its level, only the case's sections.
+  const request = (problems: RequestProblem[], keys = ["k1"]) => ({
+    versions: [],
+    problems: [],
+    request: { problems, keys },
+  });
+  const noVersion: RequestProblem = { section: "§4.1 item 9", level: "must", text: "no version" };
+  assert.equal(judged("0.7.5", { handshake: request([noVersion]) }).behavior, "FAILED");
+  assert.equal(judged("0.7.4", { handshake: request([noVersion]) }).behavior, "OK");
+  assert.equal(judged("0.7.8", { handshake: request([], ["k1", "k2"]) }).behavior, "OK");
+  assert.equal(judged("0.7.8", { handshake: request([], ["k1", "k1"]) }).behavior, "FAILED");
+  assert.equal(judged("0.7.8", { handshake: request([]) }).behavior, "INFORMATIONAL");
 });
 
 Deno.test("group 0, client role: the strict client passes every case", async () => {
