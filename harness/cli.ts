@@ -852,7 +852,7 @@ async function runTargets(
   say(`        ${options.out}/index.json`);
   if (junitPath !== undefined) say(`junit:  ${junitPath}`);
   for (const r of ran) {
-    if (r.noEcho === undefined) continue;
+    if (r.noEcho === undefined || options.targets.some((t) => t.client)) continue;
     const who = options.targets.length > 1 ? `agent "${sanitize(r.agent!)}"` : "the target";
     const { failedNeedingEcho, types } = r.noEcho;
     const kind = types.length === 1 ? `${types[0]} ` : "";
@@ -908,10 +908,15 @@ async function runTarget(
             ? `a ${kind}message sent after the handshake did not come back within ${PROBE_WAIT_S} s`
             : `neither a text nor a binary message sent after the handshake came back within ` +
               `${PROBE_WAIT_S} s`;
+          // --protocol-only is for servers (chat or API endpoints): a client under test echoes.
           console.error(
-            `wsconform: warning: ${sanitize(url.href)} does not echo ${kind}messages (${sent}): ` +
-              `the ${needingEcho} cases that need ${kind ? `a ${kind}` : "an "}echo will fail; ` +
-              `rerun with --protocol-only to test only what does not depend on an echo`,
+            `wsconform: warning: ${target.client ? "the client" : sanitize(url.href)} does not ` +
+              `echo ${kind}messages (${sent}): the ${needingEcho} cases that need ` +
+              `${kind ? `a ${kind}` : "an "}echo will fail${
+                target.client
+                  ? ""
+                  : "; rerun with --protocol-only to test only what does not depend on an echo"
+              }`,
           );
         }
         const skipped = notRun.reduce((sum, n) => sum + n.cases.length, 0);

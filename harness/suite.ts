@@ -5,8 +5,8 @@
  * catalog and the report writers. cli.ts is a shell over it.
  */
 import { CLIENT_CASES, GROUPS, SERVER_CASES } from "../fixtures/mod.ts";
-import { type CaseSpec, unhandled } from "./case.ts";
-import { CaseServerError, startCaseServer } from "./case_server.ts";
+import type { CaseSpec } from "./case.ts";
+import { type CaseServer, CaseServerError, startCaseServer } from "./case_server.ts";
 import {
   type ClientDriver,
   type ClientExit,
@@ -15,7 +15,6 @@ import {
   embeddedClient,
   splitCommand,
 } from "./client_driver.ts";
-import { Opcode } from "./frame.ts";
 import type { HeaderList } from "./handshake.ts";
 import { CasePages, writeHtmlReports } from "./html.ts";
 import { type CaseEvents, eventsOf } from "./junit.ts";
@@ -24,6 +23,7 @@ import { spawnReference } from "./reference_server.ts";
 import { runCases, type RunOptions } from "./runner.ts";
 import { type CaseRun, runCase, runClientCase, type SessionOptions } from "./session.ts";
 import { globToRegExp } from "./spec.ts";
+import { type MessageType, stepTraits } from "./steps.ts";
 import { connectRaw } from "./transport.ts";
 import { type CaseOutcome, judgeCase, outcomeOf } from "./verdict.ts";
 
@@ -107,7 +107,7 @@ export function selectCases(
   return chosen;
 }
 
-export type MessageType = "text" | "binary";
+export type { MessageType };
 
 /**
  * Whether a case's verdict depends on the server echoing what the suite sent:
@@ -125,25 +125,8 @@ export function echoTypes(spec: CaseSpec): Set<MessageType> {
     if ("message" in e) types.add(e.binary ? "binary" : "text");
   }
   for (const step of spec.steps) {
-    switch (step.kind) {
-      case "roundTrips":
-        types.add(step.roundTrips.frame.opcode === Opcode.Binary ? "binary" : "text");
-        break;
-      case "frame":
-      case "message":
-      case "close":
-      case "frameStart":
-      case "frameData":
-      case "raw":
-        break; // Their echoes, if any, are in the expectation.
-      case "wait":
-      case "waitForEvents":
-      case "closeAfter":
-      case "failAfter":
-        break;
-      default:
-        unhandled(step);
-    }
+    const { echoType } = stepTraits(step);
+    if (echoType) types.add(echoType);
   }
   return types;
 }
@@ -189,27 +172,45 @@ async function preflight(url: URL, caCerts: string[] | undefined): Promise<void>
   }
 }
 
-/** One probe connection: a handshake, and with `type`, one message of that type to echo. */
-async function probeSession(options: SessionOptions, type?: MessageType) {
-  const binary = type === "binary";
-  return await runCase({
+/**
+ * The probe as a case: a message of each type in `types` to echo, or with
+ * none, a handshake and a close.
+ */
+function probeSpec(types: readonly MessageType[]): CaseSpec {
+  const messages = types.map((type) => ({ binary: type === "binary", payload: ECHO_PROBE }));
+  return {
     id: "probe",
     title: "Opening handshake probe",
     rfc: "4.1",
     requirement: "The server completes the opening handshake.",
-    // The echo closes at once (autoClose); without it, the suite closes after PROBE_WAIT_S.
-    steps: type
+    // The echoes close at once (autoClose); without them, the suite closes after PROBE_WAIT_S.
+    steps: types.length
       ? [
-        { kind: "message", message: { binary, payload: ECHO_PROBE } },
+        ...messages.map((message) => ({ kind: "message" as const, message })),
         { kind: "closeAfter", closeAfter: PROBE_WAIT_S },
       ]
       : [{ kind: "close", close: { code: 1000 } }],
     expect: {
-      ok: type ? [{ message: ECHO_PROBE, binary }] : [],
+      ok: messages.map(({ binary, payload }) => ({ message: payload, binary })),
       close: { by: "suite", codes: [1000], clean: false },
     },
     timeout: PROBE_WAIT_S + 4,
-  }, options);
+  };
+}
+
+/** One probe connection: a handshake, and with `type`, one message of that type to echo. */
+async function probeSession(options: SessionOptions, type?: MessageType) {
+  return await runCase(probeSpec(type ? [type] : []), options);
+}
+
+/** Whether a probe's peer echoed its message of that type; undefined when it did not open. */
+function echoed(run: CaseRun, binary: boolean): boolean | undefined {
+  return run.close.opened
+    ? run.received.some((e) =>
+      e.type === "message" && e.binary === binary &&
+      new TextDecoder().decode(e.payload) === ECHO_PROBE
+    )
+    : undefined;
 }
 
 /**
@@ -229,13 +230,6 @@ async function probe(
   const [text, binary] = await Promise.all(
     (["text", "binary"] as const).map((type) => probeSession(options, type)),
   );
-  const echoed = (run: CaseRun, binary: boolean) =>
-    run.close.opened
-      ? run.received.some((e) =>
-        e.type === "message" && e.binary === binary &&
-        new TextDecoder().decode(e.payload) === ECHO_PROBE
-      )
-      : undefined;
   return {
     serverHeader: text.serverHeader ?? binary.serverHeader,
     echoes: { text: echoed(text, false), binary: echoed(binary, true) },
@@ -544,8 +538,6 @@ async function runClientSuite(
       throw new SuiteError("client-start", e.message);
     }
     try {
-      const start: SuiteStart = { agent, url: server.url, cases: [...cases], notRun: [] };
-      await options.onStart?.(start);
       const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
         const expected = server.expect(spec.id, agent, connectTimeoutMs);
         const client = driver.connect(expected.url);
@@ -578,9 +570,16 @@ async function runClientSuite(
         }
       };
       const session: SessionOptions = { url: server.url, signal: options.signal };
+      const { echoes, answersClose } = await probeClient(cases[0].id, runOne, session, server);
+      const start: SuiteStart = { agent, url: server.url, cases: [...cases], echoes, notRun: [] };
+      await options.onStart?.(start);
+      const closing = answersClose ? {} : { closeTimeoutMs: UNANSWERED_CLOSE_MS };
       return {
         ...start,
-        ...await runChosen(start, session, options, { runOne, stallSilentPeer: false }),
+        ...await runChosen(start, { ...session, ...closing }, options, {
+          runOne,
+          stallSilentPeer: false,
+        }),
       };
     } finally {
       await server.close();
@@ -588,6 +587,44 @@ async function runClientSuite(
   } finally {
     await driver.stop();
   }
+}
+
+/**
+ * How long the cases wait for the answer to the suite's close frame from a
+ * client that left the probe's close unanswered (any other client: 1 s, as
+ * Autobahn): such a client costs every case that wait, and the heavy cases run
+ * one at a time.
+ */
+const UNANSWERED_CLOSE_MS = 250;
+
+/**
+ * Client mode's probe, as probe() is server mode's: the client connects once,
+ * to the first case's URL, and is sent a text and a binary message, then a
+ * close. A client that never connects (or connects and sends no request) fails
+ * every case alike: that is a SuiteError, before any case. The types it does
+ * not echo within PROBE_WAIT_S make the cases waiting for them end sooner, and
+ * so does a close it does not answer.
+ */
+async function probeClient(
+  caseId: string,
+  runOne: (spec: CaseSpec, session: SessionOptions) => Promise<CaseRun>,
+  session: SessionOptions,
+  server: CaseServer,
+): Promise<{ echoes: Echoes; answersClose: boolean }> {
+  const run = await runOne({ ...probeSpec(["text", "binary"]), id: caseId }, session);
+  if (!run.close.opened) {
+    const silent = server.silentClients > 0
+      ? ` (it opened ${server.silentClients} TCP connection(s) but sent no request in time)`
+      : "";
+    throw new SuiteError(
+      "unreachable",
+      `the client never connected: ${run.close.notCleanReason}${silent}`,
+    );
+  }
+  return {
+    echoes: { text: echoed(run, false), binary: echoed(run, true) },
+    answersClose: !run.close.closeHandshakeTimeout,
+  };
 }
 
 /** How long a client that ended may still have its connection handed over. */
