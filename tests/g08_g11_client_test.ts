@@ -287,3 +287,17 @@ Deno.test("client flaw keep-tcp-open, and a lower message limit: the findings ch
       "code 1009.",
   );
 });
+
+Deno.test("11.7.1 against a client that pings when idle: its pings are counted and answered", async () => {
+  const result = (await againstStrictClient(["11.7.1"], { pingIntervalMs: 1000 })).get("11.7.1")!;
+  assert.deepEqual(v(result.verdict.behavior, result.verdict.behaviorClose), INFO);
+  const pings = finding(result, "peerPings");
+  assert.ok(typeof pings.value === "number" && pings.value >= 2, pings.text);
+  assert.match(pings.text, /^The client sent \d+ pings, the first \d+ ms after the handshake/);
+  const frames = result.run.wire.entries.filter((e) => e.kind === "frame");
+  const received = frames.filter((e) => e.dir === "rx" && e.opcode === 9).length;
+  const answered = frames.filter((e) => e.dir === "tx" && e.opcode === 10).length;
+  // A ping that crosses the suite's close frame gets no pong; the others each get one.
+  assert.ok(answered >= 2 && answered <= received, `${answered} pongs for ${received} pings`);
+  assert.equal(received, pings.value);
+});

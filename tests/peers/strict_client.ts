@@ -102,6 +102,8 @@ export interface StrictClientOptions {
   timeoutMs?: number;
   /** Largest message accepted, in bytes (default 64 MiB); a longer one fails with 1009. */
   maxMessage?: number;
+  /** Pings the server this often while the connection is open (a client MAY, §5.5.2); default never. */
+  pingIntervalMs?: number;
 }
 
 export interface StrictClientResult {
@@ -356,7 +358,10 @@ class StrictClient {
   #origin: string | undefined;
   #refuseBy: "closing" | "waiting";
   #maxMessage: number;
+  #pingIntervalMs: number | undefined;
   #conn!: Deno.TcpConn;
+  /** The last write queued: writes go out in order, so a ping never splits another frame. */
+  #writing: Promise<void> = Promise.resolve();
   #state: State = "connecting";
   #key = "";
   #head: Uint8Array = new Uint8Array(0);
@@ -382,6 +387,7 @@ class StrictClient {
     this.#origin = options.origin;
     this.#refuseBy = options.refuseBy ?? "closing";
     this.#maxMessage = options.maxMessage ?? 64 * MiB;
+    this.#pingIntervalMs = options.pingIntervalMs;
     this.#ended = new Promise((resolve) => this.#resolveEnded = resolve);
   }
 
@@ -394,6 +400,7 @@ class StrictClient {
       if (this.#state === "closed") this.#closeTcp(); // the server kept TCP open: we close it
       else this.#abort(`no end within ${timeoutMs / 1000} s (state ${this.#state})`);
     }, timeoutMs);
+    let pinging: ReturnType<typeof setInterval> | undefined;
     try {
       const connecting = Deno.connect({
         hostname: this.#url.hostname.replace(/^\[|\]$/g, ""),
@@ -405,11 +412,19 @@ class StrictClient {
         return this.#result();
       }
       this.#conn = conn;
+      if (this.#pingIntervalMs !== undefined) {
+        pinging = setInterval(() => {
+          // A ping that cannot be written finds TCP gone: the read loop ends the run.
+          if (this.#state !== "open") return;
+          this.#send(Opcode.Ping, [encoder.encode("keepalive")]).catch(() => {});
+        }, this.#pingIntervalMs);
+      }
       await this.#session();
     } catch (error) {
       // After the closing handshake, a reset is just how the server closed TCP.
       if (this.#state !== "closed") this.#error ??= `connection error: ${(error as Error).message}`;
     } finally {
+      clearInterval(pinging);
       clearTimeout(this.#deadline);
       clearTimeout(this.#closeWait);
       this.#closeTcp();
@@ -460,8 +475,13 @@ class StrictClient {
     } catch { /* already closed */ }
   }
 
-  async #write(bytes: Uint8Array): Promise<void> {
-    for (let n = 0; n < bytes.length;) n += await this.#conn.write(bytes.subarray(n));
+  #write(bytes: Uint8Array): Promise<void> {
+    const written = this.#writing.then(async () => {
+      for (let n = 0; n < bytes.length;) n += await this.#conn.write(bytes.subarray(n));
+    });
+    // A failed write fails its caller; the writes queued after it still run (and fail).
+    this.#writing = written.catch(() => {});
+    return written;
   }
 
   #maskKey(): Uint8Array | undefined {
