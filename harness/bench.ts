@@ -179,7 +179,7 @@ if (import.meta.main) {
   );
   await bench("\nevery case against the embedded Deno server", [], runs);
   await bench(
-    "\nthe 301 client cases against Deno's own WebSocket (goal: <= 6 s, <= 256 MB)",
+    "\nthe client cases against Deno's own WebSocket (goal: <= 6 s, <= 256 MB)",
     ["--client"],
     runs,
   );
