@@ -567,6 +567,12 @@ async function runClientSuite(
           expected.connection.then((late) => late && late !== used && late.conn.close());
           const exit = await client.stop();
           run?.wire.note(`the client's part ended: ${exitText(exit)}`);
+          if (session.closeTimeoutMs === UNANSWERED_CLOSE_MS) {
+            run?.wire.note(
+              `the client left the probe's close unanswered: ${UNANSWERED_CLOSE_MS} ms for each ` +
+                "answer to a close, not 1 s",
+            );
+          }
         }
       };
       const session: SessionOptions = { url: server.url, signal: options.signal };

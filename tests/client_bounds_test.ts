@@ -98,6 +98,9 @@ Deno.test("client bounds: the probe finds that a correct client echoes both type
     });
     assert.deepEqual(result.echoes, { text: true, binary: true });
     assert.ok(result.outcomes.every((o) => o.verdict.behavior === "OK"));
+    // It answered the probe's close: its cases wait the full second for each answer.
+    const report = await Deno.readTextFile(`${dir}/deno_case_1_1_1.json`);
+    assert.doesNotMatch(report, /close unanswered/);
   });
 });
 
@@ -123,6 +126,8 @@ for (const stage of ["no-echo", "no-close"] as const) {
         assert.equal(run.stderr, "");
         assert.equal(results["1.1.1"].behavior, "OK");
         assert.equal(results["1.1.1"].behaviorClose, "UNCLEAN");
+        const report = await Deno.readTextFile(`${dir}/deno_case_1_1_1.json`);
+        assert.match(report, /the client left the probe's close unanswered: 250 ms/);
       }
     });
   });
