@@ -53,6 +53,8 @@ export interface Refusal {
 export interface CaseServerOptions {
   /** The cases to serve, numbered in Autobahn's order; the title is /getCaseInfo's description. */
   cases: readonly { id: string; title: string }[];
+  /** Which cases are Autobahn's: the suite's own are numbered after them. Default: all. */
+  isAutobahn?: (caseId: string) => boolean;
   /** Default 0: any free port. */
   port?: number;
   /** PEM text of the certificate (chain) and its private key: the server speaks wss://. */
@@ -167,7 +169,7 @@ class Listener implements CaseServer {
     this.#options = options;
     this.port = (listener.addr as Deno.NetAddr).port;
     this.url = new URL(`${options.tls ? "wss" : "ws"}://127.0.0.1:${this.port}/`);
-    this.numbering = autobahnCaseOrder(options.cases.map((c) => c.id));
+    this.numbering = autobahnCaseOrder(options.cases.map((c) => c.id), options.isAutobahn);
     this.#titles = new Map(options.cases.map((c) => [c.id, c.title]));
     this.#accepting = this.#accept();
   }

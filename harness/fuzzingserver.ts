@@ -24,10 +24,19 @@ export type FuzzingParse = FuzzingRequest | { kind: "error"; reason: string };
 
 /**
  * Case ids in Autobahn's order, which numbers them: sorted as tuples of
- * integers (1.2.10 after 1.2.9, 1.2 before 1.2.1), each id once.
+ * integers (1.2.10 after 1.2.9, 1.2 before 1.2.1), each id once. Cases that
+ * `isAutobahn` says are the suite's own come after Autobahn's, in the same
+ * order, so that a driver's case N is Autobahn's case N.
  */
-export function autobahnCaseOrder(ids: Iterable<string>): string[] {
-  return [...new Set(ids)].sort(compareIds);
+export function autobahnCaseOrder(
+  ids: Iterable<string>,
+  isAutobahn: (id: string) => boolean = () => true,
+): string[] {
+  const unique = [...new Set(ids)];
+  return [
+    ...unique.filter(isAutobahn).sort(compareIds),
+    ...unique.filter((id) => !isAutobahn(id)).sort(compareIds),
+  ];
 }
 
 /** Python's int() on a query value, which Autobahn applies to `case`. */

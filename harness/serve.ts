@@ -10,7 +10,7 @@
  * A library layer, as suite.ts: it prints nothing; the CLI prints from the
  * callbacks.
  */
-import { CLIENT_CASES, GROUPS } from "../fixtures/mod.ts";
+import { CLIENT_CASES, GROUPS, isAutobahnCase } from "../fixtures/mod.ts";
 import type { CaseSpec } from "./case.ts";
 import { type CaseConnection, startCaseServer } from "./case_server.ts";
 import { writeHtmlReports } from "./html.ts";
@@ -179,6 +179,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
 
   const server = startCaseServer({
     cases,
+    isAutobahn: isAutobahnCase,
     port: options.port ?? AUTOBAHN_PORT,
     tls: options.tls,
     onRunCase: (connection) => {

@@ -4,7 +4,7 @@
  * observes, verdict.ts judges; this layer puts the two together with the case
  * catalog and the report writers. cli.ts is a shell over it.
  */
-import { CLIENT_CASES, GROUPS, SERVER_CASES } from "../fixtures/mod.ts";
+import { CLIENT_CASES, GROUPS, isAutobahnCase, SERVER_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec } from "./case.ts";
 import { type CaseServer, CaseServerError, startCaseServer } from "./case_server.ts";
 import {
@@ -519,7 +519,9 @@ async function runClientSuite(
 ): Promise<SuiteResult> {
   let driver: ClientDriver;
   try {
-    driver = command === undefined ? embeddedClient() : commandClient(command);
+    driver = command === undefined
+      ? embeddedClient({ trustedCert: tls?.cert })
+      : commandClient(command);
     await driver.start();
   } catch (e) {
     if (!(e instanceof ClientStartError)) throw e;
@@ -532,7 +534,7 @@ async function runClientSuite(
       : options.cases ?? CLIENT_CASES;
     let server;
     try {
-      server = startCaseServer({ cases, tls });
+      server = startCaseServer({ cases, tls, isAutobahn: isAutobahnCase });
     } catch (e) {
       if (!(e instanceof CaseServerError)) throw e;
       throw new SuiteError("client-start", e.message);

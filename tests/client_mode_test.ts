@@ -247,6 +247,30 @@ Deno.test("client mode over wss://: without the certificate, the embedded client
   }
 });
 
+Deno.test("client mode over wss://: --client --cert --key makes the embedded client trust it", async () => {
+  await withTempDir(async (dir) => {
+    const { certFile } = await selfSigned(dir);
+    const run = await runCli([
+      "--client",
+      "--cert",
+      certFile,
+      "--key",
+      `${dir}/key.pem`,
+      "--cases",
+      WSS_CASES.join(","),
+      "--out",
+      `${dir}/out`,
+    ]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
+    const [results] = Object.values(await readIndex(`${dir}/out`));
+    assert.deepEqual(
+      Object.entries(results).map(([id, r]) => `${id} ${r.behavior}/${r.behaviorClose}`),
+      WSS_CASES.map((id) => `${id} OK/OK`),
+    );
+  });
+});
+
 Deno.test("client mode over wss://: --client CMD gets a wss:// {url} per case", async () => {
   await withTempDir(async (dir) => {
     const { certFile } = await selfSigned(dir);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
+import { AUTOBAHN_CASES, CLIENT_CASES, isAutobahnCase } from "../fixtures/mod.ts";
+import { compareIds } from "../harness/case.ts";
 import {
   autobahnCaseOrder,
   caseCountMessage,
@@ -27,6 +28,15 @@ Deno.test("autobahnCaseOrder: integer tuples, each id once", () => {
   // Case 17 is 2.1 in Autobahn's numbering (the 16 cases of 1.x come first).
   assert.equal(ordered[17 - 1], "2.1");
   assert.equal(ordered.length, 27);
+});
+
+Deno.test("autobahnCaseOrder: the suite's own cases are numbered after Autobahn's", () => {
+  const ids = CLIENT_CASES.map((c) => c.id);
+  const numbered = autobahnCaseOrder(ids, isAutobahnCase);
+  assert.ok(ids.some((id) => !isAutobahnCase(id)), "client mode has cases of its own");
+  assert.deepEqual(numbered.slice(0, 301), AUTOBAHN_CASES.map((c) => c.id));
+  assert.deepEqual(numbered.slice(301), ids.filter((id) => !isAutobahnCase(id)).sort(compareIds));
+  assert.equal(autobahnCaseOrder(["8.1.6", "1.1.1", "0.8.1"], isAutobahnCase)[0], "1.1.1");
 });
 
 Deno.test("autobahnCaseOrder: the suite's 301 Autobahn cases, numbered as Autobahn numbers them", () => {
