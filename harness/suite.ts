@@ -274,12 +274,19 @@ export interface SuiteOptions {
   /**
    * Client mode: the suite is the server and tests a client, which it has
    * connect to each case's URL: `command` ("CMD {url}", spawn mode, a process
-   * per case) or, without it, the embedded client (Deno's own WebSocket).
+   * per case) or, without it, the embedded client (Deno's own WebSocket);
+   * `driver`: the caller's driver instead (a browser's, browserClient() of
+   * harness/browser_driver.ts), started and stopped by the run.
    * `connectTimeoutMs`: how long a case waits for its client (default 15 s).
    * `tls`: PEM certificate and key, the cases are served over wss:// (the
    * client must trust the certificate).
    */
-  client?: { command?: string; connectTimeoutMs?: number; tls?: { cert: string; key: string } };
+  client?: {
+    command?: string;
+    driver?: ClientDriver;
+    connectTimeoutMs?: number;
+    tls?: { cert: string; key: string };
+  };
   /**
    * The name in the reports; default the embedded server's, the Server header,
    * else host:port; in client mode the embedded client's, else the command's program.
@@ -515,13 +522,14 @@ const CLIENT_CONNECT_MS = 15_000;
  */
 async function runClientSuite(
   options: SuiteOptions,
-  { command, connectTimeoutMs = CLIENT_CONNECT_MS, tls }: NonNullable<SuiteOptions["client"]>,
+  { command, driver: given, connectTimeoutMs = CLIENT_CONNECT_MS, tls }: NonNullable<
+    SuiteOptions["client"]
+  >,
 ): Promise<SuiteResult> {
   let driver: ClientDriver;
   try {
-    driver = command === undefined
-      ? embeddedClient({ trustedCert: tls?.cert })
-      : commandClient(command);
+    driver = given ??
+      (command === undefined ? embeddedClient({ trustedCert: tls?.cert }) : commandClient(command));
     await driver.start();
   } catch (e) {
     if (!(e instanceof ClientStartError)) throw e;
@@ -540,7 +548,7 @@ async function runClientSuite(
       throw new SuiteError("client-start", e.message);
     }
     try {
-      const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
+      const connectOnce = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
         const expected = server.expect(spec.id, agent, connectTimeoutMs);
         const client = driver.connect(expected.url);
         const connection = Promise.race([
@@ -576,6 +584,19 @@ async function runClientSuite(
             );
           }
         }
+      };
+      // A case about the key's freshness (0.7.8) has the client connect again once it ended.
+      const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
+        const run = await connectOnce(spec, session);
+        if (!spec.clientHandshake?.twice || !run.close.opened) return run;
+        // Admitted once: the runner counts the case's connection once.
+        const again = await connectOnce(spec, { ...session, admit: undefined });
+        const keys = again.handshake.request?.keys ?? [];
+        run.handshake.request?.keys.push(...keys);
+        run.wire.note(
+          `second connection: ${keys.length ? `key ${keys}` : again.close.notCleanReason}`,
+        );
+        return run;
       };
       const session: SessionOptions = { url: server.url, signal: options.signal };
       const { echoes, answersClose } = await probeClient(cases[0].id, runOne, session, server);
@@ -655,9 +676,11 @@ async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | un
 function exitText(exit: ClientExit): string {
   if (exit.kind === "websocket") {
     const last = exit.events.at(-1);
-    return `Deno's WebSocket reported ${exit.events.map((e) => e.type).join(", ") || "nothing"}${
-      last && "message" in last ? ` (${last.message})` : ""
-    }${exit.stopped ? "; stopped by the suite" : ""}`;
+    return `the client's WebSocket reported ${
+      exit.events.map((e) => e.type).join(", ") || "nothing"
+    }${last && "message" in last ? ` (${last.message})` : ""}${
+      exit.stopped ? "; stopped by the suite" : ""
+    }`;
   }
   const stderr = exit.stderr.trim().split("\n").at(-1);
   return `exit code ${exit.code}${exit.stopped ? " (stopped by the suite)" : ""}${

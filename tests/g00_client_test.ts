@@ -12,6 +12,7 @@ import { CLIENT_CASES } from "../fixtures/mod.ts";
 import type { CaseSpec } from "../harness/case.ts";
 import { startCaseServer } from "../harness/case_server.ts";
 import { type CaseRun, runClientCase } from "../harness/session.ts";
+import { runSuite } from "../harness/suite.ts";
 import type { RequestProblem } from "../harness/server_handshake.ts";
 import {
   type CloseObservation,
@@ -21,7 +22,7 @@ import {
   type JudgeInput,
   type Verdict,
 } from "../harness/verdict.ts";
-import { closeObservation, textMessage } from "./support.ts";
+import { closeObservation, textMessage, withTempDir } from "./support.ts";
 import {
   type Flaw,
   runStrictClient,
@@ -166,6 +167,18 @@ Deno.test("group 0, client role: Origin and subprotocols as the client's user as
   assert.match(offered.get("0.7.6")!.verdict.result, /offers the subprotocols chat/);
   const twice = await againstStrictClient({ protocols: ["chat", "chat"] }, request);
   assert.equal(twice.get("0.7.6")!.verdict.behavior, "FAILED", verdictOf(twice.get("0.7.6")!));
+});
+
+Deno.test("group 0, client role: client mode's runner connects the client twice for 0.7.8", async () => {
+  const cases = GROUP_0.filter((c) => c.id === "0.7.8");
+  for (const [flaws, behavior] of [["", "OK"], ["--flaw fixed-key ", "FAILED"]]) {
+    await withTempDir(async (dir) => {
+      const command = `deno run -A tests/peers/strict_client.ts ${flaws}{url}`;
+      const result = await runSuite({ client: { command }, cases, reports: { dir } });
+      const [outcome] = result.outcomes;
+      assert.equal(outcome.verdict.behavior, behavior, `${flaws}: ${outcome.verdict.result}`);
+    });
+  }
 });
 
 /**
