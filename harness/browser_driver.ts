@@ -14,15 +14,13 @@
  */
 import { type ReadyChild, spawnReady, stopChild } from "./child.ts";
 import {
-  type ClientConnection,
+  type ClientCommand,
   type ClientDriver,
   type ClientEvent,
-  type ClientExit,
   ClientStartError,
-  type ConnectOptions,
   type DriverOptions,
+  EchoClientDriver,
 } from "./client_driver.ts";
-import type { ClientCommand } from "./reference_client.ts";
 
 export type BrowserKind = "chromium" | "firefox" | "webkit";
 export const BROWSER_KINDS: readonly BrowserKind[] = ["chromium", "firefox", "webkit"];
@@ -104,87 +102,6 @@ export function browserClient(kind: BrowserKind, options: BrowserOptions = {}): 
     options.graceMs ?? DEFAULT_GRACE_MS,
     options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
   );
-}
-
-/** A connection whose events the client reports, under its id. */
-interface EchoConnection extends ClientConnection {
-  events: ClientEvent[];
-  /** Settles `done` with the events so far. */
-  finish(): void;
-}
-
-/**
- * A driver of the echo client (harness/echo_client.js): it sends the commands
- * and collects each connection's events; a subclass carries them to and from
- * the client. Once the client is gone, every connection ends with its reason.
- */
-abstract class EchoClientDriver implements ClientDriver {
-  #nextId = 1;
-  #running = new Map<number, EchoConnection>();
-  /** Why no connection can be made any more. */
-  #gone?: string;
-
-  constructor(readonly graceMs: number) {}
-
-  abstract readonly agent?: string;
-  abstract start(): Promise<void>;
-  abstract stop(): Promise<void>;
-  /** Carries a command to the client; one that cannot arrive is dropped (clientGone() follows). */
-  protected abstract send(command: ClientCommand): void;
-
-  connect(url: URL, options: ConnectOptions = {}): ClientConnection {
-    const id = this.#nextId++;
-    const events: ClientEvent[] = [];
-    let stopping = false;
-    let finish!: () => void;
-    const done = new Promise<ClientExit>((resolve) => {
-      finish = () => {
-        this.#running.delete(id);
-        resolve({ kind: "websocket", events, stopped: stopping });
-      };
-    });
-    const stop = async () => {
-      if (this.#running.has(id)) {
-        stopping = true;
-        this.send({ close: id });
-        // close() waits for the server's close frame; the case is over, so not for long.
-        const timer = setTimeout(finish, this.graceMs);
-        await done;
-        clearTimeout(timer);
-      }
-      return done;
-    };
-    const connection = { events, finish, done, stop };
-    this.#running.set(id, connection);
-    if (this.#gone) this.#abandon(connection);
-    else this.send({ connect: url.href, id, protocols: options.protocols });
-    return { done, stop };
-  }
-
-  /** An event the client reported. */
-  protected onEvent(report: { id: number } & ClientEvent): void {
-    const connection = this.#running.get(report.id);
-    if (!connection) return; // one of a connection already given up
-    const { id: _, ...event } = report;
-    connection.events.push(event as ClientEvent);
-    if (event.type === "closed" || event.type === "failed") connection.finish();
-  }
-
-  /** The client can no longer report: every connection ends, with `reason`. */
-  protected clientGone(reason: string): void {
-    this.#gone ??= reason;
-    for (const connection of this.#running.values()) this.#abandon(connection);
-  }
-
-  /** Stops every connection still running. */
-  protected async stopConnections(): Promise<void> {
-    await Promise.all([...this.#running.values()].map((connection) => connection.stop()));
-  }
-
-  #abandon(connection: EchoConnection): void {
-    connection.events.push({ type: "error", message: this.#gone! });
-    connection.finish();
-  }
 }
 
 class BrowserClientDriver extends EchoClientDriver implements BrowserDriver {

@@ -5,6 +5,8 @@
  *
  * - embeddedClient(): Deno's own WebSocket in one long-lived child process
  *   (harness/reference_client.ts), driven by JSON lines; many connections at once.
+ *   A browser's driver (harness/browser_driver.ts) drives the same echo client
+ *   (EchoClientDriver) in a page.
  * - commandClient("CMD {url}"): spawn mode, one process per case, with `{url}`
  *   replaced by the case's URL, stopped by its PID when the case ends.
  *
@@ -14,9 +16,28 @@
  */
 import { concat } from "./frame.ts";
 import { denoProgram, type ReadyChild, spawnReady, stopChild } from "./child.ts";
-import type { ClientCommand, ClientEvent, ReadyLine } from "./reference_client.ts";
 
-export type { ClientEvent } from "./reference_client.ts";
+/**
+ * A command to the echo client (harness/echo_client.js, the embedded client's
+ * and the browsers' page's): open a connection that echoes, or close one.
+ */
+export type ClientCommand =
+  | { connect: string; id: number; protocols?: string[] }
+  | { close: number };
+
+/** What the echo client reports of one connection, under its id; "closed" or "failed" is last. */
+export type ClientEvent =
+  | { type: "opened"; protocol: string; extensions: string }
+  | { type: "error"; message: string }
+  | { type: "closed"; code: number; reason: string; wasClean: boolean }
+  /** The WebSocket could not be created (a URL or subprotocol the client refuses). */
+  | { type: "failed"; message: string };
+
+/** The first line the embedded client's process prints. */
+export interface ReadyLine {
+  type: "ready";
+  agent: string;
+}
 
 export interface ConnectOptions {
   /** Subprotocols the embedded client offers; a command chooses its own. */
@@ -27,7 +48,7 @@ export interface ConnectOptions {
 export type ClientExit =
   | {
     kind: "websocket";
-    /** What Deno's WebSocket reported, in order. */
+    /** What the client's WebSocket (Deno's, a browser's) reported, in order. */
     events: ClientEvent[];
     /** The case ended before the client closed by itself. */
     stopped: boolean;
@@ -92,26 +113,100 @@ export function embeddedClient(options: DriverOptions = {}): ClientDriver {
   );
 }
 
-/** A connection of the embedded client still running. */
-interface EmbeddedConnection extends ClientConnection {
+/** A connection of the echo client still running. */
+interface EchoConnection extends ClientConnection {
   events: ClientEvent[];
   /** Settles `done` with the events so far. */
   finish(): void;
 }
 
-class EmbeddedClientDriver implements ClientDriver {
+/**
+ * A driver of the echo client (harness/echo_client.js), the embedded client's
+ * or a browser page's: it sends the commands and collects each connection's
+ * events; a subclass carries them to and from the client. Once the client is
+ * gone, every connection ends with the reason.
+ */
+export abstract class EchoClientDriver implements ClientDriver {
+  #nextId = 1;
+  #running = new Map<number, EchoConnection>();
+  /** Why no connection can be made any more. */
+  #gone?: string;
+
+  constructor(readonly graceMs: number) {}
+
+  abstract readonly agent?: string;
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
+  /** Carries a command to the client; one that cannot arrive is dropped (clientGone() follows). */
+  protected abstract send(command: ClientCommand): void;
+
+  connect(url: URL, options: ConnectOptions = {}): ClientConnection {
+    const id = this.#nextId++;
+    const events: ClientEvent[] = [];
+    let stopping = false;
+    let finish!: () => void;
+    const done = new Promise<ClientExit>((resolve) => {
+      finish = () => {
+        this.#running.delete(id);
+        resolve({ kind: "websocket", events, stopped: stopping });
+      };
+    });
+    const stop = async () => {
+      if (this.#running.has(id)) {
+        stopping = true;
+        this.send({ close: id });
+        // close() waits for the server's close frame; the case is over, so not for long.
+        const timer = setTimeout(finish, this.graceMs);
+        await done;
+        clearTimeout(timer);
+      }
+      return done;
+    };
+    // Sent before the connection is kept: a driver not started throws here.
+    if (!this.#gone) this.send({ connect: url.href, id, protocols: options.protocols });
+    const connection = { events, finish, done, stop };
+    this.#running.set(id, connection);
+    if (this.#gone) this.#abandon(connection);
+    return { done, stop };
+  }
+
+  /** An event the client reported, under its connection's id. */
+  protected onEvent(report: { id: number } & ClientEvent): void {
+    const connection = this.#running.get(report.id);
+    if (!connection) return; // one of a connection already given up
+    const { id: _, ...event } = report;
+    connection.events.push(event as ClientEvent);
+    if (event.type === "closed" || event.type === "failed") connection.finish();
+  }
+
+  /** The client can no longer report: every connection ends, with `reason`. */
+  protected clientGone(reason: string): void {
+    this.#gone ??= reason;
+    for (const connection of this.#running.values()) this.#abandon(connection);
+  }
+
+  /** Stops every connection still running. */
+  protected async stopConnections(): Promise<void> {
+    await Promise.all([...this.#running.values()].map((connection) => connection.stop()));
+  }
+
+  #abandon(connection: EchoConnection): void {
+    connection.events.push({ type: "error", message: this.#gone! });
+    connection.finish();
+  }
+}
+
+class EmbeddedClientDriver extends EchoClientDriver {
   agent?: string;
   #child?: ReadyChild;
-  #nextId = 1;
-  #running = new Map<number, EmbeddedConnection>();
-  /** Why no connection can be made any more: the child process has exited. */
-  #exited?: string;
 
   constructor(
-    readonly graceMs: number,
+    graceMs: number,
     readonly readyTimeoutMs: number,
     readonly trustedCert?: string,
-  ) {}
+  ) {
+    super(graceMs);
+  }
 
   async start(): Promise<void> {
     try {
@@ -138,66 +233,26 @@ class EmbeddedClientDriver implements ClientDriver {
     }
     this.agent = ready.agent;
     // A client process that dies leaves no connection waiting for lines that cannot come.
-    this.#child.status.then((status) => {
-      this.#exited = `the embedded client's process exited (code ${status.code})`;
-      for (const connection of this.#running.values()) this.#abandon(connection);
-    });
-  }
-
-  connect(url: URL, options: ConnectOptions = {}): ClientConnection {
-    if (!this.#child) throw new Error("the embedded client is not started");
-    const id = this.#nextId++;
-    const events: ClientEvent[] = [];
-    let stopping = false;
-    let finish!: () => void;
-    const done = new Promise<ClientExit>((resolve) => {
-      finish = () => {
-        this.#running.delete(id);
-        resolve({ kind: "websocket", events, stopped: stopping });
-      };
-    });
-    const stop = async () => {
-      if (this.#running.has(id)) {
-        stopping = true;
-        this.#send({ close: id });
-        // Deno's close() waits for the server's close frame; the case is over, so not for long.
-        const timer = setTimeout(finish, this.graceMs);
-        await done;
-        clearTimeout(timer);
-      }
-      return done;
-    };
-    const connection = { events, finish, done, stop };
-    this.#running.set(id, connection);
-    if (this.#exited) this.#abandon(connection);
-    else this.#send({ connect: url.href, id, protocols: options.protocols });
-    return { done, stop };
-  }
-
-  /** Ends a connection the exited child can no longer report on. */
-  #abandon(connection: EmbeddedConnection): void {
-    connection.events.push({ type: "error", message: this.#exited! });
-    connection.finish();
+    this.#child.status.then((status) =>
+      this.clientGone(`the embedded client's process exited (code ${status.code})`)
+    );
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.#running.values()].map((connection) => connection.stop()));
+    await this.stopConnections();
     await this.#child?.stop();
   }
 
-  #send(command: ClientCommand): void {
+  protected send(command: ClientCommand): void {
+    if (!this.#child) throw new Error("the embedded client is not started");
     // A write to a process that died fails; its exit has finished every connection.
-    this.#child!.stdin!.write(new TextEncoder().encode(JSON.stringify(command) + "\n"))
+    this.#child.stdin!.write(new TextEncoder().encode(JSON.stringify(command) + "\n"))
       .catch(() => {});
   }
 
   #onLine(line: string): void {
     const report = parseJson(line) as ({ id: number } & ClientEvent) | undefined;
-    const connection = report && this.#running.get(report.id);
-    if (!connection) return; // not an event line, or one of a connection already given up
-    const { id: _, ...event } = report;
-    connection.events.push(event as ClientEvent);
-    if (event.type === "closed" || event.type === "failed") connection.finish();
+    if (report) this.onEvent(report); // not an event line: no connection has its id
   }
 }
 

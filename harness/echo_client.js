@@ -12,18 +12,8 @@
  * WebSocket could not be created) is its last.
  */
 
-/**
- * A command from the suite.
- * @typedef {{ connect: string, id: number, protocols?: string[] } | { close: number }} ClientCommand
- */
-
-/**
- * What the client reports of one connection.
- * @typedef {{ type: "opened", protocol: string, extensions: string }
- *   | { type: "error", message: string }
- *   | { type: "closed", code: number, reason: string, wasClean: boolean }
- *   | { type: "failed", message: string }} ClientEvent
- */
+/** @typedef {import("./client_driver.ts").ClientCommand} ClientCommand */
+/** @typedef {import("./client_driver.ts").ClientEvent} ClientEvent */
 
 /**
  * A runner of the suite's commands; each connection's events go to `report`.

@@ -23,15 +23,8 @@
  * child may only use the network on 127.0.0.1, and exits when its standard
  * input ends (the suite is gone).
  */
-import { type ClientCommand, echoClients } from "./echo_client.js";
-
-export type { ClientCommand, ClientEvent } from "./echo_client.js";
-
-/** The first line the child prints. */
-export interface ReadyLine {
-  type: "ready";
-  agent: string;
-}
+import type { ClientCommand, ReadyLine } from "./client_driver.ts";
+import { echoClients } from "./echo_client.js";
 
 /** Runs commands from standard input until it ends. */
 async function serveCommands(): Promise<void> {
