@@ -46,20 +46,23 @@ import {
 import { AUTOBAHN_PORT, serve } from "./serve.ts";
 import { CaseServerError } from "./case_server.ts";
 import { type HeaderList, TOKEN } from "./handshake.ts";
-import { ClientStartError, splitCommand } from "./client_driver.ts";
+import { type ClientDriver, ClientStartError, splitCommand } from "./client_driver.ts";
+import { BROWSER_KINDS, browserClient } from "./browser_driver.ts";
 import { type Behavior, type CaseOutcome, type CloseBehavior, isFailing } from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
 Usage: deno task test [ws-url] [options]
        deno task test --spec fuzzingclient.json [options]
-       deno task test --client ["CMD {url}"] [options]
+       deno task test --client ["CMD {url}" | chromium | firefox | webkit] [options]
        deno task test --serve [PORT] [--spec fuzzingserver.json] [options]
 
 With no URL, tests the embedded reference server (Deno.serve + Deno.upgradeWebSocket).
 With --client, the suite is the server and tests a client on the cases of groups 1-7, 9 and 10:
-the embedded client (Deno's own WebSocket), or with CMD, a command run for each case with {url}
-replaced by the case's ws:// URL (no shell; the client echoes every message with its type).
+the embedded client (Deno's own WebSocket), a browser's WebSocket (chromium, firefox or webkit:
+Debian's package, headless, on a page the suite serves), or with CMD, a command run for each case
+with {url} replaced by the case's ws:// URL (no shell; the client echoes every message with its
+type).
 Reports go to reports/clients.
 With --serve, the suite is Autobahn's fuzzingserver on 127.0.0.1:PORT (default 9001; 0: any
 free port): clients run the cases with their own Autobahn drivers (/getCaseCount,
@@ -92,7 +95,9 @@ Options:
                         repeatable; the handshake's own headers cannot be set this way
   --origin URL          send this Origin (scheme://host[:port]) in every handshake
   --client [CMD]        client mode (see above); the agent is Deno's version for the embedded
-                        client, else CMD's program name, unless --agent names it
+                        client, the browser's name and version, else CMD's program name, unless
+                        --agent names it
+  --browser PATH        with --client chromium, firefox or webkit: another binary of it
   --serve [PORT]        serve mode (see above); --spec then reads Autobahn's fuzzingserver.json
                         (its url's port, outdir, cases, exclude-cases, exclude-agent-cases)
   --cert FILE           PEM certificate (chain): client mode (--client, --serve) serves wss://;
@@ -128,7 +133,7 @@ export interface Target {
   /** A spec server's subprotocols and Origin for its handshakes (--protocol and --origin win). */
   handshake?: { protocols?: string[]; origin?: string };
   /** Client mode (--client): the client to test, a command or (absent) the embedded client. */
-  client?: { command?: string; tls?: { cert: string; key: string } };
+  client?: { command?: string; driver?: ClientDriver; tls?: { cert: string; key: string } };
 }
 
 export interface CliOptions {
@@ -255,6 +260,7 @@ export function parseCli(args: string[]): CliOptions | "help" {
         header: { type: "string", multiple: true },
         origin: { type: "string" },
         client: { type: "string" },
+        browser: { type: "string" },
         serve: { type: "string" },
         cert: { type: "string" },
         key: { type: "string" },
@@ -269,7 +275,7 @@ export function parseCli(args: string[]): CliOptions | "help" {
   if (positionals.length > 1) {
     throw new UsageError(`expected one URL, got: ${positionals.join(" ")}`);
   }
-  for (const name of ["junit", "baseline", "write-baseline", "spec", "out"] as const) {
+  for (const name of ["junit", "baseline", "write-baseline", "spec", "out", "browser"] as const) {
     if (values[name] !== undefined && values[name].trim() === "") {
       throw new UsageError(`--${name} needs a file name`);
     }
@@ -323,6 +329,12 @@ export function parseCli(args: string[]): CliOptions | "help" {
     warnings = read.warnings;
     targets = [];
     out = values.out ?? read.outdir ?? CLIENT_OUTDIR;
+  } else if (
+    values.browser !== undefined && !BROWSER_KINDS.some((kind) => kind === values.client)
+  ) {
+    throw new UsageError(
+      "--browser PATH runs another binary of --client chromium, firefox or webkit",
+    );
   } else if (values.client === undefined && (values.cert ?? values.key) !== undefined) {
     throw new UsageError("--cert and --key serve wss:// in client mode (--client, --serve)");
   } else if (values.client !== undefined) {
@@ -335,15 +347,23 @@ export function parseCli(args: string[]): CliOptions | "help" {
       throw new UsageError(`--client tests a client: drop ${clashing.join(", ")}`);
     }
     const cases = selectCases(CLIENT_CASES, values.cases, values.exclude);
-    const command = values.client === "" ? undefined : values.client;
+    // A browser's name is a browser, never a command.
+    const browser = BROWSER_KINDS.find((kind) => kind === values.client);
+    const command = values.client === "" || browser ? undefined : values.client;
     try {
       if (command !== undefined) splitCommand(command);
     } catch (e) {
       if (e instanceof ClientStartError) throw new UsageError(`--client: ${e.message}`);
       throw e;
     }
+    if (browser && values.cert !== undefined) {
+      throw new UsageError(
+        `--cert: ${browser} would not trust the certificate; test it over ws://`,
+      );
+    }
     const tls = readTls(values.cert, values.key);
-    targets = [{ agent: values.agent, select: () => cases, client: { command, tls } }];
+    const driver = browser && browserClient(browser, { binary: values.browser });
+    targets = [{ agent: values.agent, select: () => cases, client: { command, driver, tls } }];
     out = values.out ?? CLIENT_OUTDIR;
   } else if (values.spec !== undefined) {
     const clashing = [

@@ -3,7 +3,8 @@
  * chromium, firefox-esr and WebKitGTK's MiniBrowser under Xvfb (.ci/run
  * installs them; a browser that is not installed has its tests ignored). Each
  * runs the echo page against a server in the test, and client cases through
- * runSuite; stop() leaves no process of the browser's group and no profile.
+ * runSuite and the CLI (--client chromium); stop() leaves no process of the
+ * browser's group and no profile.
  * A binary that is no browser, or one that never loads the page, fails start()
  * with one line, within its bound.
  *
@@ -18,7 +19,9 @@ import {
   type BrowserKind,
 } from "../harness/browser_driver.ts";
 import { type ClientExit, ClientStartError } from "../harness/client_driver.ts";
-import { withTempDir } from "./support.ts";
+import { runSuite } from "../harness/suite.ts";
+import { CLIENT_CASES } from "../fixtures/mod.ts";
+import { runCli, withTempDir } from "./support.ts";
 
 /** Bound of each wait on a browser: generous, for a busy machine; never a timing assertion. */
 const BOUND_MS = 30_000;
@@ -142,6 +145,77 @@ for (const kind of BROWSER_KINDS) {
     },
   });
 }
+
+/** A case of each kind: text and binary echoes, a ping, a fragmented message, a clean close. */
+const SOME_CASES = ["1.1.1", "1.2.1", "2.1", "5.1", "7.1.1"];
+
+for (const kind of BROWSER_KINDS) {
+  Deno.test({
+    name: `${kind}: runSuite runs client cases through its driver (${
+      SOME_CASES.join(", ")
+    }: OK), then stops it`,
+    ignore: browserBinary(kind) === undefined,
+    fn: async () => {
+      const driver = browserClient(kind);
+      let running: BrowserDriver["process"];
+      const result = await runSuite({
+        client: { driver },
+        cases: CLIENT_CASES.filter((spec) => SOME_CASES.includes(spec.id)),
+        onStart: () => void (running = driver.process),
+      });
+      assert.match(result.agent, AGENTS[kind]);
+      assert.deepEqual(
+        result.outcomes.map((
+          { spec, verdict },
+        ) => [spec.id, verdict.behavior, verdict.behaviorClose]),
+        SOME_CASES.map((id) => [id, "OK", "OK"]),
+      );
+      assert.equal(driver.process, undefined);
+      assert.deepEqual(groupMembers(running!.pid), [], "no process of the browser is left");
+      assert.ok(!exists(running!.profile), "its profile is removed");
+    },
+  });
+}
+
+Deno.test({
+  name: "CLI: --client chromium runs the cases in Chromium; --browser runs another binary of it",
+  ignore: browserBinary("chromium") === undefined,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const run = await runCli(["--client", "chromium", "--cases", "1.1.1,2.1", "--out", dir]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /2 cases for the client, .* \(agent "Chromium \d+[.\d]*"\)/);
+      const browser = browserBinary("chromium")!;
+      const named = await runCli(
+        ["--client", "chromium", "--browser", browser, "--cases", "1.1.1", "--out", dir],
+      );
+      assert.equal(named.code, 0, named.stderr);
+    });
+  },
+});
+
+Deno.test("CLI: a browser that cannot start is one line and exit 2; --browser needs a browser", async () => {
+  const notBrowser = await runCli(["--client", "firefox", "--browser", "/bin/true"]);
+  assert.equal(notBrowser.code, 2);
+  assert.deepEqual(notBrowser.stderrCalls, [
+    "wsconform: firefox (/bin/true) exited before its page was ready (code 0)",
+  ]);
+  for (
+    const args of [["--browser", "/bin/true"], [
+      "--client",
+      "deno x {url}",
+      "--browser",
+      "/bin/true",
+    ]]
+  ) {
+    const run = await runCli(args);
+    assert.equal(run.code, 2);
+    assert.match(
+      run.stderr,
+      /^wsconform: --browser PATH runs another binary of --client chromium, firefox or webkit/,
+    );
+  }
+});
 
 Deno.test({
   name:
