@@ -26,15 +26,24 @@ import { runCli, withTempDir } from "./support.ts";
 /** Bound of each wait on a browser: generous, for a busy machine; never a timing assertion. */
 const BOUND_MS = 30_000;
 
-/** The processes that have not ended (a zombie has ended), with their process groups. */
-function liveProcesses(): { pid: number; pgid: number }[] {
+/** The processes that have not ended (a zombie has ended): process group, parent, program. */
+function liveProcesses(): { pid: number; pgid: number; ppid: number; program: string }[] {
   // ps, not /proc: Deno lets only --allow-all read /proc of another process.
-  const { stdout } = new Deno.Command("ps", { args: ["-e", "-o", "pid=,pgid=,stat="] })
+  const { stdout } = new Deno.Command("ps", { args: ["-e", "-o", "pid=,pgid=,ppid=,stat=,comm="] })
     .outputSync();
   return new TextDecoder().decode(stdout).trim().split("\n").map((line) => line.trim().split(/\s+/))
-    .filter(([, , state]) => !state.startsWith("Z"))
-    .map(([pid, pgid]) => ({ pid: Number(pid), pgid: Number(pgid) }));
+    .filter(([, , , state]) => !state.startsWith("Z"))
+    .map(([pid, pgid, ppid, , program]) => ({
+      pid: Number(pid),
+      pgid: Number(pgid),
+      ppid: Number(ppid),
+      program,
+    }));
 }
+
+/** What this test's process started and still runs (Xvfb, `BINARY --version`), ps aside. */
+const ownChildren = () =>
+  liveProcesses().filter((p) => p.ppid === Deno.pid && p.program !== "ps").map((p) => p.program);
 
 /** The live processes of the group `pgid`. */
 const groupMembers = (pgid: number) =>
@@ -142,6 +151,7 @@ for (const kind of BROWSER_KINDS) {
       assert.equal(driver.process, undefined);
       assert.deepEqual(groupMembers(running!.pid), [], "no process of the browser is left");
       assert.ok(!exists(running!.profile), "its profile is removed");
+      assert.deepEqual(ownChildren(), [], "no helper (Xvfb) is left");
     },
   });
 }
@@ -173,6 +183,7 @@ for (const kind of BROWSER_KINDS) {
       assert.equal(driver.process, undefined);
       assert.deepEqual(groupMembers(running!.pid), [], "no process of the browser is left");
       assert.ok(!exists(running!.profile), "its profile is removed");
+      assert.deepEqual(ownChildren(), [], "no helper (Xvfb) is left");
     },
   });
 }
