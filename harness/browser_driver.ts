@@ -9,8 +9,9 @@
  * The control channel is not a WebSocket, the thing under test: commands go to
  * the page as Server-Sent Events, its events come back as POSTed JSON arrays.
  * A browser that never runs a case (it refuses the URL) reports "failed" with
- * the reason; a browser process that exits abandons every connection; stop()
- * always stops the browser's whole process group and removes its profile.
+ * the reason; a browser process that exits, or a page that crashes, ends
+ * every connection with the reason; stop() always stops the browser's whole
+ * process group (and its Xvfb) by PID and removes its profile.
  */
 import { type ReadyChild, spawnReady, stopChild } from "./child.ts";
 import {
@@ -43,11 +44,10 @@ const INSTALLS: Record<BrowserKind, { binaries: string[]; packages: string }> = 
   chromium: { binaries: ["/usr/bin/chromium"], packages: "chromium" },
   firefox: { binaries: ["/usr/bin/firefox-esr", "/usr/bin/firefox"], packages: "firefox-esr" },
   webkit: {
-    binaries: [
-      "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
-      "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.0/MiniBrowser",
-      "/usr/lib/aarch64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
-    ],
+    // Debian's multiarch directory is named after the architecture (x86_64, aarch64).
+    binaries: ["4.1", "4.0"].map((api) =>
+      `/usr/lib/${Deno.build.arch}-linux-gnu/webkit2gtk-${api}/MiniBrowser`
+    ),
     packages: "webkit2gtk-driver xvfb",
   },
 };
