@@ -47,14 +47,14 @@ import { AUTOBAHN_PORT, serve } from "./serve.ts";
 import { CaseServerError } from "./case_server.ts";
 import { type HeaderList, TOKEN } from "./handshake.ts";
 import { type ClientDriver, ClientStartError, splitCommand } from "./client_driver.ts";
-import { BROWSER_KINDS, browserClient } from "./browser_driver.ts";
+import { BROWSER_KINDS, browserBinary, browserClient, type BrowserKind } from "./browser_driver.ts";
 import { type Behavior, type CaseOutcome, type CloseBehavior, isFailing } from "./verdict.ts";
 
 export const USAGE = `wsconform: WebSocket (RFC 6455) server conformance suite
 
 Usage: deno task test [ws-url] [options]
        deno task test --spec fuzzingclient.json [options]
-       deno task test --client ["CMD {url}" | chromium | firefox | webkit] [options]
+       deno task test --client ["CMD {url}" | NAME[,NAME]...] [options]
        deno task test --serve [PORT] [--spec fuzzingserver.json] [options]
 
 With no URL, tests the embedded reference server (Deno.serve + Deno.upgradeWebSocket).
@@ -62,7 +62,8 @@ With --client, the suite is the server and tests a client on the cases of groups
 the embedded client (Deno's own WebSocket), a browser's WebSocket (chromium, firefox or webkit:
 Debian's package, headless, on a page the suite serves), or with CMD, a command run for each case
 with {url} replaced by the case's ws:// URL (no shell; the client echoes every message with its
-type).
+type). A comma list of names (chromium, firefox, webkit, deno: the embedded client) tests each
+in turn, into one report with a column per client; a command has a space or {url}, a list not.
 Reports go to reports/clients.
 With --serve, the suite is Autobahn's fuzzingserver on 127.0.0.1:PORT (default 9001; 0: any
 free port): clients run the cases with their own Autobahn drivers (/getCaseCount,
@@ -94,10 +95,11 @@ Options:
   --header "N: V"       add this header to every handshake request (a token, a cookie);
                         repeatable; the handshake's own headers cannot be set this way
   --origin URL          send this Origin (scheme://host[:port]) in every handshake
-  --client [CMD]        client mode (see above); the agent is Deno's version for the embedded
+  --client [CMD|NAMES]  client mode (see above); the agent is Deno's version for the embedded
                         client, the browser's name and version, else CMD's program name, unless
-                        --agent names it
-  --browser PATH        with --client chromium, firefox or webkit: another binary of it
+                        --agent names it (one client only)
+  --browser PATH        with --client chromium, firefox or webkit (one browser in a list):
+                        another binary of it
   --serve [PORT]        serve mode (see above); --spec then reads Autobahn's fuzzingserver.json
                         (its url's port, outdir, cases, exclude-cases, exclude-agent-cases)
   --cert FILE           PEM certificate (chain): client mode (--client, --serve) serves wss://;
@@ -106,7 +108,8 @@ Options:
   --help                this text
 
 In --baseline and --write-baseline, "{agent}" in FILE stands for the agent's name in file-name
-form; a --spec run of several servers needs it in --write-baseline.
+form; a run of several servers (--spec) or clients (--client NAMES) needs it in
+--write-baseline.
 
 Most cases judge the server by the echo of what the suite sent. Before the run, the suite sends
 the target a text and a binary message: for each type not echoed within 2 s, a warning says
@@ -132,8 +135,16 @@ export interface Target {
   origin?: string;
   /** A spec server's subprotocols and Origin for its handshakes (--protocol and --origin win). */
   handshake?: { protocols?: string[]; origin?: string };
-  /** Client mode (--client): the client to test, a command or (absent) the embedded client. */
-  client?: { command?: string; driver?: ClientDriver; tls?: { cert: string; key: string } };
+  /**
+   * Client mode (--client): the client to test, a command, a browser's driver
+   * (`browser` names it and the --browser binary), or (neither) the embedded client.
+   */
+  client?: {
+    command?: string;
+    browser?: { kind: BrowserKind; binary?: string };
+    driver?: ClientDriver;
+    tls?: { cert: string; key: string };
+  };
 }
 
 export interface CliOptions {
@@ -330,7 +341,8 @@ export function parseCli(args: string[]): CliOptions | "help" {
     targets = [];
     out = values.out ?? read.outdir ?? CLIENT_OUTDIR;
   } else if (
-    values.browser !== undefined && !BROWSER_KINDS.some((kind) => kind === values.client)
+    values.browser !== undefined &&
+    (clientNames(values.client) ?? []).filter((name) => name !== "deno").length !== 1
   ) {
     throw new UsageError(
       "--browser PATH runs another binary of --client chromium, firefox or webkit",
@@ -347,23 +359,34 @@ export function parseCli(args: string[]): CliOptions | "help" {
       throw new UsageError(`--client tests a client: drop ${clashing.join(", ")}`);
     }
     const cases = selectCases(CLIENT_CASES, values.cases, values.exclude);
-    // A browser's name is a browser, never a command.
-    const browser = BROWSER_KINDS.find((kind) => kind === values.client);
-    const command = values.client === "" || browser ? undefined : values.client;
+    const names = clientNames(values.client);
+    const command = names ? undefined : values.client;
     try {
       if (command !== undefined) splitCommand(command);
     } catch (e) {
       if (e instanceof ClientStartError) throw new UsageError(`--client: ${e.message}`);
       throw e;
     }
-    if (browser && values.cert !== undefined) {
+    if (names && names.length > 1 && values.agent !== undefined) {
       throw new UsageError(
-        `--cert: ${browser} would not trust the certificate; test it over ws://`,
+        "--agent names one client; a list's clients are named by their versions",
+      );
+    }
+    const browsers = (names ?? []).filter((name) => name !== "deno");
+    if (browsers.length > 0 && values.cert !== undefined) {
+      throw new UsageError(
+        `--cert: ${browsers.join(", ")} would not trust the certificate; test over ws://`,
       );
     }
     const tls = readTls(values.cert, values.key);
-    const driver = browser && browserClient(browser, { binary: values.browser });
-    targets = [{ agent: values.agent, select: () => cases, client: { command, driver, tls } }];
+    targets = (names ?? [undefined]).map((name) => ({
+      agent: values.agent,
+      select: () => cases,
+      client: name === undefined || name === "deno" ? { command, tls } : {
+        browser: { kind: name, binary: values.browser },
+        driver: browserClient(name, { binary: values.browser }),
+      },
+    }));
     out = values.out ?? CLIENT_OUTDIR;
   } else if (values.spec !== undefined) {
     const clashing = [
@@ -410,8 +433,8 @@ export function parseCli(args: string[]): CliOptions | "help" {
   const writeBaselineTo = values["write-baseline"];
   if (writeBaselineTo !== undefined && targets.length > 1 && !writeBaselineTo.includes("{agent}")) {
     throw new UsageError(
-      `--write-baseline: this run tests ${targets.length} servers; put "{agent}" in the file ` +
-        `name so each gets its own baseline`,
+      `--write-baseline: this run tests ${targets.length} ${peersOf(targets)}; put "{agent}" in ` +
+        `the file name so each gets its own baseline`,
     );
   }
   let baselineData: Baseline | undefined;
@@ -462,6 +485,35 @@ export function parseCli(args: string[]): CliOptions | "help" {
 
 /** Where client mode's reports go by default. */
 const CLIENT_OUTDIR = "reports/clients";
+
+/** The clients --client takes by name: the browsers, and deno, the embedded client. */
+const CLIENT_NAMES = [...BROWSER_KINDS, "deno"] as const;
+type ClientName = (typeof CLIENT_NAMES)[number];
+
+/**
+ * --client's value as the clients it names, in order: a comma list of
+ * CLIENT_NAMES (alone, --client is deno); undefined for a command, which has a
+ * space or "{url}" (a list has neither). An unknown or repeated name is a usage error.
+ */
+function clientNames(value: string | undefined): ClientName[] | undefined {
+  if (value === undefined || /\s/.test(value) || value.includes("{url}")) return undefined;
+  const names = value === "" ? ["deno"] : value.split(",");
+  for (const [i, name] of names.entries()) {
+    if (!(CLIENT_NAMES as readonly string[]).includes(name)) {
+      throw new UsageError(
+        `--client: ${JSON.stringify(name)} is not a client name (${CLIENT_NAMES.join(", ")}); ` +
+          "the value has no {url}, so it is not a command either",
+      );
+    }
+    if (names.indexOf(name) !== i) throw new UsageError(`--client: ${name} is named twice`);
+  }
+  return names as ClientName[];
+}
+
+/** What the targets are, in a message: clients in client mode, else servers. */
+function peersOf(targets: readonly Target[]): string {
+  return targets.some((t) => t.client) ? "clients" : "servers";
+}
 
 /**
  * --client and --serve take an optional value: alone, or followed by another
@@ -817,12 +869,17 @@ async function runTargets(
   progress: Progress,
   stop: AbortSignal,
 ): Promise<number> {
+  const missing = await missingBrowser(options.targets);
+  if (missing !== undefined) {
+    console.error(`wsconform: ${sanitize(missing)}`);
+    return 2;
+  }
   const results: TargetResult[] = [];
   const pages = new CasePages(options.out, GROUPS);
   try {
     for (const target of options.targets) {
       if (stop.aborted) break;
-      // A blank line between the runs of several servers.
+      // A blank line between the runs of several servers or clients.
       if (results.some((r) => r.suite !== undefined)) progress.line();
       results.push(await runTarget(target, options, progress, stop, pages));
     }
@@ -859,10 +916,11 @@ async function runTargets(
       );
     }
     const skipped = results.length - ran.length;
-    if (skipped > 0) say(`${skipped} of ${results.length} servers could not be tested`);
+    const peers = peersOf(options.targets);
+    if (skipped > 0) say(`${skipped} of ${results.length} ${peers} could not be tested`);
     const untested = options.targets.length - results.length;
     if (untested > 0) {
-      say(`${untested} of ${options.targets.length} servers not tested (${stop.reason})`);
+      say(`${untested} of ${options.targets.length} ${peers} not tested (${stop.reason})`);
     }
   }
   // The HTML pages show every agent in index.json, so they are rendered once, after all targets.
@@ -883,6 +941,37 @@ async function runTargets(
     );
   }
   return stopStatus ?? status;
+}
+
+/**
+ * Why a browser the run names cannot start, found before any client runs (a
+ * list's last browser must not fail after the others ran): it is not
+ * installed, or its --browser binary is no executable file. Its driver's
+ * start() then fails at once, saying why (and how to install it).
+ */
+async function missingBrowser(targets: readonly Target[]): Promise<string | undefined> {
+  for (const { client } of targets) {
+    const browser = client?.browser;
+    const binary = browser && (browser.binary ?? browserBinary(browser.kind));
+    if (browser === undefined || (binary !== undefined && isExecutableFile(binary))) continue;
+    try {
+      await client!.driver!.start();
+    } catch (e) {
+      if (e instanceof ClientStartError) return e.message;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e; // not looked at, so not missing
+    return false;
+  }
 }
 
 async function runTarget(
@@ -915,7 +1004,7 @@ async function runTarget(
       protocolOnly: options.protocolOnly,
       signal: stop,
       reports: { dir: options.out, pages },
-      onStart: async ({ agent, url, cases, echoes, notRun }) => {
+      onStart: async ({ agent, url, cases, echoes, clientStartMs, notRun }) => {
         if (options.baseline !== undefined && baseline === undefined) {
           ({ baseline, file: baselineFile } = await baselineFor(options, agent));
         }
@@ -943,10 +1032,14 @@ async function runTarget(
         const against = target.client
           ? `for the client, served at ${sanitize(url.href)}`
           : `against ${sanitize(url.href)}`;
+        // A browser's start-up is no case's time: said apart, for the wall time's share.
+        const started = clientStartMs === undefined
+          ? ""
+          : `; the client started in ${formatSeconds(clientStartMs)}`;
         say(
           `wsconform: ${cases.length} cases ${against} (agent "${sanitize(agent)}")${
             options.strict ? ", --strict" : ""
-          }${options.protocolOnly ? `, --protocol-only (${skipped} not run)` : ""}`,
+          }${options.protocolOnly ? `, --protocol-only (${skipped} not run)` : ""}${started}`,
         );
         progress.begin(cases);
       },

@@ -333,6 +333,8 @@ export interface SuiteStart {
   cases: readonly CaseSpec[];
   /** What the probe found the target echoes (absent with protocolOnly: not checked). */
   echoes?: Echoes;
+  /** Client mode: how long the client took to start (a browser: until its page was ready). */
+  clientStartMs?: number;
   /** Cases selected and left out before the run (protocolOnly: they need an echo). */
   notRun: NotRun[];
 }
@@ -527,10 +529,13 @@ async function runClientSuite(
   >,
 ): Promise<SuiteResult> {
   let driver: ClientDriver;
+  let clientStartMs: number;
   try {
     driver = given ??
       (command === undefined ? embeddedClient({ trustedCert: tls?.cert }) : commandClient(command));
+    const starting = performance.now();
     await driver.start();
+    clientStartMs = performance.now() - starting;
   } catch (e) {
     if (!(e instanceof ClientStartError)) throw e;
     throw new SuiteError("client-start", e.message);
@@ -600,7 +605,14 @@ async function runClientSuite(
       };
       const session: SessionOptions = { url: server.url, signal: options.signal };
       const { echoes, answersClose } = await probeClient(cases[0].id, runOne, session, server);
-      const start: SuiteStart = { agent, url: server.url, cases: [...cases], echoes, notRun: [] };
+      const start: SuiteStart = {
+        agent,
+        url: server.url,
+        cases: [...cases],
+        echoes,
+        clientStartMs,
+        notRun: [],
+      };
       await options.onStart?.(start);
       const closing = answersClose ? {} : { closeTimeoutMs: UNANSWERED_CLOSE_MS };
       return {
