@@ -640,7 +640,7 @@ interface PathNeed {
  * Checks the paths the run will read and write against the permissions Deno
  * gives it, so a path left out of --allow-read or --allow-write is one line
  * before any case runs, not an error after them (`deno task test` allows only
- * the project directory).
+ * the project directory, and /tmp).
  */
 function checkPermissions(needs: readonly PathNeed[]): void {
   for (const { option, value, access, path: given } of needs) {
@@ -649,7 +649,7 @@ function checkPermissions(needs: readonly PathNeed[]): void {
     if (Deno.permissions.querySync({ name: access, path }).state !== "granted") {
       throw new UsageError(
         `${option} ${value}: no permission to ${access} ${path} (deno run needs ` +
-          `--allow-${access}=${path}; deno task test allows only the project directory)`,
+          `--allow-${access}=${path}; deno task test allows only the project directory and /tmp)`,
       );
     }
   }

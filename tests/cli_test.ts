@@ -768,7 +768,16 @@ Deno.test("cli: the test task may run Deno for the embedded server, nothing for 
   const [deno, run, ...rest] = task.split(" ");
   const flags = rest.slice(0, -1);
   assert.deepEqual([deno, run, rest.at(-1)], ["deno", "run", "harness/cli.ts"]);
-  for (const flag of ["--allow-run=deno", "--allow-read=.", "--allow-write=.", "--no-prompt"]) {
+  // The project, the system's programs and a browser's profile in /tmp; Deno, the browsers, Xvfb.
+  const browsers = "chromium,firefox-esr,Xvfb,/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
+  for (
+    const flag of [
+      `--allow-run=deno,${browsers}`,
+      "--allow-read=.,/usr/bin,/usr/lib,/tmp",
+      "--allow-write=.,/tmp",
+      "--no-prompt",
+    ]
+  ) {
     assert.ok(flags.includes(flag), `the task has ${flag}`);
   }
   assert.ok(!flags.some((f) => /^--allow-(run|read|write|all)$|^-A$/.test(f)), task);
