@@ -21,7 +21,7 @@ import {
 import { type ClientExit, ClientStartError } from "../harness/client_driver.ts";
 import { runSuite } from "../harness/suite.ts";
 import { CLIENT_CASES } from "../fixtures/mod.ts";
-import { runCli, withTempDir } from "./support.ts";
+import { exists, runCli, withTempDir } from "./support.ts";
 
 /** Bound of each wait on a browser: generous, for a busy machine; never a timing assertion. */
 const BOUND_MS = 30_000;
@@ -48,15 +48,6 @@ const ownChildren = () =>
 /** The live processes of the group `pgid`. */
 const groupMembers = (pgid: number) =>
   liveProcesses().filter((p) => p.pgid === pgid).map((p) => p.pid);
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** What a browser's WebSocket reported of a connection. */
 function websocketEvents(exit: ClientExit) {

@@ -247,27 +247,32 @@ Deno.test("client mode over wss://: without the certificate, the embedded client
   }
 });
 
+/** Runs WSS_CASES through the CLI over wss:// (`client`: --client's words) and checks each is OK/OK. */
+async function wssCliRun(dir: string, client: string[], certFile: string): Promise<void> {
+  const run = await runCli([
+    ...client,
+    "--cert",
+    certFile,
+    "--key",
+    `${dir}/key.pem`,
+    "--cases",
+    WSS_CASES.join(","),
+    "--out",
+    `${dir}/out`,
+  ]);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
+  const [results] = Object.values(await readIndex(`${dir}/out`));
+  assert.deepEqual(
+    Object.entries(results).map(([id, r]) => `${id} ${r.behavior}/${r.behaviorClose}`),
+    WSS_CASES.map((id) => `${id} OK/OK`),
+  );
+}
+
 Deno.test("client mode over wss://: --client --cert --key makes the embedded client trust it", async () => {
   await withTempDir(async (dir) => {
     const { certFile } = await selfSigned(dir);
-    const run = await runCli([
-      "--client",
-      "--cert",
-      certFile,
-      "--key",
-      `${dir}/key.pem`,
-      "--cases",
-      WSS_CASES.join(","),
-      "--out",
-      `${dir}/out`,
-    ]);
-    assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
-    const [results] = Object.values(await readIndex(`${dir}/out`));
-    assert.deepEqual(
-      Object.entries(results).map(([id, r]) => `${id} ${r.behavior}/${r.behaviorClose}`),
-      WSS_CASES.map((id) => `${id} OK/OK`),
-    );
+    await wssCliRun(dir, ["--client"], certFile);
   });
 });
 
@@ -287,27 +292,7 @@ ws.binaryType = "arraybuffer";
 ws.onmessage = (e) => ws.send(e.data);
 `,
     );
-    const run = await runCli([
-      "--client",
-      `deno run -A --cert ${certFile} ${client} {url}`,
-      "--cert",
-      certFile,
-      "--key",
-      `${dir}/key.pem`,
-      "--agent",
-      "deno-wss",
-      "--cases",
-      WSS_CASES.join(","),
-      "--out",
-      `${dir}/out`,
-    ]);
-    assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /served at wss:\/\/127\.0\.0\.1:/);
-    const results = (await readIndex(`${dir}/out`))["deno-wss"];
-    assert.deepEqual(
-      Object.entries(results).map(([id, r]) => `${id} ${r.behavior}/${r.behaviorClose}`),
-      WSS_CASES.map((id) => `${id} OK/OK`),
-    );
+    await wssCliRun(dir, ["--client", `deno run -A --cert ${certFile} ${client} {url}`], certFile);
     const urls = (await Deno.readTextFile(`${dir}/urls`)).trim().split("\n").sort();
     // Each case's URL, and maybe a probe's before the cases (a case's URL again).
     assert.deepEqual(

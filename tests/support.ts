@@ -122,6 +122,16 @@ export function flawExpectations<Row extends { flaws: readonly string[] }>(
   return out;
 }
 
+/** Whether `path` exists (any kind of file). */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
 export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "wsconform_test_" });

@@ -12,18 +12,10 @@ import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
 import { spawnReady } from "../harness/child.ts";
 import { runAndJudgeCases } from "../harness/suite.ts";
+import { exists } from "./support.ts";
 
 const WS_DIR = Deno.env.get("WS_PEER_DIR");
 const installed = WS_DIR !== undefined && exists(`${WS_DIR}/node_modules/ws/package.json`);
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Starts the ws echo server; stops it by its PID. */
 async function startWsEcho(): Promise<{ url: string; close(): Promise<void> }> {
