@@ -11,19 +11,10 @@ import assert from "node:assert/strict";
 import { parseCli } from "../harness/cli.ts";
 import { browserBinary } from "../harness/browser_driver.ts";
 import type { IndexJson } from "../harness/report.ts";
-import { runCli, withTempDir } from "./support.ts";
+import { exists, runCli, withTempDir } from "./support.ts";
 
 async function readIndex(dir: string): Promise<IndexJson> {
   return JSON.parse(await Deno.readTextFile(`${dir}/index.json`));
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("--client NAMES: a target per client, in order; a list has known names only, each once", () => {
