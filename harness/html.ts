@@ -616,7 +616,8 @@ function matrixCell(
   const code = entry.remoteCloseCode === null || entry.remoteCloseCode === undefined
     ? "no code"
     : `code ${entry.remoteCloseCode}`;
-  const inner = markup`<span class="b">${entry.behavior}</span><span class="c${
+  // A space between the verdicts lets a narrow column wrap them (the matrix fits 1280 px).
+  const inner = markup`<span class="b">${entry.behavior}</span> <span class="c${
     closeBad ? " bad" : ""
   }">close: ${close}</span> <span class="m">${entry.duration} ms · ${code}</span>${
     earlier !== undefined

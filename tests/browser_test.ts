@@ -182,8 +182,23 @@ Deno.test({
   },
 });
 
-/** The client cases the four-agent report holds: groups 0-11, verdicts that differ by client. */
-const CLIENT_REPORT_CASES = ["0.8.1", "1.1.1", "2.1", "5.1", "7.1.1", "7.3.1", "8.1.6", "11.1.3"];
+/**
+ * The client cases the four-agent report holds: groups 0-11, verdicts that
+ * differ by client, a long hex title (6.13.1) and an INFORMATIONAL / INFORMATIONAL
+ * cell (7.13.1), the widest verdicts.
+ */
+const CLIENT_REPORT_CASES = [
+  "0.8.1",
+  "1.1.1",
+  "2.1",
+  "5.1",
+  "6.13.1",
+  "7.1.1",
+  "7.3.1",
+  "7.13.1",
+  "8.1.6",
+  "11.1.3",
+];
 
 Deno.test({
   name:
