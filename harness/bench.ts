@@ -7,7 +7,8 @@
  *   3. client mode: the 301 Autobahn cases against Deno's own WebSocket (goal: <= 6 s),
  *      and again without 9.7.6 and 9.8.6, which time Deno's client itself; against a client hanging at each stage (tests/peers/hanging_client.ts: it
  *      never connects, sends no request, never echoes, never closes; goal: <= 60 s
- *      each, skipped by --quick);
+ *      each, skipped by --quick); every client case against Chromium (goal: <= 30 s
+ *      wall), its start-up (until its page is ready) printed apart from the cases;
  *   4. full runs against targets that make cases wait (goal: <= 60 s each): a
  *      server that accepts TCP and never answers the handshake, a valid server
  *      that echoes nothing, one that echoes only text, and one that floods
@@ -20,6 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { AUTOBAHN_GROUP_IDS } from "../fixtures/mod.ts";
+import { browserBinary } from "./browser_driver.ts";
 import { startHostilePeer } from "../tests/hostile_peers.ts";
 import { startStrictServer } from "../tests/peers/strict_server.ts";
 
@@ -48,6 +50,8 @@ interface Figures {
   wallSeconds: number;
   /** The time of the cases, from the CLI's summary line ("301 cases, 0 failed in 4.7 s"). */
   caseSeconds?: number;
+  /** The client's start-up, from the CLI's first line ("the client started in 1.2 s"). */
+  clientStartSeconds?: number;
   cases: number;
   harnessPeakRss: number;
   /** The embedded peer (Deno's server or client), or a spawned client. */
@@ -83,7 +87,9 @@ async function runSuite(args: string[]): Promise<Figures> {
   const { code, stdout } = await child.output();
   clearInterval(sampler);
   const wallSeconds = (performance.now() - started) / 1000;
-  const summary = / cases, \d+ failed.* in ([\d.]+) s$/m.exec(new TextDecoder().decode(stdout));
+  const output = new TextDecoder().decode(stdout);
+  const summary = / cases, \d+ failed.* in ([\d.]+) s$/m.exec(output);
+  const startUp = /; the client started in ([\d.]+) s$/m.exec(output);
   let cases = 0;
   try {
     const index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
@@ -97,6 +103,7 @@ async function runSuite(args: string[]): Promise<Figures> {
   return {
     wallSeconds,
     caseSeconds: summary ? Number(summary[1]) : undefined,
+    clientStartSeconds: startUp ? Number(startUp[1]) : undefined,
     cases,
     harnessPeakRss,
     childPeakRss,
@@ -146,6 +153,11 @@ async function bench(title: string, args: string[], runs: number): Promise<void>
   const all = (key: keyof Figures) => figures.map((f) => f[key]).filter((x) => x !== undefined);
   console.log(title);
   console.log(`  wall time              ${figure(all("wallSeconds"), seconds)}`);
+  if (all("clientStartSeconds").length) {
+    console.log(
+      `  the client's start-up  ${figure(all("clientStartSeconds"), (n) => `${n.toFixed(1)} s`)}`,
+    );
+  }
   if (all("caseSeconds").length) {
     console.log(
       `  the cases              ${figure(all("caseSeconds"), (n) => `${n.toFixed(1)} s`)}`,
@@ -190,6 +202,13 @@ if (import.meta.main) {
     ["--client", "--cases", AUTOBAHN_GROUP_IDS.join(","), "--exclude", "9.7.6,9.8.6"],
     runs,
   );
+  if (browserBinary("chromium")) {
+    await bench(
+      "\nevery client case against Chromium (goal: <= 30 s wall)",
+      ["--client", "chromium"],
+      runs,
+    );
+  }
   if (!values.quick) {
     const hangingClient = new URL("../tests/peers/hanging_client.ts", import.meta.url).pathname;
     const hangingStages: [stage: string, title: string][] = [
