@@ -1060,7 +1060,8 @@ async function runTarget(
   }
   const { agent, url, outcomes: runs, targetLost } = result;
   const notRun = result.notRun.find((n) => n.why === "needs-echo")?.cases ?? [];
-  const stopped = result.notRun.find((n) => n.why !== "needs-echo");
+  const untried = result.notRun.find((n) => n.why === "client-never-tried");
+  const stopped = result.notRun.find((n) => n.why === "interrupted" || n.why === "target-lost");
   if (targetLost) {
     console.error(
       `wsconform: the target stopped answering at case ${targetLost.id}: ${
@@ -1085,7 +1086,9 @@ async function runTarget(
   }
   if (failures.length > LIST_LIMIT) say(`  … and ${failures.length - LIST_LIMIT} more`);
   if (notRun.length > 0) say(`${notRun.length} cases not run (${NOT_RUN_REASON})`);
-  if (stopped) say(`${stopped.cases.length} cases not run (${stopped.reason})`);
+  for (const other of [untried, stopped]) {
+    if (other) say(`${other.cases.length} cases not run (${sanitize(other.reason)})`);
+  }
   const earlier = result.earlierResults ?? 0;
   if (earlier > 0) {
     say(
@@ -1121,12 +1124,11 @@ async function runTarget(
     outcomes: runs,
     events,
     notRun: {
-      cases: [...notRun, ...stopped?.cases ?? []],
-      reason: !stopped
-        ? NOT_RUN_REASON
-        : notRun.length > 0
-        ? `${NOT_RUN_REASON}, or ${stopped.reason}`
-        : stopped.reason,
+      cases: [...notRun, ...untried?.cases ?? [], ...stopped?.cases ?? []],
+      reason: [
+        ...notRun.length > 0 ? [NOT_RUN_REASON] : [],
+        ...[untried, stopped].flatMap((n) => n ? [n.reason] : []),
+      ].join(", or "),
     },
   };
   const bad = regressions !== undefined ? regressions > 0 : failures.length > 0;

@@ -342,8 +342,11 @@ export interface SuiteStart {
 /** Cases selected but not run, and why. */
 export interface NotRun {
   cases: CaseSpec[];
-  /** "needs-echo": left out by protocolOnly; the others stopped the run part-way. */
-  why: "needs-echo" | "interrupted" | "target-lost";
+  /**
+   * "needs-echo": left out by protocolOnly; "client-never-tried": the client could not
+   * even try the case's URL (a browser refused it); the others stopped the run part-way.
+   */
+  why: "needs-echo" | "interrupted" | "target-lost" | "client-never-tried";
   reason: string;
 }
 
@@ -433,6 +436,11 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult>
  */
 interface PeerAccess extends Pick<RunOptions<unknown>, "runOne" | "stallSilentPeer"> {
   lost?: TargetLoss;
+  /**
+   * Client mode: the cases whose URL the client could not even try (a browser
+   * refused it), with why. They are not run, never judged as a pass or a failure.
+   */
+  neverTried?: ReadonlyMap<string, string>;
 }
 
 /** Runs the chosen cases, writing reports as they finish. */
@@ -447,6 +455,7 @@ async function runChosen(
   const pages = reports && (reports.pages ?? new CasePages(reports.dir, GROUPS));
   const events = new Map<string, CaseEvents>();
   const targetGone = new AbortController();
+  const neverTried: { spec: CaseSpec; reason: string }[] = [];
   const started = new Date();
   const t0 = performance.now();
   try {
@@ -465,6 +474,11 @@ async function runChosen(
           targetGone.abort();
           return undefined;
         }
+        const untried = access.neverTried?.get(run.spec.id);
+        if (untried !== undefined) {
+          neverTried.push({ spec: run.spec, reason: untried });
+          return undefined;
+        }
         const judgement = judgeCase(run.spec, run);
         if (reports) {
           const reportfile = await writeCaseReport(reports.dir, agent, { ...run, ...judgement });
@@ -478,9 +492,19 @@ async function runChosen(
     });
     const elapsedMs = performance.now() - t0;
     const outcomes = judged.filter((outcome) => outcome !== undefined);
-    const finished = new Set(outcomes.map((o) => o.spec.id));
+    const finished = new Set([...outcomes, ...neverTried].map((o) => o.spec.id));
     const notRun = [...start.notRun];
-    if (outcomes.length < cases.length) {
+    if (neverTried.length > 0) {
+      const reasons = new Set(neverTried.map((n) => n.reason));
+      notRun.push({
+        cases: neverTried.map((n) => n.spec),
+        why: "client-never-tried",
+        reason: `the client could not try their URL: ${[...reasons][0]}${
+          reasons.size > 1 ? ` (and ${reasons.size - 1} other reasons, in the wire logs)` : ""
+        }`,
+      });
+    }
+    if (finished.size < cases.length) {
       notRun.push({
         cases: cases.filter((c) => !finished.has(c.id)),
         ...lost?.at
@@ -553,6 +577,7 @@ async function runClientSuite(
       throw new SuiteError("client-start", e.message);
     }
     try {
+      const neverTried = new Map<string, string>();
       const connectOnce = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
         const expected = server.expect(spec.id, agent, connectTimeoutMs);
         const client = driver.connect(expected.url);
@@ -566,10 +591,13 @@ async function runClientSuite(
           ),
           // A client that ends before it connects (a command that fails) ends the wait;
           // one that connected and ended at once has its connection handed over meanwhile.
-          client.done.then(async (exit) =>
-            await settledWithin(expected.connection, EXIT_GRACE_MS) ??
-              { missing: `the client ended before it connected: ${exitText(exit)}` }
-          ),
+          client.done.then(async (exit) => {
+            const accepted = await settledWithin(expected.connection, EXIT_GRACE_MS);
+            if (accepted) return accepted;
+            const untried = untriedReason(exit);
+            if (untried !== undefined) neverTried.set(spec.id, untried);
+            return { missing: `the client ended before it connected: ${exitText(exit)}` };
+          }),
         ]);
         let run: CaseRun | undefined;
         try {
@@ -592,10 +620,12 @@ async function runClientSuite(
       };
       // A case about the key's freshness (0.7.8) has the client connect again once it ended.
       const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
+        neverTried.delete(spec.id); // the probe's try of the first case is not the case's
         const run = await connectOnce(spec, session);
         if (!spec.clientHandshake?.twice || !run.close.opened) return run;
         // Admitted once: the runner counts the case's connection once.
         const again = await connectOnce(spec, { ...session, admit: undefined });
+        neverTried.delete(spec.id); // the case ran on its first connection
         const keys = again.handshake.request?.keys ?? [];
         run.handshake.request?.keys.push(...keys);
         run.wire.note(
@@ -620,6 +650,7 @@ async function runClientSuite(
         ...await runChosen(start, { ...session, ...closing }, options, {
           runOne,
           stallSilentPeer: false,
+          neverTried,
         }),
       };
     } finally {
@@ -685,6 +716,13 @@ async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | un
 }
 
 /** How a client's part ended, in a line for the wire log. */
+/** Why a client never tried to connect: its WebSocket could not be created (a browser refused the URL). */
+function untriedReason(exit: ClientExit): string | undefined {
+  if (exit.kind !== "websocket") return undefined;
+  const failed = exit.events.find((e) => e.type === "failed");
+  return failed && "message" in failed ? failed.message : undefined;
+}
+
 function exitText(exit: ClientExit): string {
   if (exit.kind === "websocket") {
     const last = exit.events.at(-1);

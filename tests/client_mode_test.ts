@@ -12,6 +12,7 @@ import { parseCli } from "../harness/cli.ts";
 import { type ClientDriver, embeddedClient } from "../harness/client_driver.ts";
 import type { IndexJson } from "../harness/report.ts";
 import { type CaseRun, runClientCase } from "../harness/session.ts";
+import { runSuite } from "../harness/suite.ts";
 import { isFailing, judgeCase, type Verdict } from "../harness/verdict.ts";
 import type { Flaw } from "./peers/strict_client.ts";
 import { againstStrictClient, runCli, selfSigned, withTempDir } from "./support.ts";
@@ -301,4 +302,36 @@ ws.onmessage = (e) => ws.send(e.data);
     );
     for (const url of urls) assert.match(url, /^wss:\/\/127\.0\.0\.1:\d+\/runCase\?/);
   });
+});
+
+Deno.test("client mode: a case whose URL the client could not even try is not run, with the reason", async () => {
+  // Deno's client, except that it refuses the URL of 2.1 as a browser refuses one: its
+  // WebSocket cannot be created, so the case never reaches the wire.
+  const embedded = embeddedClient();
+  const refusing: ClientDriver = {
+    get agent() {
+      return embedded.agent;
+    },
+    start: () => embedded.start(),
+    stop: () => embedded.stop(),
+    connect(url, options) {
+      if (url.searchParams.get("casetuple") !== "2.1") return embedded.connect(url, options);
+      const exit = {
+        kind: "websocket" as const,
+        events: [{ type: "failed" as const, message: "SyntaxError: the URL is refused" }],
+        stopped: false,
+      };
+      return { done: Promise.resolve(exit), stop: () => Promise.resolve(exit) };
+    },
+  };
+  const cases = CLIENT_CASES.filter((c) => ["1.1.1", "2.1", "2.2"].includes(c.id));
+  const result = await runSuite({ client: { driver: refusing }, cases });
+  assert.deepEqual(result.outcomes.map((o) => `${o.spec.id} ${o.verdict.behavior}`).sort(), [
+    "1.1.1 OK",
+    "2.2 OK",
+  ]);
+  const untried = result.notRun.find((n) => n.why === "client-never-tried");
+  assert.deepEqual(untried?.cases.map((c) => c.id), ["2.1"]);
+  assert.match(untried!.reason, /could not try their URL: SyntaxError: the URL is refused/);
+  assert.equal(result.notRun.length, 1, "nothing else is not run");
 });
