@@ -14,6 +14,7 @@ type Layer = typeof LAYERS[number];
 /** Each module of harness/ and its layer; a new module must be given one here. */
 const HARNESS_LAYERS: Record<string, Layer> = {
   "case.ts": "core",
+  "deflate.ts": "core",
   "fuzzingserver.ts": "core",
   "endpoint.ts": "core",
   "frame.ts": "core",

@@ -1,0 +1,540 @@
+/**
+ * permessage-deflate (RFC 7692), pure: the message compressor (§7.2.1), the
+ * bounded decompressor (§7.2.2) and the negotiation rules (§5, §7.1) over the
+ * extension lists that server_handshake.ts parses. No I/O: zlib runs in memory.
+ *
+ * node:zlib's streams are used because a stream keeps its LZ77 window across
+ * messages (context takeover) and flushes on demand; the sync one-shot
+ * functions start afresh each call, and the Web CompressionStream cannot
+ * flush per message.
+ */
+
+import zlib from "node:zlib";
+import type { ExtensionOffer } from "./server_handshake.ts";
+
+export const PERMESSAGE_DEFLATE = "permessage-deflate";
+
+/** The empty stored block's LEN/NLEN that a sync flush ends with (§7.2.1 removes them). */
+const FLUSH_TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
+
+// ---------------------------------------------------------------------------
+// Errors as values, with stable codes (like ws's receiver error codes).
+
+export type DeflateErrorCode =
+  /** the data is not DEFLATE, or does not end where §7.2.2 expects */
+  | "inflate-failed"
+  /** the message inflates past the limit (a peer closes with 1009) */
+  | "too-big"
+  /** the codec failed or was closed before; its window is lost */
+  | "closed";
+
+export type InflateResult =
+  | { ok: true; data: Uint8Array }
+  | { ok: false; code: DeflateErrorCode; reason: string };
+
+// ---------------------------------------------------------------------------
+// The codec.
+
+export interface CodecOptions {
+  /** LZ77 window bits agreed for this direction, 8-15 (15 when not negotiated). */
+  windowBits: number;
+  /** Whether the window carries over from one message to the next (§7.2.1, §7.2.2). */
+  contextTakeover: boolean;
+}
+
+/** A stream's output between two flushes, and how it ended. */
+class Collector {
+  chunks: Uint8Array[] = [];
+  length = 0;
+  ended = false;
+  error?: Error;
+  /** Called after each chunk: the decompressor stops a bomb here, mid-flush. */
+  onData?: () => void;
+  constructor(stream: zlib.DeflateRaw | zlib.InflateRaw) {
+    stream.on("data", (chunk: Uint8Array) => {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+      this.onData?.();
+    });
+    stream.on("end", () => this.ended = true);
+    stream.on("error", (error: Error) => this.error = error);
+  }
+  take(): Uint8Array[] {
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.length = 0;
+    return chunks;
+  }
+}
+
+/** Resolves once `stream` has flushed `data` (or failed: its error event ends the wait too). */
+function writeAndFlush(
+  stream: zlib.DeflateRaw | zlib.InflateRaw,
+  data: Uint8Array,
+  stop?: Promise<void>,
+): Promise<void> {
+  return Promise.race([
+    new Promise<void>((resolve) => {
+      stream.once("error", () => resolve());
+      stream.write(data);
+      stream.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
+    }),
+    ...(stop ? [stop] : []),
+  ]);
+}
+
+function concat(chunks: readonly Uint8Array[], length?: number): Uint8Array {
+  const out = new Uint8Array(length ?? chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Compresses messages per §7.2.1: raw DEFLATE, a sync flush at the end of
+ * each message, its trailing 00 00 ff ff removed. Calls are queued, so
+ * messages come out in the order they were given.
+ */
+export class MessageCompressor {
+  readonly #options: CodecOptions;
+  #stream?: zlib.DeflateRaw;
+  #collector?: Collector;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: CodecOptions) {
+    checkWindowBits(options.windowBits);
+    this.#options = options;
+  }
+
+  compress(message: Uint8Array): Promise<Uint8Array> {
+    const result = this.#queue.then(() => this.#compress(message));
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  async #compress(message: Uint8Array): Promise<Uint8Array> {
+    // Without context takeover each message gets a fresh stream (an empty window).
+    if (!this.#options.contextTakeover) this.close();
+    if (!this.#stream) {
+      // zlib refuses 8 window bits for raw deflate (since 1.2.9; before, it
+      // silently used 9). Autobahn 0.8.2 asks zlib for 8 and so gets 9: we
+      // ask for 9. Its longest distance, 512 - 262 (zlib's MIN_LOOKAHEAD)
+      // = 250 bytes, fits a 256-byte window, so an 8-bit inflater reads it.
+      const windowBits = Math.max(this.#options.windowBits, 9);
+      this.#stream = zlib.createDeflateRaw({ windowBits });
+      this.#collector = new Collector(this.#stream);
+    }
+    const collector = this.#collector!;
+    await writeAndFlush(this.#stream, message);
+    if (collector.error) throw collector.error;
+    const out = concat(collector.take());
+    const tail = out.subarray(out.length - FLUSH_TAIL.length);
+    if (!tail.every((b, i) => b === FLUSH_TAIL[i])) {
+      throw new Error("zlib's sync flush did not end with 00 00 ff ff");
+    }
+    return out.subarray(0, out.length - FLUSH_TAIL.length);
+  }
+
+  /** Ends the stream; the next message starts with an empty window. */
+  close(): void {
+    this.#stream?.close();
+    this.#stream = undefined;
+  }
+}
+
+export interface DecompressorOptions extends CodecOptions {
+  /** The most bytes a message may inflate to; past it, "too-big" (nothing more is inflated). */
+  maxMessageBytes: number;
+}
+
+/**
+ * Decompresses messages per §7.2.2: appends 00 00 ff ff and inflates. A
+ * message that inflates past maxMessageBytes stops there with "too-big", so
+ * a decompression bomb costs the limit, not memory. After an error the
+ * decompressor is closed: its window is lost, and the connection fails on
+ * the error anyway.
+ *
+ * A DEFLATE block with BFINAL set ends zlib's stream, but §7.2.1 lets more
+ * blocks follow it (§7.2.3.4): the rest is inflated by a new stream primed
+ * with the window so far, which is what the old stream held.
+ *
+ * Deno 2.9.6's inflateRaw ignores windowBits (it reads distances up to
+ * 32 KiB whatever it is given), so a peer that reaches back further than its
+ * agreed window bits is not caught here; a check of its own would need the
+ * DEFLATE distances.
+ */
+export class MessageDecompressor {
+  readonly #options: DecompressorOptions;
+  #stream?: zlib.InflateRaw;
+  #collector?: Collector;
+  /** The latest output, at least a window's worth when there is that much: the dictionary. */
+  #history: Uint8Array[] = [];
+  #historyLength = 0;
+  #failed?: string;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: DecompressorOptions) {
+    checkWindowBits(options.windowBits);
+    this.#options = options;
+  }
+
+  decompress(data: Uint8Array): Promise<InflateResult> {
+    const result = this.#queue.then(() => this.#decompress(data));
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  async #decompress(data: Uint8Array): Promise<InflateResult> {
+    if (this.#failed) return { ok: false, code: "closed", reason: this.#failed };
+    if (!this.#options.contextTakeover) this.#reset();
+    const limit = this.#options.maxMessageBytes;
+    const message: Uint8Array[] = [];
+    let length = 0;
+    let input = concat([data, FLUSH_TAIL]);
+    while (input.length > 0) {
+      if (!this.#stream) await this.#open();
+      const stream = this.#stream!;
+      const collector = this.#collector!;
+      const consumedBefore = stream.bytesWritten;
+      let tooBig!: () => void;
+      const stop = new Promise<void>((resolve) => tooBig = resolve);
+      collector.onData = () => {
+        // Closing here stops zlib at once; it would otherwise inflate the whole input.
+        if (length + collector.length > limit) {
+          stream.close();
+          tooBig();
+        }
+      };
+      await writeAndFlush(stream, input, stop);
+      const chunks = collector.take();
+      length += chunks.reduce((n, c) => n + c.length, 0);
+      if (length > limit) {
+        return this.#fail("too-big", `the message inflates past ${limit} bytes`);
+      }
+      if (collector.error) return this.#fail("inflate-failed", collector.error.message);
+      message.push(...chunks);
+      this.#remember(chunks);
+      if (!collector.ended) break;
+      // BFINAL ended the stream: the rest of the input continues in a new one.
+      input = input.subarray(stream.bytesWritten - consumedBefore);
+      stream.close();
+      this.#stream = undefined;
+    }
+    return { ok: true, data: concat(message, length) };
+  }
+
+  async #open(): Promise<void> {
+    this.#stream = zlib.createInflateRaw({ windowBits: this.#options.windowBits });
+    this.#collector = new Collector(this.#stream);
+    if (this.#historyLength === 0) return;
+    // Deno's inflateRaw ignores the `dictionary` option, so the window is
+    // refilled by inflating it as one stored block (BTYPE 00), output dropped.
+    const history = concat(this.#history, this.#historyLength);
+    const window = history.subarray(Math.max(0, history.length - (1 << this.#options.windowBits)));
+    const header = [0x00, window.length & 0xff, window.length >> 8];
+    const primer = concat([
+      new Uint8Array([...header, header[1] ^ 0xff, header[2] ^ 0xff]),
+      window,
+    ]);
+    await writeAndFlush(this.#stream, primer);
+    this.#collector.take();
+  }
+
+  /** Keeps the output's tail that a window can still reach, dropping older chunks. */
+  #remember(chunks: readonly Uint8Array[]): void {
+    const windowSize = 1 << this.#options.windowBits;
+    for (const chunk of chunks) {
+      this.#history.push(chunk);
+      this.#historyLength += chunk.length;
+    }
+    while (this.#historyLength - this.#history[0]?.length >= windowSize) {
+      this.#historyLength -= this.#history.shift()!.length;
+    }
+  }
+
+  #reset(): void {
+    this.#stream?.close();
+    this.#stream = undefined;
+    this.#history = [];
+    this.#historyLength = 0;
+  }
+
+  #fail(code: DeflateErrorCode, reason: string): InflateResult {
+    this.#reset();
+    this.#failed = `the decompressor failed before: ${reason}`;
+    return { ok: false, code, reason };
+  }
+
+  close(): void {
+    this.#reset();
+    this.#failed = "the decompressor is closed";
+  }
+}
+
+function checkWindowBits(windowBits: number): void {
+  if (!Number.isInteger(windowBits) || windowBits < 8 || windowBits > 15) {
+    throw new RangeError(`window bits must be 8-15, not ${windowBits}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Negotiation (§5, §7.1), over the extension lists of server_handshake.ts.
+
+/** The parameters of one permessage-deflate offer or response, as written. */
+export interface DeflateParams {
+  serverNoContextTakeover: boolean;
+  clientNoContextTakeover: boolean;
+  /** Absent: undefined. */
+  serverMaxWindowBits?: number;
+  /** Absent: undefined; `true`: present without a value (offers only, §7.1.2.2). */
+  clientMaxWindowBits?: number | true;
+}
+
+/** What both sides use once a response accepted an offer (§7.1): the codecs' options. */
+export interface AgreedDeflate {
+  serverNoContextTakeover: boolean;
+  clientNoContextTakeover: boolean;
+  serverMaxWindowBits: number;
+  clientMaxWindowBits: number;
+}
+
+/** A broken rule: `rule` names the requirement, `reason` says what broke it. */
+export interface NegotiationProblem {
+  rule: string;
+  reason: string;
+}
+
+export type ParamsParse =
+  | { ok: true; params: DeflateParams }
+  | ({ ok: false } & NegotiationProblem);
+
+const DECLINE_RULE = "RFC 7692 §7: a server MUST decline an offer with an unknown parameter, " +
+  "a parameter twice, or an invalid value";
+const FAIL_RULE = "RFC 7692 §7: a client MUST fail the connection on a response with an " +
+  "unknown parameter, a parameter twice, or an invalid value";
+
+/** 8-15, decimal, no leading zero (§7.1.2.1, §7.1.2.2); quotes are already gone. */
+const WINDOW_BITS_VALUE = /^(?:8|9|1[0-5])$/;
+
+/**
+ * Reads and validates a permessage-deflate element's parameters: an offer
+ * (`from` "offer") or a response ("response", where client_max_window_bits
+ * needs a value, §7.1.2.2).
+ */
+export function parseDeflateParams(
+  extension: ExtensionOffer,
+  from: "offer" | "response",
+): ParamsParse {
+  const rule = from === "offer" ? DECLINE_RULE : FAIL_RULE;
+  const problem = (reason: string): ParamsParse => ({ ok: false, rule, reason });
+  const params: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false };
+  const seen = new Set<string>();
+  for (const { name, value } of extension.params) {
+    if (seen.has(name)) return problem(`${name} appears twice`);
+    seen.add(name);
+    const shown = value === undefined ? name : `${name}=${value}`;
+    switch (name) {
+      case "server_no_context_takeover":
+      case "client_no_context_takeover":
+        // §7.1.1.1, §7.1.1.2: these parameters have no value.
+        if (value !== undefined) return problem(`${shown}: this parameter has no value`);
+        params[
+          name === "server_no_context_takeover"
+            ? "serverNoContextTakeover"
+            : "clientNoContextTakeover"
+        ] = true;
+        break;
+      case "server_max_window_bits":
+        if (value === undefined || !WINDOW_BITS_VALUE.test(value)) {
+          return problem(`${shown}: the value must be 8-15, without leading zeros (§7.1.2.1)`);
+        }
+        params.serverMaxWindowBits = Number(value);
+        break;
+      case "client_max_window_bits":
+        if (value === undefined && from === "offer") {
+          params.clientMaxWindowBits = true;
+        } else if (value === undefined || !WINDOW_BITS_VALUE.test(value)) {
+          return problem(
+            `${shown}: the value must be 8-15, without leading zeros` +
+              (from === "response" ? ", and a response must give one (§7.1.2.2)" : " (§7.1.2.2)"),
+          );
+        } else {
+          params.clientMaxWindowBits = Number(value);
+        }
+        break;
+      default:
+        return problem(`${shown} is not a parameter of permessage-deflate (§7.1)`);
+    }
+  }
+  return { ok: true, params };
+}
+
+/** The element that writes `params`, in §7.1's order. */
+export function deflateExtension(params: DeflateParams): ExtensionOffer {
+  const out: ExtensionOffer = { name: PERMESSAGE_DEFLATE, params: [] };
+  if (params.serverNoContextTakeover) out.params.push({ name: "server_no_context_takeover" });
+  if (params.clientNoContextTakeover) out.params.push({ name: "client_no_context_takeover" });
+  if (params.serverMaxWindowBits !== undefined) {
+    out.params.push({ name: "server_max_window_bits", value: `${params.serverMaxWindowBits}` });
+  }
+  if (params.clientMaxWindowBits === true) out.params.push({ name: "client_max_window_bits" });
+  else if (params.clientMaxWindowBits !== undefined) {
+    out.params.push({ name: "client_max_window_bits", value: `${params.clientMaxWindowBits}` });
+  }
+  return out;
+}
+
+/** What a response that accepts `offer` makes both sides use. */
+export function agreedDeflate(offer: DeflateParams, response: DeflateParams): AgreedDeflate {
+  const offeredClientBits = typeof offer.clientMaxWindowBits === "number"
+    ? offer.clientMaxWindowBits
+    : 15;
+  return {
+    serverNoContextTakeover: response.serverNoContextTakeover,
+    clientNoContextTakeover: response.clientNoContextTakeover,
+    serverMaxWindowBits: response.serverMaxWindowBits ?? 15,
+    // The response's value, else the one the client promised in its offer (§7.1.2.2).
+    clientMaxWindowBits: typeof response.clientMaxWindowBits === "number"
+      ? response.clientMaxWindowBits
+      : offeredClientBits,
+  };
+}
+
+/**
+ * Why `response` does not accept `offer` (§7.1), or undefined when it does.
+ * server_no_context_takeover, client_no_context_takeover and
+ * server_max_window_bits may be in a response that was not offered them.
+ */
+export function acceptanceProblem(
+  offer: DeflateParams,
+  response: DeflateParams,
+): NegotiationProblem | undefined {
+  if (offer.serverNoContextTakeover && !response.serverNoContextTakeover) {
+    return {
+      rule: "RFC 7692 §7.1.1.1: a server accepts server_no_context_takeover by including it",
+      reason: "the offer has server_no_context_takeover, the response does not",
+    };
+  }
+  if (offer.serverMaxWindowBits !== undefined) {
+    const answered = response.serverMaxWindowBits;
+    if (answered === undefined || answered > offer.serverMaxWindowBits) {
+      return {
+        rule: "RFC 7692 §7.1.2.1: a server accepts server_max_window_bits by including it " +
+          "with the same or a smaller value",
+        reason: `the offer has server_max_window_bits=${offer.serverMaxWindowBits}, the response ` +
+          (answered === undefined ? "none" : `${answered}`),
+      };
+    }
+  }
+  if (response.clientMaxWindowBits !== undefined && offer.clientMaxWindowBits === undefined) {
+    return {
+      rule: "RFC 7692 §7.1.2.2: a response MUST NOT include client_max_window_bits " +
+        "unless the offer did",
+      reason: `the response has client_max_window_bits=${response.clientMaxWindowBits}, ` +
+        "the offer none",
+    };
+  }
+  return undefined;
+}
+
+/** What a server would like; each is used only where the offer lets it (§7.1). */
+export interface ServerDeflateWishes {
+  serverNoContextTakeover?: boolean;
+  clientNoContextTakeover?: boolean;
+  serverMaxWindowBits?: number;
+  clientMaxWindowBits?: number;
+}
+
+export type ServerAnswer =
+  | { type: "accept"; offerIndex: number; response: ExtensionOffer; agreed: AgreedDeflate }
+  | { type: "decline"; problems: NegotiationProblem[] };
+
+/**
+ * A server's answer to a client's extension list: it accepts the first
+ * valid permessage-deflate offer (the client lists them by preference, §5)
+ * and declines the invalid ones (§7); `offerIndex` is the accepted one's
+ * position in `offers`.
+ */
+export function answerDeflateOffers(
+  offers: readonly ExtensionOffer[],
+  wishes: ServerDeflateWishes = {},
+): ServerAnswer {
+  const problems: NegotiationProblem[] = [];
+  for (const [offerIndex, extension] of offers.entries()) {
+    if (extension.name !== PERMESSAGE_DEFLATE) continue;
+    const parsed = parseDeflateParams(extension, "offer");
+    if (!parsed.ok) {
+      problems.push({ rule: parsed.rule, reason: parsed.reason });
+      continue;
+    }
+    const offer = parsed.params;
+    const smaller = (a?: number, b?: number) =>
+      a === undefined ? b : b === undefined ? a : Math.min(a, b);
+    const response: DeflateParams = {
+      serverNoContextTakeover: offer.serverNoContextTakeover || !!wishes.serverNoContextTakeover,
+      clientNoContextTakeover: !!wishes.clientNoContextTakeover,
+      serverMaxWindowBits: smaller(offer.serverMaxWindowBits, wishes.serverMaxWindowBits),
+      // Only an offer with client_max_window_bits lets the server limit the client (§7.1.2.2).
+      clientMaxWindowBits: offer.clientMaxWindowBits === undefined ? undefined : smaller(
+        offer.clientMaxWindowBits === true ? undefined : offer.clientMaxWindowBits,
+        wishes.clientMaxWindowBits,
+      ),
+    };
+    return {
+      type: "accept",
+      offerIndex,
+      response: deflateExtension(response),
+      agreed: agreedDeflate(offer, response),
+    };
+  }
+  return { type: "decline", problems };
+}
+
+export type ResponseCheck =
+  | { type: "accepted"; offerIndex: number; agreed: AgreedDeflate }
+  | { type: "declined" }
+  | ({ type: "error" } & NegotiationProblem);
+
+/**
+ * A client's check of a server's Sec-WebSocket-Extensions against its
+ * offers: no permessage-deflate is a decline; otherwise the response must
+ * be one element, valid (§7), that accepts one of the offers (§7.1).
+ * `offerIndex` is the first offer it accepts.
+ */
+export function checkDeflateResponse(
+  offers: readonly ExtensionOffer[],
+  response: readonly ExtensionOffer[],
+): ResponseCheck {
+  const accepted = response.filter((e) => e.name === PERMESSAGE_DEFLATE);
+  if (accepted.length === 0) return { type: "declined" };
+  if (accepted.length > 1) {
+    return {
+      type: "error",
+      rule: "RFC 7692 §5: a server accepts exactly one offer, with one element",
+      reason: `the response has permessage-deflate ${accepted.length} times`,
+    };
+  }
+  const parsed = parseDeflateParams(accepted[0], "response");
+  if (!parsed.ok) return { type: "error", rule: parsed.rule, reason: parsed.reason };
+  let firstProblem: NegotiationProblem | undefined;
+  for (const [offerIndex, extension] of offers.entries()) {
+    if (extension.name !== PERMESSAGE_DEFLATE) continue;
+    const offer = parseDeflateParams(extension, "offer");
+    if (!offer.ok) continue;
+    const problem = acceptanceProblem(offer.params, parsed.params);
+    if (!problem) {
+      return { type: "accepted", offerIndex, agreed: agreedDeflate(offer.params, parsed.params) };
+    }
+    firstProblem ??= problem;
+  }
+  return {
+    type: "error",
+    ...(firstProblem ?? {
+      rule: "RFC 6455 §9.1: a server accepts only an extension the client offered",
+      reason: "the client offered no valid permessage-deflate",
+    }),
+  };
+}
