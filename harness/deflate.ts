@@ -25,6 +25,8 @@ export type DeflateErrorCode =
   | "inflate-failed"
   /** the message inflates past the limit (a peer closes with 1009) */
   | "too-big"
+  /** a back reference reaches past the agreed window bits (§7.1.2.1, §7.1.2.2) */
+  | "window-exceeded"
   /** the codec failed or was closed before; its window is lost */
   | "closed";
 
@@ -162,9 +164,9 @@ export interface DecompressorOptions extends CodecOptions {
  * with the window so far, which is what the old stream held.
  *
  * Deno 2.9.6's inflateRaw ignores windowBits (it reads distances up to
- * 32 KiB whatever it is given), so a peer that reaches back further than its
- * agreed window bits is not caught here; a check of its own would need the
- * DEFLATE distances.
+ * 32 KiB whatever it is given), so under 15 bits the message's DEFLATE
+ * distances are read first (longestDistance) and one past the window is
+ * "window-exceeded".
  */
 export class MessageDecompressor {
   readonly #options: DecompressorOptions;
@@ -194,6 +196,15 @@ export class MessageDecompressor {
     const message: Uint8Array[] = [];
     let length = 0;
     let input = concat([data, FLUSH_TAIL]);
+    const { windowBits } = this.#options;
+    // zlib's own check covers 15 bits (32 KiB, DEFLATE's longest distance).
+    const farthest = windowBits < 15 ? longestDistance(input) : 0;
+    if (farthest > 1 << windowBits) {
+      return this.#fail(
+        "window-exceeded",
+        `a back reference reaches ${farthest} bytes back, past the window of ${windowBits} bits`,
+      );
+    }
     while (input.length > 0) {
       if (!this.#stream) await this.#open();
       const stream = this.#stream!;
@@ -537,4 +548,167 @@ export function checkDeflateResponse(
       reason: "the client offered no valid permessage-deflate",
     }),
   };
+}
+
+// ---------------------------------------------------------------------------
+// DEFLATE distances (RFC 1951), read without inflating: Deno's zlib does not
+// hold a peer to its window bits, so the decompressor checks them itself.
+
+/** A canonical Huffman code: how many codes of each length, and the symbols in code order. */
+interface Huffman {
+  counts: Uint16Array;
+  symbols: Uint16Array;
+}
+
+function huffman(lengths: ArrayLike<number>): Huffman {
+  const counts = new Uint16Array(16);
+  for (let i = 0; i < lengths.length; i++) counts[lengths[i]]++;
+  counts[0] = 0;
+  const offsets = new Uint16Array(16);
+  for (let len = 1; len < 15; len++) offsets[len + 1] = offsets[len] + counts[len];
+  const symbols = new Uint16Array(lengths.length);
+  for (let i = 0; i < lengths.length; i++) if (lengths[i]) symbols[offsets[lengths[i]]++] = i;
+  return { counts, symbols };
+}
+
+const FIXED_LITERALS = huffman(
+  Array.from({ length: 288 }, (_, i) => i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8),
+);
+const FIXED_DISTANCES = huffman(new Array(30).fill(5));
+const LENGTH_EXTRA = [
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  1,
+  1,
+  1,
+  1,
+  2,
+  2,
+  2,
+  2,
+  3,
+  3,
+  3,
+  3,
+  4,
+  4,
+  4,
+  4,
+  5,
+  5,
+  5,
+  5,
+  0,
+];
+const DISTANCE_BASE = [
+  1,
+  2,
+  3,
+  4,
+  5,
+  7,
+  9,
+  13,
+  17,
+  25,
+  33,
+  49,
+  65,
+  97,
+  129,
+  193,
+  257,
+  385,
+  513,
+  769,
+  1025,
+  1537,
+  2049,
+  3073,
+  4097,
+  6145,
+  8193,
+  12289,
+  16385,
+  24577,
+];
+const CODE_LENGTH_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+/**
+ * The longest back-reference distance in raw DEFLATE data, BFINAL blocks
+ * included (§7.2.1 lets blocks follow them). Where the data stops parsing,
+ * the distances so far: zlib reports the error itself.
+ */
+export function longestDistance(data: Uint8Array): number {
+  let bitPos = 0;
+  let longest = 0;
+  const end = data.length * 8;
+  const bits = (n: number) => {
+    if (bitPos + n > end) throw new RangeError("out of data");
+    let value = 0;
+    for (let i = 0; i < n; i++, bitPos++) value |= ((data[bitPos >> 3] >> (bitPos & 7)) & 1) << i;
+    return value;
+  };
+  // Canonical decoding, one bit at a time (as zlib's puff.c).
+  const decode = ({ counts, symbols }: Huffman) => {
+    let code = 0, first = 0, index = 0;
+    for (let len = 1; len < 16; len++) {
+      code |= bits(1);
+      const count = counts[len];
+      if (code - first < count) return symbols[index + code - first];
+      index += count;
+      first = (first + count) << 1;
+      code <<= 1;
+    }
+    throw new RangeError("invalid code");
+  };
+  try {
+    while (bitPos < end) {
+      const final = bits(1); // more blocks may follow it
+      const type = bits(2);
+      if (type === 0) {
+        bitPos = (bitPos + 7) & ~7;
+        const length = bits(16);
+        bits(16);
+        bitPos += length * 8;
+        continue;
+      }
+      let literals = FIXED_LITERALS, distances = FIXED_DISTANCES;
+      if (type === 2) {
+        const literalCount = bits(5) + 257, distanceCount = bits(5) + 1, lengthCount = bits(4) + 4;
+        const codeLengths = new Uint8Array(19);
+        for (let i = 0; i < lengthCount; i++) codeLengths[CODE_LENGTH_ORDER[i]] = bits(3);
+        const lengthCode = huffman(codeLengths);
+        const lengths: number[] = [];
+        while (lengths.length < literalCount + distanceCount) {
+          const symbol = decode(lengthCode);
+          if (symbol < 16) lengths.push(symbol);
+          else if (symbol === 16) lengths.push(...new Array(3 + bits(2)).fill(lengths.at(-1)));
+          else lengths.push(...new Array(symbol === 17 ? 3 + bits(3) : 11 + bits(7)).fill(0));
+        }
+        literals = huffman(lengths.slice(0, literalCount));
+        distances = huffman(lengths.slice(literalCount));
+      } else if (type !== 1) {
+        return longest;
+      }
+      for (let symbol = decode(literals); symbol !== 256; symbol = decode(literals)) {
+        if (symbol < 256) continue;
+        bits(LENGTH_EXTRA[symbol - 257]);
+        const code = decode(distances);
+        const distance = DISTANCE_BASE[code] + bits(Math.max(0, (code >> 1) - 1));
+        if (distance > longest) longest = distance;
+      }
+      // A BFINAL block is padded to a byte boundary; the next block starts there (§7.2.1).
+      if (final) bitPos = (bitPos + 7) & ~7;
+    }
+  } catch {
+    // Out of data or an invalid code: zlib says what is wrong.
+  }
+  return longest;
 }

@@ -13,6 +13,7 @@ import {
   checkDeflateResponse,
   type CodecOptions,
   type InflateResult,
+  longestDistance,
   MessageCompressor,
   MessageDecompressor,
   parseDeflateParams,
@@ -31,6 +32,9 @@ function inflated(result: InflateResult): Uint8Array {
   assert.ok(result.ok, result.ok ? "" : `${result.code}: ${result.reason}`);
   return result.data;
 }
+
+const FLUSH_TAIL = bytes("00 00 ff ff");
+const concat = (...parts: Uint8Array[]) => new Uint8Array(parts.flatMap((p) => [...p]));
 
 /** Decompresses `messages` in order with one decompressor, then closes it. */
 async function decompressAll(
@@ -146,6 +150,36 @@ Deno.test("the compressor keeps its distances within the window bits", async () 
   // zlib reaches 262 bytes less than its window: 11 bits reach the repeat, 9 not (nor 8, as 9).
   assert.ok(sizes[0] < 1100 && sizes[1] < 1100, `${sizes}`);
   assert.ok(sizes[2] >= 2000 && sizes[3] >= 2000, `${sizes}`);
+});
+
+Deno.test("the decompressor holds the peer to its window bits: window-exceeded", async () => {
+  const block = noise(1000);
+  const [wide] = await compressAll(TAKEOVER, [new Uint8Array([...block, ...block])]);
+  assert.equal(longestDistance(concat(wide, FLUSH_TAIL)), 1000);
+  assert.equal(longestDistance(concat(HELLO_AGAIN, FLUSH_TAIL)), 5);
+  // 1000 bytes back fits 10 bits (1024 bytes), not 9 (512).
+  const [fits] = await decompressAll({ windowBits: 10, contextTakeover: true }, [wide]);
+  assert.equal(inflated(fits).length, 2000);
+  const [tooFar, after] = await decompressAll({ windowBits: 9, contextTakeover: true }, [
+    wide,
+    HELLO,
+  ]);
+  assert.deepEqual(tooFar.ok ? "inflated" : [tooFar.code, tooFar.reason], [
+    "window-exceeded",
+    "a back reference reaches 1000 bytes back, past the window of 9 bits",
+  ]);
+  assert.equal(after.ok ? "inflated" : after.code, "closed");
+  // Blocks after a BFINAL one (§7.2.3.4's "Hello", its padding byte) are read too.
+  const afterFinal = concat(HELLO_BFINAL.subarray(0, 7), wide);
+  assert.equal(longestDistance(concat(afterFinal, FLUSH_TAIL)), 1000);
+  const [both] = await decompressAll({ windowBits: 10, contextTakeover: true }, [afterFinal]);
+  assert.equal(inflated(both).length, 2005);
+  // Dynamic Huffman blocks are read too: a repeat 23000 bytes back in a longer message.
+  const random = noise(3000);
+  const [dynamic] = await compressAll(TAKEOVER, [
+    new Uint8Array([...random, ...noise(20_000, 3), ...random, ...text("abc ".repeat(5000))]),
+  ]);
+  assert.equal(longestDistance(concat(dynamic, FLUSH_TAIL)), 23_000);
 });
 
 Deno.test("without context takeover each message inflates with a fresh window; with it, not", async () => {
