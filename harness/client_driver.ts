@@ -75,6 +75,8 @@ export interface ClientConnection {
 export interface ClientDriver {
   /** The client's name for reports, when the driver knows it. */
   readonly agent?: string;
+  /** How many cases the client runs well at once, when the run does not say (default 32). */
+  readonly jobs?: number;
   /** Gets the client ready; throws a ClientStartError (one line) when it cannot be started. */
   start(): Promise<void>;
   /** Makes the client connect to `url`; throws a ClientStartError when it cannot be started. */

@@ -298,7 +298,7 @@ export interface SuiteOptions {
    * mode, the cases of the groups that run against clients).
    */
   cases?: readonly CaseSpec[] | ((agent: string) => readonly CaseSpec[]);
-  /** Cases in parallel, each on its own connection (default 32). */
+  /** Cases in parallel, each on its own connection (default 32, or the client driver's `jobs`). */
   jobs?: number;
   /** Subprotocols offered in every handshake (a case's own win). */
   protocols?: string[];
@@ -647,7 +647,10 @@ async function runClientSuite(
       const closing = answersClose ? {} : { closeTimeoutMs: UNANSWERED_CLOSE_MS };
       return {
         ...start,
-        ...await runChosen(start, { ...session, ...closing }, options, {
+        ...await runChosen(start, { ...session, ...closing }, {
+          ...options,
+          jobs: options.jobs ?? driver.jobs,
+        }, {
           runOne,
           stallSilentPeer: false,
           neverTried,

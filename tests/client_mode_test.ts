@@ -335,3 +335,34 @@ Deno.test("client mode: a case whose URL the client could not even try is not ru
   assert.match(untried!.reason, /could not try their URL: SyntaxError: the URL is refused/);
   assert.equal(result.notRun.length, 1, "nothing else is not run");
 });
+
+Deno.test("client mode: the driver's own jobs apply when the run does not set --jobs", async () => {
+  /** Deno's client, saying it runs `jobs` cases well at once; counts the connections at once. */
+  const counting = (jobs: number) => {
+    const embedded = embeddedClient();
+    let running = 0;
+    const driver = {
+      jobs,
+      most: 0,
+      get agent() {
+        return embedded.agent;
+      },
+      start: () => embedded.start(),
+      stop: () => embedded.stop(),
+      connect(url: URL) {
+        const connection = embedded.connect(url);
+        driver.most = Math.max(driver.most, ++running);
+        connection.done.then(() => running--);
+        return connection;
+      },
+    };
+    return driver;
+  };
+  const cases = CLIENT_CASES.filter((c) => c.id.startsWith("1.1."));
+  const alone = counting(1);
+  await runSuite({ client: { driver: alone }, cases });
+  assert.equal(alone.most, 1, "one case at a time, as the driver asks");
+  const told = counting(1);
+  await runSuite({ client: { driver: told }, cases, jobs: 8 });
+  assert.ok(told.most > 1, `--jobs wins over the driver's (${told.most} at once)`);
+});
