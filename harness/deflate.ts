@@ -10,6 +10,7 @@
  */
 
 import zlib from "node:zlib";
+import { concat } from "./frame.ts";
 import type { ExtensionOffer } from "./server_handshake.ts";
 
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
@@ -83,16 +84,6 @@ function writeAndFlush(
     }),
     ...(stop ? [stop] : []),
   ]);
-}
-
-function concat(chunks: readonly Uint8Array[], length?: number): Uint8Array {
-  const out = new Uint8Array(length ?? chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /**
@@ -234,7 +225,7 @@ export class MessageDecompressor {
       stream.close();
       this.#stream = undefined;
     }
-    return { ok: true, data: concat(message, length) };
+    return { ok: true, data: concat(message) };
   }
 
   async #open(): Promise<void> {
@@ -243,7 +234,7 @@ export class MessageDecompressor {
     if (this.#historyLength === 0) return;
     // Deno's inflateRaw ignores the `dictionary` option, so the window is
     // refilled by inflating it as one stored block (BTYPE 00), output dropped.
-    const history = concat(this.#history, this.#historyLength);
+    const history = concat(this.#history);
     const window = history.subarray(Math.max(0, history.length - (1 << this.#options.windowBits)));
     const header = [0x00, window.length & 0xff, window.length >> 8];
     const primer = concat([

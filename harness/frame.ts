@@ -450,7 +450,7 @@ export function closePayload(code?: number, reason?: Uint8Array): Uint8Array {
 }
 
 /** Joins byte arrays into one. */
-export function concat(parts: Uint8Array[]): Uint8Array {
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of parts) total += p.length;
   const out = new Uint8Array(total);
