@@ -305,6 +305,54 @@ export interface ClientHandshakeSpec {
   twice?: boolean;
 }
 
+/**
+ * The parameters of one permessage-deflate offer the suite makes as the
+ * client (RFC 7692 §7.1), as written in Sec-WebSocket-Extensions.
+ */
+export interface DeflateOfferSpec {
+  serverNoContextTakeover?: boolean;
+  clientNoContextTakeover?: boolean;
+  serverMaxWindowBits?: number;
+  /** `true`: the parameter without a value (the client accepts any limit, §7.1.2.2). */
+  clientMaxWindowBits?: number | true;
+}
+
+/**
+ * How the suite, as the server, accepts a client's permessage-deflate offer:
+ * what it asks of the client beyond what the offer asks of the server (which
+ * it always grants, §7.1.1.1, §7.1.2.1).
+ */
+export interface DeflateAcceptanceSpec {
+  /** client_no_context_takeover in the response (§7.1.1.2: any offer allows it). */
+  clientNoContextTakeover?: boolean;
+  /**
+   * client_max_window_bits=N in the response: only an offer with
+   * client_max_window_bits allows it (§7.1.2.2), else this acceptance does not apply.
+   */
+  clientMaxWindowBits?: number;
+}
+
+/**
+ * permessage-deflate (RFC 7692) on the case's connection, in either role, as
+ * Autobahn's groups 12 and 13 set it up.
+ */
+export interface DeflateSpec {
+  /** Server role: the offers the suite makes, most preferred first (RFC 7692 §5). */
+  offers: DeflateOfferSpec[];
+  /**
+   * Client role: the suite's acceptances, tried in order; the first that one of
+   * the client's offers allows is the answer (each offer in the client's order).
+   * None applies, or the client offered nothing: the suite declines.
+   */
+  accept: DeflateAcceptanceSpec[];
+  /**
+   * What a connection without permessage-deflate (the server declined, or the
+   * client offered nothing the suite could accept) gets: "unimplemented", the
+   * case is UNIMPLEMENTED and its steps are not run (Autobahn's rule).
+   */
+  ifDeclined: "unimplemented";
+}
+
 export interface CaseSpec {
   /** Dotted id; Autobahn's where the case is Autobahn's. */
   id: string;
@@ -323,6 +371,8 @@ export interface CaseSpec {
   handshake?: { request: HandshakeSpec; expect: HandshakeExpectation };
   /** Client mode: the suite's answer to the client's handshake, and what is judged of it. */
   clientHandshake?: ClientHandshakeSpec;
+  /** permessage-deflate offered (server role) or accepted (client role) on the connection. */
+  deflate?: DeflateSpec;
   steps: Step[];
   expect: Expectation;
   /** Where and why this case departs from Autobahn's. */
