@@ -3,10 +3,13 @@
  * bounded decompressor (§7.2.2) and the negotiation rules (§5, §7.1) over the
  * extension lists that server_handshake.ts parses. No I/O: zlib runs in memory.
  *
- * node:zlib's streams are used because a stream keeps its LZ77 window across
- * messages (context takeover) and flushes on demand; the sync one-shot
- * functions start afresh each call, and the Web CompressionStream cannot
- * flush per message.
+ * The codec is synchronous, so the sans-I/O endpoint can use it between frame
+ * parsing and message assembly. node:zlib's streams keep their LZ77 window
+ * across messages (context takeover) and flush on demand, but only
+ * asynchronously; the sync one-shot functions start afresh each call, and the
+ * Web CompressionStream cannot flush per message. So a stream is driven
+ * through its zlib handle's writeSync, as node:zlib's own sync functions do
+ * (zlibStep below; Deno 2.9.6 and Node share that binding).
  */
 
 import zlib from "node:zlib";
@@ -36,6 +39,86 @@ export type InflateResult =
   | { ok: false; code: DeflateErrorCode; reason: string };
 
 // ---------------------------------------------------------------------------
+// zlib, driven synchronously.
+
+/** The parts of node:zlib's internal handle that its own sync functions use. */
+interface ZlibHandle {
+  writeSync(
+    flush: number,
+    input: Uint8Array,
+    inOffset: number,
+    inLength: number,
+    output: Uint8Array,
+    outOffset: number,
+    outLength: number,
+  ): void;
+  onerror: (message: string, errno: number) => void;
+}
+
+/** A zlib stream fed synchronously; an error is kept, never thrown or emitted. */
+class ZlibStream {
+  readonly #stream: zlib.DeflateRaw | zlib.InflateRaw;
+  readonly #handle: ZlibHandle;
+  /** [output space left, input left] after each writeSync, as the binding reports them. */
+  readonly #state: Uint32Array;
+  error?: string;
+
+  constructor(stream: zlib.DeflateRaw | zlib.InflateRaw) {
+    this.#stream = stream;
+    const internals = stream as unknown as { _handle: ZlibHandle; _writeState: Uint32Array };
+    this.#handle = internals._handle;
+    this.#state = internals._writeState;
+    this.#handle.onerror = (message) => this.error = message;
+    // The stream would emit its error later too: it is handled here, by value.
+    stream.on("error", () => {});
+  }
+
+  /**
+   * Feeds `input` and flushes (Z_SYNC_FLUSH), collecting the output until it
+   * is all out or passes `maxOutput`. `consumed` < input.length with output
+   * space left means the DEFLATE stream ended (a block with BFINAL set).
+   */
+  step(input: Uint8Array, maxOutput = Infinity): StepResult {
+    const chunks: Uint8Array[] = [];
+    let length = 0, offset = 0, inputLeft = input.length;
+    // Most messages fit the first buffer; a longer output takes more, each twice the size.
+    let size = Math.min(Math.max(1024, input.length * 2 + 64), 1 << 20);
+    for (;;) {
+      const out = new Uint8Array(size);
+      this.#handle.writeSync(
+        zlib.constants.Z_SYNC_FLUSH,
+        input,
+        offset,
+        inputLeft,
+        out,
+        0,
+        size,
+      );
+      if (this.error) return { chunks, length, consumed: offset, error: this.error };
+      const [outputLeft, nowLeft] = this.#state;
+      const produced = size - outputLeft;
+      if (produced > 0) chunks.push(out.subarray(0, produced));
+      length += produced;
+      offset += inputLeft - nowLeft;
+      inputLeft = nowLeft;
+      if (length > maxOutput || outputLeft > 0) return { chunks, length, consumed: offset };
+      size = Math.min(size * 2, 1 << 22);
+    }
+  }
+
+  close(): void {
+    this.#stream.close();
+  }
+}
+
+interface StepResult {
+  chunks: Uint8Array[];
+  length: number;
+  consumed: number;
+  error?: string;
+}
+
+// ---------------------------------------------------------------------------
 // The codec.
 
 export interface CodecOptions {
@@ -45,85 +128,41 @@ export interface CodecOptions {
   contextTakeover: boolean;
 }
 
-/** A stream's output between two flushes, and how it ended. */
-class Collector {
-  chunks: Uint8Array[] = [];
-  length = 0;
-  ended = false;
-  error?: Error;
-  /** Called after each chunk: the decompressor stops a bomb here, mid-flush. */
-  onData?: () => void;
-  constructor(stream: zlib.DeflateRaw | zlib.InflateRaw) {
-    stream.on("data", (chunk: Uint8Array) => {
-      this.chunks.push(chunk);
-      this.length += chunk.length;
-      this.onData?.();
-    });
-    stream.on("end", () => this.ended = true);
-    stream.on("error", (error: Error) => this.error = error);
-  }
-  take(): Uint8Array[] {
-    const chunks = this.chunks;
-    this.chunks = [];
-    this.length = 0;
-    return chunks;
-  }
-}
-
-/** Resolves once `stream` has flushed `data` (or failed: its error event ends the wait too). */
-function writeAndFlush(
-  stream: zlib.DeflateRaw | zlib.InflateRaw,
-  data: Uint8Array,
-  stop?: Promise<void>,
-): Promise<void> {
-  return Promise.race([
-    new Promise<void>((resolve) => {
-      stream.once("error", () => resolve());
-      stream.write(data);
-      stream.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
-    }),
-    ...(stop ? [stop] : []),
-  ]);
+export interface CompressorOptions extends CodecOptions {
+  /** zlib's compression level (default 1: every level is valid DEFLATE, the fastest serves a suite best). */
+  level?: number;
 }
 
 /**
  * Compresses messages per §7.2.1: raw DEFLATE, a sync flush at the end of
- * each message, its trailing 00 00 ff ff removed. Calls are queued, so
- * messages come out in the order they were given.
+ * each message, its trailing 00 00 ff ff removed.
  */
 export class MessageCompressor {
-  readonly #options: CodecOptions;
-  #stream?: zlib.DeflateRaw;
-  #collector?: Collector;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #options: CompressorOptions;
+  #stream?: ZlibStream;
 
-  constructor(options: CodecOptions) {
+  constructor(options: CompressorOptions) {
     checkWindowBits(options.windowBits);
     this.#options = options;
   }
 
-  compress(message: Uint8Array): Promise<Uint8Array> {
-    const result = this.#queue.then(() => this.#compress(message));
-    this.#queue = result.catch(() => {});
-    return result;
-  }
-
-  async #compress(message: Uint8Array): Promise<Uint8Array> {
+  compress(message: Uint8Array): Uint8Array {
     // Without context takeover each message gets a fresh stream (an empty window).
     if (!this.#options.contextTakeover) this.close();
-    if (!this.#stream) {
-      // zlib refuses 8 window bits for raw deflate (since 1.2.9; before, it
-      // silently used 9). Autobahn 0.8.2 asks zlib for 8 and so gets 9: we
-      // ask for 9. Its longest distance, 512 - 262 (zlib's MIN_LOOKAHEAD)
-      // = 250 bytes, fits a 256-byte window, so an 8-bit inflater reads it.
-      const windowBits = Math.max(this.#options.windowBits, 9);
-      this.#stream = zlib.createDeflateRaw({ windowBits });
-      this.#collector = new Collector(this.#stream);
-    }
-    const collector = this.#collector!;
-    await writeAndFlush(this.#stream, message);
-    if (collector.error) throw collector.error;
-    const out = concat(collector.take());
+    // zlib refuses 8 window bits for raw deflate (since 1.2.9; before, it
+    // silently used 9). Autobahn 0.8.2 asks zlib for 8 and so gets 9: we
+    // ask for 9. Its longest distance, 512 - 262 (zlib's MIN_LOOKAHEAD)
+    // = 250 bytes, fits a 256-byte window, so an 8-bit inflater reads it.
+    this.#stream ??= new ZlibStream(zlib.createDeflateRaw({
+      windowBits: Math.max(this.#options.windowBits, 9),
+      level: this.#options.level ?? 1,
+    }));
+    const { chunks, error } = this.#stream.step(message);
+    if (error) throw new Error(`zlib failed to compress: ${error}`);
+    const out = concat(chunks);
+    // zlib writes nothing for a flush with nothing new since the last one: the
+    // empty message is then one empty stored block's first byte (§7.2.3.6).
+    if (out.length === 0) return Uint8Array.of(0);
     const tail = out.subarray(out.length - FLUSH_TAIL.length);
     if (!tail.every((b, i) => b === FLUSH_TAIL[i])) {
       throw new Error("zlib's sync flush did not end with 00 00 ff ff");
@@ -161,26 +200,18 @@ export interface DecompressorOptions extends CodecOptions {
  */
 export class MessageDecompressor {
   readonly #options: DecompressorOptions;
-  #stream?: zlib.InflateRaw;
-  #collector?: Collector;
+  #stream?: ZlibStream;
   /** The latest output, at least a window's worth when there is that much: the dictionary. */
   #history: Uint8Array[] = [];
   #historyLength = 0;
   #failed?: string;
-  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: DecompressorOptions) {
     checkWindowBits(options.windowBits);
     this.#options = options;
   }
 
-  decompress(data: Uint8Array): Promise<InflateResult> {
-    const result = this.#queue.then(() => this.#decompress(data));
-    this.#queue = result.catch(() => {});
-    return result;
-  }
-
-  async #decompress(data: Uint8Array): Promise<InflateResult> {
+  decompress(data: Uint8Array): InflateResult {
     if (this.#failed) return { ok: false, code: "closed", reason: this.#failed };
     if (!this.#options.contextTakeover) this.#reset();
     const limit = this.#options.maxMessageBytes;
@@ -197,52 +228,34 @@ export class MessageDecompressor {
       );
     }
     while (input.length > 0) {
-      if (!this.#stream) await this.#open();
-      const stream = this.#stream!;
-      const collector = this.#collector!;
-      const consumedBefore = stream.bytesWritten;
-      let tooBig!: () => void;
-      const stop = new Promise<void>((resolve) => tooBig = resolve);
-      collector.onData = () => {
-        // Closing here stops zlib at once; it would otherwise inflate the whole input.
-        if (length + collector.length > limit) {
-          stream.close();
-          tooBig();
-        }
-      };
-      await writeAndFlush(stream, input, stop);
-      const chunks = collector.take();
-      length += chunks.reduce((n, c) => n + c.length, 0);
+      const stream = this.#stream ??= this.#open();
+      const step = stream.step(input, limit - length);
+      length += step.length;
       if (length > limit) {
         return this.#fail("too-big", `the message inflates past ${limit} bytes`);
       }
-      if (collector.error) return this.#fail("inflate-failed", collector.error.message);
-      message.push(...chunks);
-      this.#remember(chunks);
-      if (!collector.ended) break;
+      if (step.error) return this.#fail("inflate-failed", step.error);
+      message.push(...step.chunks);
+      this.#remember(step.chunks);
+      if (step.consumed === input.length) break;
       // BFINAL ended the stream: the rest of the input continues in a new one.
-      input = input.subarray(stream.bytesWritten - consumedBefore);
+      input = input.subarray(step.consumed);
       stream.close();
       this.#stream = undefined;
     }
     return { ok: true, data: concat(message) };
   }
 
-  async #open(): Promise<void> {
-    this.#stream = zlib.createInflateRaw({ windowBits: this.#options.windowBits });
-    this.#collector = new Collector(this.#stream);
-    if (this.#historyLength === 0) return;
+  #open(): ZlibStream {
+    const stream = new ZlibStream(zlib.createInflateRaw({ windowBits: this.#options.windowBits }));
+    if (this.#historyLength === 0) return stream;
     // Deno's inflateRaw ignores the `dictionary` option, so the window is
     // refilled by inflating it as one stored block (BTYPE 00), output dropped.
     const history = concat(this.#history);
     const window = history.subarray(Math.max(0, history.length - (1 << this.#options.windowBits)));
     const header = [0x00, window.length & 0xff, window.length >> 8];
-    const primer = concat([
-      new Uint8Array([...header, header[1] ^ 0xff, header[2] ^ 0xff]),
-      window,
-    ]);
-    await writeAndFlush(this.#stream, primer);
-    this.#collector.take();
+    stream.step(concat([new Uint8Array([...header, header[1] ^ 0xff, header[2] ^ 0xff]), window]));
+    return stream;
   }
 
   /** Keeps the output's tail that a window can still reach, dropping older chunks. */
