@@ -13,7 +13,9 @@
  */
 
 import zlib from "node:zlib";
-import { concat } from "./frame.ts";
+import type { DeflateAcceptanceSpec, DeflateOfferSpec } from "./case.ts";
+import type { Extension, ExtensionProblem, Role } from "./endpoint.ts";
+import { concat, type FrameHeader, isControlOpcode, Opcode } from "./frame.ts";
 import type { ExtensionOffer } from "./server_handshake.ts";
 
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
@@ -289,6 +291,76 @@ export class MessageDecompressor {
   }
 }
 
+/** RSV1, the "Per-Message Compressed" bit (RFC 7692 §6), as FrameHeader.rsv has it. */
+const COMPRESSED_BIT = 4;
+
+/**
+ * permessage-deflate as an endpoint's extension (endpoint.ts): what this end
+ * sends it compresses with its own direction's parameters, what it receives
+ * it inflates with the peer's (§7.1: server_* parameters are the server's
+ * direction, client_* the client's).
+ */
+export class PerMessageDeflate implements Extension {
+  readonly rsv = COMPRESSED_BIT;
+  readonly #compressor: MessageCompressor;
+  readonly #decompressor: MessageDecompressor;
+
+  constructor(agreed: AgreedDeflate, role: Role, maxMessageBytes: number) {
+    const server = {
+      windowBits: agreed.serverMaxWindowBits,
+      contextTakeover: !agreed.serverNoContextTakeover,
+    };
+    const client = {
+      windowBits: agreed.clientMaxWindowBits,
+      contextTakeover: !agreed.clientNoContextTakeover,
+    };
+    const [own, peer] = role === "server" ? [server, client] : [client, server];
+    this.#compressor = new MessageCompressor(own);
+    this.#decompressor = new MessageDecompressor({ ...peer, maxMessageBytes });
+  }
+
+  rsvProblem(header: FrameHeader): ExtensionProblem | undefined {
+    if (!(header.rsv & COMPRESSED_BIT)) return undefined;
+    if (isControlOpcode(header.opcode)) {
+      return {
+        code: "compressed-control-frame",
+        detail: `RSV1 set on a control frame (opcode ${header.opcode})`,
+      };
+    }
+    if (header.opcode === Opcode.Continuation) {
+      return { code: "compressed-continuation-frame", detail: "RSV1 set on a continuation frame" };
+    }
+    return undefined;
+  }
+
+  decodeMessage(
+    payload: Uint8Array,
+  ): { ok: true; payload: Uint8Array } | ({ ok: false } & ExtensionProblem) {
+    const inflated = this.#decompressor.decompress(payload);
+    if (inflated.ok) return { ok: true, payload: inflated.data };
+    const detail = `a compressed message: ${inflated.reason}`;
+    switch (inflated.code) {
+      case "too-big":
+        return { ok: false, code: "message-too-big", detail };
+      case "window-exceeded":
+        return { ok: false, code: "window-exceeded", detail };
+      case "inflate-failed":
+      case "closed":
+        return { ok: false, code: "inflate-failed", detail };
+    }
+  }
+
+  encodeMessage(payload: Uint8Array): { rsv: number; payload: Uint8Array } {
+    return { rsv: COMPRESSED_BIT, payload: this.#compressor.compress(payload) };
+  }
+
+  /** Frees zlib's memory: the connection is over. */
+  close(): void {
+    this.#compressor.close();
+    this.#decompressor.close();
+  }
+}
+
 function checkWindowBits(windowBits: number): void {
   if (!Number.isInteger(windowBits) || windowBits < 8 || windowBits > 15) {
     throw new RangeError(`window bits must be 8-15, not ${windowBits}`);
@@ -504,6 +576,45 @@ export function answerDeflateOffers(
       response: deflateExtension(response),
       agreed: agreedDeflate(offer, response),
     };
+  }
+  return { type: "decline", problems };
+}
+
+/** A case's offer (case.ts) as the parameters it writes. */
+export function offerParams(offer: DeflateOfferSpec): DeflateParams {
+  return {
+    serverNoContextTakeover: offer.serverNoContextTakeover ?? false,
+    clientNoContextTakeover: offer.clientNoContextTakeover ?? false,
+    serverMaxWindowBits: offer.serverMaxWindowBits,
+    clientMaxWindowBits: offer.clientMaxWindowBits,
+  };
+}
+
+/**
+ * A server's answer as a case sets it (case.ts DeflateSpec.accept, Autobahn's
+ * accept functions): the first acceptance that one of the client's offers
+ * allows, for the first such offer; one asking to limit the client's window
+ * applies only to an offer with client_max_window_bits (§7.1.2.2). Whatever
+ * the offer asks of the server, the answer grants (answerDeflateOffers).
+ */
+export function acceptDeflateOffers(
+  offers: readonly ExtensionOffer[],
+  acceptances: readonly DeflateAcceptanceSpec[],
+): ServerAnswer {
+  const problems: NegotiationProblem[] = [];
+  const valid: { offerIndex: number; extension: ExtensionOffer; params: DeflateParams }[] = [];
+  for (const [offerIndex, extension] of offers.entries()) {
+    if (extension.name !== PERMESSAGE_DEFLATE) continue;
+    const parsed = parseDeflateParams(extension, "offer");
+    if (parsed.ok) valid.push({ offerIndex, extension, params: parsed.params });
+    else problems.push({ rule: parsed.rule, reason: parsed.reason });
+  }
+  for (const acceptance of acceptances) {
+    const limitsClient = acceptance.clientMaxWindowBits !== undefined;
+    const offer = valid.find((o) => !limitsClient || o.params.clientMaxWindowBits !== undefined);
+    if (!offer) continue;
+    const answer = answerDeflateOffers([offer.extension], acceptance);
+    if (answer.type === "accept") return { ...answer, offerIndex: offer.offerIndex };
   }
   return { type: "decline", problems };
 }

@@ -31,23 +31,29 @@ export type Role = "client" | "server";
 /** §4.1, §7.1.4: CONNECTING until the opening handshake succeeds, CLOSED once TCP is. */
 export type State = "connecting" | "open" | "closing" | "closed";
 
-/** A data frame as message assembly sees it. */
-export interface DataFrame {
-  opcode: number;
-  fin: boolean;
-  rsv: number;
-  payload: Uint8Array;
+/** A rule broken by a frame or a message, as an extension finds it. */
+export interface ExtensionProblem {
+  code: ProtocolErrorCode;
+  detail: string;
 }
 
 /**
- * A negotiated extension (§9), between frame parsing and message assembly.
- * None exists yet (RFC 7692 comes later); with none, any RSV bit is an error.
+ * A negotiated extension (§9), between frame parsing and message assembly:
+ * it marks a message it transforms with its RSV bits on the message's first
+ * frame (as permessage-deflate, RFC 7692 §6, does; deflate.ts). With none,
+ * any RSV bit is an error (§5.2).
  */
 export interface Extension {
   /** The RSV bits it gives a meaning to, as FrameHeader.rsv (RSV1 is 4). */
   readonly rsv: number;
-  /** Turns a received data frame into what message assembly sees. */
-  decode(frame: DataFrame): DataFrame;
+  /** The rule a frame's RSV bits break (RFC 7692 §6.1: none on control or continuation frames). */
+  rsvProblem(header: FrameHeader): ExtensionProblem | undefined;
+  /** A received message it marked (its frames' payloads joined), as the application sees it. */
+  decodeMessage(
+    payload: Uint8Array,
+  ): { ok: true; payload: Uint8Array } | ({ ok: false } & ExtensionProblem);
+  /** An outgoing message's payload as sent, with its first frame's RSV bits. */
+  encodeMessage(payload: Uint8Array): { rsv: number; payload: Uint8Array };
 }
 
 /** A rule the peer broke in what it sent; the endpoint reports it, a case judges it. */
@@ -73,7 +79,12 @@ export type ProtocolErrorCode =
   | "invalid-close-code"
   | "invalid-close-reason"
   | "close-payload-1-byte"
-  | "message-too-big";
+  | "message-too-big"
+  // permessage-deflate (RFC 7692), found by the extension:
+  | "compressed-control-frame"
+  | "compressed-continuation-frame"
+  | "inflate-failed"
+  | "window-exceeded";
 
 export interface ProtocolError {
   code: ProtocolErrorCode;
@@ -127,6 +138,14 @@ export interface EndpointOptions {
   maskKeys?: (byteCount: number) => Uint8Array;
 }
 
+/** How a message is sent. */
+export interface MessageOptions {
+  /** Frames of this many payload bytes (after encoding); absent: one frame. */
+  fragmentSize?: number;
+  /** Default true: the agreed extensions encode the message. */
+  encode?: boolean;
+}
+
 /** Close codes that MUST NOT be set in a close frame (§7.4.1). */
 const NEVER_SENT_CODES = [1005, 1006, 1015];
 
@@ -168,15 +187,23 @@ export class Endpoint {
   #discard = false;
   /** Payload bytes of the frame in progress already pushed to the UTF-8 validator. */
   #validated = 0;
-  #message?: { binary: boolean; parts: Uint8Array[]; size: number; utf8?: Utf8Validator };
+  #message?: {
+    binary: boolean;
+    parts: Uint8Array[];
+    size: number;
+    utf8?: Utf8Validator;
+    /** The extension that marked the message with its RSV bits: it decodes the whole message. */
+    encodedBy?: Extension;
+  };
   /** The masking key of the peer's previous frame, to tell a fresh key (§5.3). */
   #previousMaskKey?: Uint8Array;
 
   constructor(options: EndpointOptions) {
     this.role = options.role;
     this.maxMessageSize = options.maxMessageSize ?? 64 * 1024 * 1024;
-    this.#extensions = options.extensions ?? [];
-    this.#allowedRsv = this.#extensions.reduce((bits, e) => bits | e.rsv, 0);
+    this.#extensions = [];
+    this.#allowedRsv = 0;
+    this.useExtensions(options.extensions ?? []);
     this.#autoPong = options.autoPong ?? true;
     this.#maskKeys = options.maskKeys ?? randomBytes;
     this.#parser = new FrameParser({ maxPayload: this.maxMessageSize });
@@ -209,6 +236,12 @@ export class Endpoint {
   /** The peer is expected to close TCP: a client waits for the server to (§7.1.1). */
   get closeExpected(): boolean {
     return this.role === "client" && this.closeHandshakeDone && this.#state !== "closed";
+  }
+
+  /** The extensions the opening handshake agreed on, in the response's order (§9.1). */
+  useExtensions(extensions: Extension[]): void {
+    this.#extensions = extensions;
+    this.#allowedRsv = extensions.reduce((bits, e) => bits | e.rsv, 0);
   }
 
   /** The opening handshake succeeded (§4.1, §4.2.2): frames may flow. */
@@ -314,6 +347,7 @@ export class Endpoint {
       parts: [],
       size: 0,
       utf8: opcode === Opcode.Text ? new Utf8Validator() : undefined,
+      encodedBy: this.#extensions.find((e) => header.rsv & e.rsv),
     };
     message.size += Number(header.length);
   }
@@ -332,6 +366,10 @@ export class Endpoint {
         "rsv-without-extension",
         `RSV bits ${header.rsv} set, no extension gives them a meaning`,
       ];
+    }
+    for (const extension of this.#extensions) {
+      const problem = extension.rsvProblem(header);
+      if (problem) return [problem.code, problem.detail];
     }
     if (!isKnownOpcode(opcode)) return ["reserved-opcode", `reserved opcode ${opcode}`];
     if (isControlOpcode(opcode)) {
@@ -358,13 +396,13 @@ export class Endpoint {
 
   /**
    * Fails a text message at the first invalid byte (§8.1), whatever the
-   * fragmentation: `payload` is the frame's payload received so far. An
-   * extension may transform the payload, so then only whole frames are checked.
+   * fragmentation: `payload` is the frame's payload received so far. A
+   * message an extension encoded is checked once decoded, whole.
    */
   #validateText(payload: Uint8Array): void {
     const validator = this.#message?.utf8;
     if (this.#discard || !validator || isControlOpcode(this.#checkedHeader!.opcode)) return;
-    if (this.#extensions.length) return;
+    if (this.#message!.encodedBy) return;
     const fresh = payload.subarray(this.#validated);
     this.#validated = payload.length;
     if (validator.push(fresh)) return;
@@ -387,19 +425,24 @@ export class Endpoint {
         return this.#onClose(payload);
     }
     const message = this.#message!;
-    let frame: DataFrame = { opcode: header.opcode, fin: header.fin, rsv: header.rsv, payload };
-    for (const extension of this.#extensions) frame = extension.decode(frame);
-    if (this.#extensions.length && message.utf8 && !message.utf8.push(frame.payload)) {
-      this.#message = undefined;
-      return this.#fail("invalid-utf8", "invalid UTF-8 in the text message");
-    }
-    message.parts.push(frame.payload);
+    message.parts.push(payload);
     if (!header.fin) return;
     this.#message = undefined;
+    let data = message.parts.length === 1 ? message.parts[0] : concat(message.parts);
+    if (message.encodedBy) {
+      const decoded = message.encodedBy.decodeMessage(data);
+      if (!decoded.ok) return this.#fail(decoded.code, decoded.detail);
+      data = decoded.payload;
+      if (message.utf8 && !message.utf8.push(data)) {
+        return this.#fail(
+          "invalid-utf8",
+          `invalid UTF-8 at byte ${message.utf8.failedAt} of the message`,
+        );
+      }
+    }
     if (message.utf8 && !message.utf8.complete) {
       return this.#fail("invalid-utf8", "the text message ends inside a UTF-8 sequence");
     }
-    const data = message.parts.length === 1 ? message.parts[0] : concat(message.parts);
     this.#events.push({ type: "message", binary: message.binary, payload: data });
   }
 
@@ -488,6 +531,12 @@ export class Endpoint {
         `RSV bits ${header.rsv} set with no extension negotiated`,
       );
     }
+    for (const extension of this.#extensions) {
+      const problem = extension.rsvProblem(header);
+      if (problem) {
+        this.#observe(problem.code, ERROR_RULES[problem.code][1], "must", problem.detail);
+      }
+    }
     if (!isKnownOpcode(opcode)) {
       // No sender MUST names opcodes, but with no extension negotiated a reserved one
       // leaves its receiver no choice: it MUST fail the connection (§5.2).
@@ -573,14 +622,18 @@ export class Endpoint {
     return out;
   }
 
-  /** A text message, in frames of `fragmentSize` bytes when given (§5.4, §5.6). */
-  sendText(data: string | Uint8Array, options: { fragmentSize?: number } = {}): void {
+  /**
+   * A text message, in frames of `fragmentSize` bytes when given (§5.4, §5.6),
+   * encoded by the extensions agreed (compressed by permessage-deflate) unless
+   * `encode` is false: an extension leaves a sender free not to (RFC 7692 §6).
+   */
+  sendText(data: string | Uint8Array, options: MessageOptions = {}): void {
     const payload = typeof data === "string" ? utf8Encoder.encode(data) : data;
-    this.#sendMessage(Opcode.Text, payload, options.fragmentSize);
+    this.#sendMessage(Opcode.Text, payload, options);
   }
 
-  sendBinary(data: Uint8Array, options: { fragmentSize?: number } = {}): void {
-    this.#sendMessage(Opcode.Binary, data, options.fragmentSize);
+  sendBinary(data: Uint8Array, options: MessageOptions = {}): void {
+    this.#sendMessage(Opcode.Binary, data, options);
   }
 
   sendPing(payload: Uint8Array = new Uint8Array(0)): void {
@@ -629,10 +682,19 @@ export class Endpoint {
     this.#outgoing.push(encodeFrames([{ ...frame, maskKey }]));
   }
 
-  #sendMessage(opcode: number, payload: Uint8Array, fragmentSize: number | undefined): void {
+  #sendMessage(opcode: number, payload: Uint8Array, options: MessageOptions): void {
+    let rsv = 0;
+    if (options.encode ?? true) {
+      for (const extension of this.#extensions) {
+        const encoded = extension.encodeMessage(payload);
+        rsv |= encoded.rsv;
+        payload = encoded.payload;
+      }
+    }
+    const { fragmentSize } = options;
     const count = fragmentCount(payload.length, fragmentSize);
     const maskKeys = this.role === "client" ? this.#maskKeys(4 * count) : undefined;
-    this.#outgoing.push(encodeMessage(payload, { opcode, fragmentSize, maskKeys }));
+    this.#outgoing.push(encodeMessage(payload, { opcode, fragmentSize, maskKeys, rsv }));
   }
 }
 
@@ -651,4 +713,8 @@ const ERROR_RULES: Record<ProtocolErrorCode, [1002 | 1007 | 1009, string]> = {
   "invalid-close-reason": [1007, "5.5.1"],
   "close-payload-1-byte": [1002, "5.5.1"],
   "message-too-big": [1009, "7.4.1"],
+  "compressed-control-frame": [1002, "6.1 of RFC 7692"],
+  "compressed-continuation-frame": [1002, "6.1 of RFC 7692"],
+  "inflate-failed": [1007, "6.2 of RFC 7692"],
+  "window-exceeded": [1007, "7.1.2 of RFC 7692"],
 };

@@ -182,7 +182,13 @@ export function encodeFrames(frames: readonly FrameToEncode[]): Uint8Array {
  */
 export function encodeMessage(
   payload: Uint8Array,
-  options: { opcode: number; fragmentSize?: number; maskKeys?: Uint8Array },
+  options: {
+    opcode: number;
+    fragmentSize?: number;
+    maskKeys?: Uint8Array;
+    /** RSV bits of the first frame: an extension's mark on the message (RFC 7692 §6). */
+    rsv?: number;
+  },
 ): Uint8Array {
   const count = fragmentCount(payload.length, options.fragmentSize);
   const size = count === 1 ? payload.length : options.fragmentSize!;
@@ -210,6 +216,7 @@ export function encodeMessage(
       {
         opcode: i === 0 ? options.opcode : Opcode.Continuation,
         fin: i === count - 1,
+        rsv: i === 0 ? options.rsv : 0,
       },
       length,
       form,

@@ -12,6 +12,7 @@ import {
   type Extension,
   type Role,
 } from "../harness/endpoint.ts";
+import { MessageCompressor, MessageDecompressor, PerMessageDeflate } from "../harness/deflate.ts";
 import {
   closePayload,
   concat,
@@ -248,7 +249,7 @@ interface RuleCase {
   events: string[];
 }
 
-const TEXT = Opcode.Text, CONT = Opcode.Continuation;
+const TEXT = Opcode.Text, CONT = Opcode.Continuation, BINARY = Opcode.Binary;
 const RULES: RuleCase[] = [
   {
     name: "rsv-without-extension",
@@ -366,24 +367,31 @@ for (const role of ROLES) {
 // ---------------------------------------------------------------------------
 // Extensions, fail-fast UTF-8, bounds
 
-/** A made-up extension for the hook: RSV1 marks a payload sent reversed. */
+/** A made-up extension for the hook: RSV1 on a message's first frame marks it sent reversed. */
 const REVERSING: Extension = {
   rsv: 4,
-  decode: (frame) => frame.rsv & 4 ? { ...frame, payload: frame.payload.toReversed() } : frame,
+  rsvProblem: (header) =>
+    header.rsv & 4 && header.opcode === CONT
+      ? { code: "compressed-continuation-frame", detail: "RSV1 on a continuation" }
+      : undefined,
+  decodeMessage: (payload) => ({ ok: true, payload: payload.toReversed() }),
+  encodeMessage: (payload) => ({ rsv: 4, payload: payload.toReversed() }),
 };
 
-Deno.test("an extension gives its RSV bit a meaning and decodes before assembly", () => {
+Deno.test("an extension gives its RSV bit a meaning and decodes whole messages before delivery", () => {
   for (const role of ROLES) {
     const { events } = receive(
       role,
       concat([
-        peerFrame(role, { opcode: TEXT, rsv: 4, fin: false, payload: text("cba") }),
-        peerFrame(role, { opcode: CONT, payload: text("def") }),
+        peerFrame(role, { opcode: TEXT, rsv: 4, fin: false, payload: text("fed") }),
+        peerFrame(role, { opcode: CONT, payload: text("cba") }),
+        // Unmarked, a message is left as it is.
+        peerFrame(role, { opcode: TEXT, payload: text("xyz") }),
       ]),
       { extensions: [REVERSING] },
     );
-    assert.deepEqual(summary(events), ["text abcdef"]);
-    // A bit the extension does not claim is still an error.
+    assert.deepEqual(summary(events), ["text abcdef", "text xyz"]);
+    // A bit the extension does not claim is still an error, and so is what it forbids.
     const other = receive(role, peerFrame(role, { opcode: TEXT, rsv: 2 }), {
       extensions: [REVERSING],
     });
@@ -391,6 +399,130 @@ Deno.test("an extension gives its RSV bit a meaning and decodes before assembly"
       "observed rsv must",
       "error rsv-without-extension 1002",
     ]);
+    const continuation = receive(
+      role,
+      concat([
+        peerFrame(role, { opcode: TEXT, fin: false, payload: text("a") }),
+        peerFrame(role, { opcode: CONT, rsv: 4, payload: text("b") }),
+      ]),
+      { extensions: [REVERSING] },
+    );
+    assert.deepEqual(summary(continuation.events), [
+      "observed compressed-continuation-frame must",
+      "error compressed-continuation-frame 1002",
+    ]);
+    // Sending: the extension encodes the message, its bit on the first frame only.
+    const e = endpoint(role, { extensions: [REVERSING] });
+    e.sendText("abc", { fragmentSize: 2 });
+    e.sendText("plain", { encode: false });
+    const sent = framesIn(e.dataToSend());
+    assert.deepEqual(
+      sent.map((f) => [f.header.rsv, new TextDecoder().decode(f.payload)]),
+      [[4, "cb"], [0, "a"], [0, "plain"]],
+    );
+  }
+});
+
+/** permessage-deflate both ways with RFC 7692's defaults (15 bits, context taken over). */
+const DEFLATE_DEFAULTS = {
+  serverNoContextTakeover: false,
+  clientNoContextTakeover: false,
+  serverMaxWindowBits: 15,
+  clientMaxWindowBits: 15,
+};
+
+/** An endpoint with permessage-deflate, and the peer's compressor. */
+function deflating(role: Role) {
+  const e = endpoint(role, {
+    extensions: [new PerMessageDeflate(DEFLATE_DEFAULTS, role, 1 << 20)],
+  });
+  const peer = new MessageCompressor({ windowBits: 15, contextTakeover: true });
+  return { e, peer };
+}
+
+Deno.test("permessage-deflate: compressed messages inflate, fragmented or not, the window kept", () => {
+  for (const role of ROLES) {
+    const { e, peer } = deflating(role);
+    const first = peer.compress(text("Hello, Hello, Hello"));
+    const second = peer.compress(text("Hello, Hello, Hello")); // refers back to the first
+    e.receiveData(concat([
+      peerFrame(role, { opcode: TEXT, rsv: 4, payload: first }),
+      peerFrame(role, { opcode: TEXT, rsv: 4, fin: false, payload: second.subarray(0, 2) }),
+      peerFrame(role, { opcode: CONT, payload: second.subarray(2) }),
+      peerFrame(role, { opcode: TEXT, payload: text("not compressed") }),
+    ]));
+    assert.deepEqual(summary(e.eventsReceived()), [
+      "text Hello, Hello, Hello",
+      "text Hello, Hello, Hello",
+      "text not compressed",
+    ]);
+    // What it sends inflates back, RSV1 on the first frame only.
+    e.sendBinary(text("x".repeat(300)), { fragmentSize: 4 });
+    const frames = framesIn(e.dataToSend());
+    assert.deepEqual(frames.map((f) => f.header.rsv), [4, ...frames.slice(1).map(() => 0)]);
+    const inflater = new MessageDecompressor({
+      windowBits: 15,
+      contextTakeover: true,
+      maxMessageBytes: 1 << 20,
+    });
+    const inflated = inflater.decompress(concat(frames.map((f) => f.payload)));
+    assert.ok(inflated.ok && new TextDecoder().decode(inflated.data) === "x".repeat(300));
+  }
+});
+
+Deno.test("permessage-deflate: RSV1 on a control or continuation frame, data that does not inflate, invalid UTF-8 inside, each fail", () => {
+  const cases: [string, (role: Role, peer: MessageCompressor) => Uint8Array, string[]][] = [
+    ["RSV1 on a ping", (role) => peerFrame(role, { opcode: Opcode.Ping, rsv: 4 }), [
+      "observed compressed-control-frame must",
+      "error compressed-control-frame 1002",
+    ]],
+    ["RSV1 on a continuation", (role, peer) =>
+      concat([
+        peerFrame(role, { opcode: TEXT, rsv: 4, fin: false, payload: peer.compress(text("a")) }),
+        peerFrame(role, { opcode: CONT, rsv: 4 }),
+      ]), [
+      "observed compressed-continuation-frame must",
+      "error compressed-continuation-frame 1002",
+    ]],
+    [
+      "not DEFLATE",
+      (role) =>
+        peerFrame(role, { opcode: BINARY, rsv: 4, payload: Uint8Array.of(0xff, 0xff, 0xff) }),
+      [
+        "error inflate-failed 1007",
+      ],
+    ],
+    [
+      "invalid UTF-8 compressed",
+      (role, peer) =>
+        peerFrame(role, {
+          opcode: TEXT,
+          rsv: 4,
+          payload: peer.compress(Uint8Array.of(0x61, 0xc0)),
+        }),
+      [
+        "error invalid-utf8 1007",
+      ],
+    ],
+    [
+      "past the limit once inflated",
+      (role, peer) =>
+        peerFrame(role, {
+          opcode: BINARY,
+          rsv: 4,
+          payload: peer.compress(new Uint8Array(2 << 20)),
+        }),
+      [
+        "error message-too-big 1009",
+      ],
+    ],
+  ];
+  for (const role of ROLES) {
+    for (const [what, bytes, expected] of cases) {
+      const { e, peer } = deflating(role);
+      e.receiveData(bytes(role, peer));
+      assert.deepEqual(summary(e.eventsReceived()), expected, `${role}: ${what}`);
+    }
   }
 });
 
