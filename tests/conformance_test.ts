@@ -91,7 +91,10 @@ const VALID_UTF8: Pattern[] = [
   ...["6.1.*", "6.2.*", "6.5.*", "6.6.2", "6.6.5", "6.6.7", "6.6.9", "6.6.11", "6.7.*", "6.9.*"],
   ...["6.11.1", "6.11.2", "6.11.3", "6.11.4", "6.22.*", "6.23.*"],
 ];
-/** Group 6 text messages that are not valid UTF-8: the peer must fail with 1007 (§8.1). */
+/**
+ * Group 6 text messages that are not valid UTF-8: the peer must fail (§8.1), 1007
+ * the fitting code; another is NON-STRICT, 1000 (a normal close) WRONG CODE.
+ */
 const INVALID_UTF8: Pattern[] = [
   ...["6.3.*", "6.4.*", "6.6.1", "6.6.3", "6.6.4", "6.6.6", "6.6.8", "6.6.10", "6.8.*"],
   ...["6.10.*", "6.11.5", "6.12.*", "6.13.*", "6.14.*", "6.15.*", "6.16.*", "6.17.*"],
@@ -130,8 +133,15 @@ const PONGED: Pattern[] = [
   ...["2.1", "2.2", "2.3", "2.4", "2.6", "2.9", "2.10", "2.11"],
   ...["5.6", "5.7", "5.8", "5.19", "5.20"],
 ];
-/** A faulty close frame from the suite: the peer must answer 1002/1007 or drop TCP. */
-const BAD_CLOSE: Pattern[] = ["7.3.2", "7.3.6", "7.5.1", "7.9.*"];
+/**
+ * A close frame from the suite that breaks a rule of its body: the peer must fail
+ * (1002, 1007 for the reason), another code is NON-STRICT, 1000 WRONG CODE.
+ */
+const BAD_CLOSE_BODY: Pattern[] = ["7.3.2", "7.3.6", "7.5.1"];
+/** A close code the suite may not send: 1002 fits, any other close is NON-STRICT (no MUST). */
+const INVALID_CLOSE_CODE: Pattern[] = ["7.9.*"];
+/** A faulty close frame from the suite: the peer should answer 1002/1007 or drop TCP. */
+const BAD_CLOSE: Pattern[] = [...BAD_CLOSE_BODY, ...INVALID_CLOSE_CODE];
 
 // ---------------------------------------------------------------------------
 // The table: flaw -> the cases it must change, and to what
@@ -270,19 +280,21 @@ const FLAW_TABLE: Row[] = [
   {
     flaw: "accept-invalid-close-codes",
     cases: ["7.9.4", "7.9.5"],
-    verdict: v("FAILED", "WRONG CODE"),
+    verdict: v("FAILED", "INFORMATIONAL"),
     violation: { rule: "close-code", rfc: "7.4.1", level: "must" },
-    why: "§7.4.1: 1005 and 1006 MUST NOT be set in a close frame, so receiving one is a " +
-      "protocol error (1002); the flawed server echoes the code, breaking the MUST itself.",
+    why: "§7.4.1: 1005 and 1006 MUST NOT be set in a close frame; the flawed server echoes " +
+      "the code, breaking the MUST itself (not echoing 1002 alone would be NON-STRICT).",
   },
   {
     flaw: "accept-invalid-close-codes",
     cases: ["7.9.1", "7.9.2", "7.9.3", "7.9.6", "7.9.7", "7.9.8", "7.9.9"],
-    verdict: v("FAILED", "WRONG CODE"),
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
     violation: { rule: "close-code-undefined", rfc: "7.4.2", level: "may" },
-    why: "§7.4: a code that is not used, reserved or unassigned is a protocol error (1002) to " +
-      "Autobahn's 7.9; the flawed server echoes it. Sending it breaks no MUST: the check on " +
-      "what the server sends only records it.",
+    why: "§7.4: a code that is not used, reserved or unassigned is a protocol error, 1002 the " +
+      "appropriate answer (§10.7, a SHOULD); the flawed server echoes it, as browsers do. No " +
+      "MUST makes the receiver fail, and sending the code breaks none: the check on what the " +
+      "server sends only records it.",
+    passes: "no MUST asks the receiver to fail on such a code (a deviation from Autobahn)",
   },
   {
     flaw: "accept-invalid-close-codes",
@@ -332,10 +344,18 @@ const FLAW_TABLE: Row[] = [
   },
   {
     flaw: "close-code-1000-on-error",
-    cases: BAD_CLOSE,
+    cases: BAD_CLOSE_BODY,
     verdict: v("FAILED", "WRONG CODE"),
     code: 1000,
     why: "As above; group 7 counts a wrong close code against the behaviour too.",
+  },
+  {
+    flaw: "close-code-1000-on-error",
+    cases: INVALID_CLOSE_CODE,
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
+    code: 1000,
+    why: "§10.7: 1002 is the appropriate answer to a code no endpoint may send; 1000 is not.",
+    passes: "no MUST asks the receiver to fail on such a code (a deviation from Autobahn)",
   },
   {
     flaw: "close-code-1000-on-error",
@@ -435,6 +455,7 @@ const UNOBSERVABLE: Partial<Record<Flaw, string>> = Object.fromEntries([
   ...[...FLAW_FAMILIES.masking, ...FLAW_FAMILIES.serverOutput, ...FLAW_FAMILIES.close].map((
     f,
   ) => [f, "proven in tests/g08_g11_test.ts (groups 8, 11, and the checks on what servers send)"]),
+  ...FLAW_FAMILIES.deflate.map((f) => [f, "proven in tests/peers/strict_server_test.ts"]),
 ]);
 
 // ---------------------------------------------------------------------------
@@ -601,6 +622,54 @@ Deno.test("3.3, 3.4, 4.1.5, 4.2.5: echoing before failing and failing first are 
         for (const o of outcomes.filter((o) => o.verdict.matched === "okPrefix")) {
           assert.match(o.verdict.result, /failed the connection after 0 of the 1 events/);
         }
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
+Deno.test("failing on a bad frame or close with a code other than the fitting one is NON-STRICT; an empty close answering a bad close too", async (t) => {
+  const invalidUtf8 = expand(INVALID_UTF8);
+  const emptyReplyWeighs = ["7.3.2", "7.5.1", ...expand(INVALID_CLOSE_CODE)];
+  const cases = [...invalidUtf8, ...expand(BAD_CLOSE)].map(specOf);
+  const ok = "OK / OK (matched ok)";
+  const nonStrict = "NON-STRICT / INFORMATIONAL (matched ok)";
+  // The close code each legal alternative sends, and the verdict it must get.
+  const configs: {
+    name: string;
+    options: StrictServerOptions;
+    expected: (id: string) => [verdict: string, code: number | null];
+  }[] = [
+    {
+      name: "invalidUtf8Code 1002 (Chromium's): NON-STRICT where 1007 fits, OK in 7.5.1",
+      options: { invalidUtf8Code: 1002 },
+      expected: (id) => [invalidUtf8.includes(id) ? nonStrict : ok, 1002],
+    },
+    {
+      name: "1003 for every error: NON-STRICT",
+      options: { protocolErrorCode: 1003, invalidUtf8Code: 1003 },
+      expected: () => [nonStrict, 1003],
+    },
+    {
+      name: "empty-close-on-bad-close: NON-STRICT where the suite's close is bad",
+      options: { flaws: ["empty-close-on-bad-close"] },
+      expected: (id) =>
+        emptyReplyWeighs.includes(id)
+          ? [nonStrict, null]
+          : [ok, invalidUtf8.includes(id) ? 1007 : 1002],
+    },
+  ];
+  for (const { name, options, expected } of configs) {
+    await t.step(name, async () => {
+      const server = await spawnStrictServer(options);
+      try {
+        const outcomes = await runAndJudgeCases(cases, { url: server.url, jobs: JOBS });
+        const wrong = outcomes.filter((o) => {
+          const [verdict, code] = expected(o.spec.id);
+          return summary(o.verdict) !== verdict || (o.remoteCloseCode ?? null) !== code;
+        }).map((o) => `expected ${expected(o.spec.id).join(", code ")}: ${explain(o)}`);
+        assert.deepEqual(wrong, []);
       } finally {
         await server.close();
       }

@@ -29,6 +29,16 @@ import {
   TOKEN,
 } from "../../harness/handshake.ts";
 import { isValidUtf8, Utf8Validator } from "../../harness/utf8.ts";
+import {
+  type AgreedDeflate,
+  answerDeflateOffers,
+  MessageCompressor,
+  MessageDecompressor,
+  parseDeflateParams,
+  PERMESSAGE_DEFLATE,
+  type ServerDeflateWishes,
+} from "../../harness/deflate.ts";
+import { formatExtensions, parseExtensions } from "../../harness/server_handshake.ts";
 
 /**
  * The flaws by what they break; each family is proven by the tests of the
@@ -99,6 +109,23 @@ export const FLAW_FAMILIES = {
     "idle-close",
     "empty-close-on-bad-close",
   ],
+  /** permessage-deflate (RFC 7692), under option deflate: negotiation, RSV1, the codec. */
+  deflate: [
+    "deflate-window-over-offer",
+    "deflate-unoffered-client-bits",
+    "deflate-duplicate-param",
+    "deflate-invalid-value",
+    "deflate-two-elements",
+    "deflate-accept-invalid-offer",
+    "deflate-rsv1-on-control-accepted",
+    "deflate-rsv1-on-continuation-accepted",
+    "deflate-reject-uncompressed",
+    "deflate-bad-inflate-ignored",
+    "deflate-inflated-size-unlimited",
+    "deflate-context-takeover-despite-agreement",
+    "deflate-window-over-agreement",
+    "deflate-rsv1-on-continuation-sent",
+  ],
 } as const;
 
 export const FLAWS = Object.values(FLAW_FAMILIES).flat();
@@ -124,6 +151,11 @@ export interface StrictServerOptions {
    * 1003, 1009 and 1011 are other codes servers fail with, as §7.1.7 lets them.
    */
   protocolErrorCode?: number;
+  /**
+   * The close code for failing the connection on invalid UTF-8 (default 1007);
+   * Chromium fails with 1002, as §7.1.7 lets it (§8.1 asks only for the failing).
+   */
+  invalidUtf8Code?: number;
   /**
    * WebSocket versions understood besides 13 (default none). ["8"]: the draft
    * version 8 too, whose framing is 13's, as many servers understand on purpose
@@ -166,6 +198,12 @@ export interface StrictServerOptions {
    * before echoing" outcome of 3.3, 3.4, 4.1.5 and 4.2.5 reproducible.
    */
   echoAfterNextHeader?: boolean;
+  /**
+   * Accept permessage-deflate (RFC 7692): true, or what the server would like
+   * (each used only where the offer lets it). Default off: every offer is
+   * declined. On, every echo is compressed, whether the message was or not.
+   */
+  deflate?: boolean | ServerDeflateWishes;
 }
 
 export interface StrictServer {
@@ -230,9 +268,11 @@ interface Config {
   maxMessage: number;
   maxHead: number;
   protocolErrorCode: number;
+  invalidUtf8Code: number;
   echo: "all" | "text" | "none";
   busyMsPerMiB: number;
   echoAfterNextHeader: boolean;
+  deflate: ServerDeflateWishes | undefined;
 }
 
 /** A close code and a reason for failing the connection. */
@@ -245,6 +285,17 @@ interface Message {
   size: number;
   frames: number;
   utf8: Utf8Validator;
+  /** RSV1 on its first frame: permessage-deflate compressed it (RFC 7692 §6). */
+  compressed: boolean;
+}
+
+/** RSV1 in FrameHeader.rsv (RSV1 RSV2 RSV3 as bits 2 1 0). */
+const RSV1 = 4;
+
+/** A connection's permessage-deflate codecs, once negotiated. */
+interface DeflateCodecs {
+  compressor: MessageCompressor;
+  decompressor: MessageDecompressor;
 }
 
 /**
@@ -288,6 +339,8 @@ class Connection {
   /** Option echoAfterNextHeader: echoes waiting for the client's next frame header, and their bound. */
   #heldEchoes: (() => Promise<void>)[] = [];
   #heldEchoTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Option deflate: the codecs, when the client's offer was accepted. */
+  #deflate: DeflateCodecs | undefined;
   /** How long an open connection may stay silent. */
   get #idleMs(): number {
     return this.#has("idle-close") ? IDLE_CLOSE_MS : IDLE_MS;
@@ -406,6 +459,8 @@ class Connection {
     clearTimeout(this.#graceTimer);
     clearInterval(this.#pinger);
     clearTimeout(this.#heldEchoTimer);
+    this.#deflate?.compressor.close();
+    this.#deflate?.decompressor.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }
@@ -450,6 +505,7 @@ class Connection {
     if (verdict.extension !== undefined) {
       lines.push(`Sec-WebSocket-Extensions: ${verdict.extension}`);
     }
+    if (verdict.deflate) this.#deflate = this.#deflateCodecs(verdict.deflate);
     lines.push(SERVER_HEADER);
     await this.#write(encodeHead(lines));
     this.state = "open";
@@ -471,6 +527,29 @@ class Connection {
     const rest = this.#head.subarray(parsed.head.length);
     this.#head = new Uint8Array(0);
     if (rest.length > 0 && !this.#has("ignore-early-frames")) await this.#onFrameBytes(rest);
+  }
+
+  /** The codecs for what the 101 agreed (RFC 7692 §7.1); some flaws do otherwise. */
+  #deflateCodecs(agreed: AgreedDeflate): DeflateCodecs {
+    return {
+      compressor: new MessageCompressor({
+        // Flaw deflate-window-over-agreement: never a window over server_max_window_bits (§7.1.2.1).
+        windowBits: this.#has("deflate-window-over-agreement") ? 15 : agreed.serverMaxWindowBits,
+        // Flaw deflate-context-takeover-despite-agreement: server_no_context_takeover
+        // agreed means each message starts with an empty window (§7.1.1.1).
+        contextTakeover: !agreed.serverNoContextTakeover ||
+          this.#has("deflate-context-takeover-despite-agreement"),
+      }),
+      decompressor: new MessageDecompressor({
+        windowBits: agreed.clientMaxWindowBits,
+        contextTakeover: !agreed.clientNoContextTakeover,
+        // Flaw deflate-inflated-size-unlimited: the limit binds the message inflated, not
+        // only its compressed bytes on the wire, or a small bomb gets through (§7.4.1's 1009).
+        maxMessageBytes: this.#has("deflate-inflated-size-unlimited")
+          ? Number.MAX_SAFE_INTEGER
+          : this.#config.maxMessage,
+      }),
+    };
   }
 
   async #reject(reject: Reject): Promise<void> {
@@ -622,6 +701,7 @@ class Connection {
         size: 0,
         frames: 0,
         utf8: new Utf8Validator(),
+        compressed: this.#deflate !== undefined && (header.rsv & RSV1) !== 0,
       };
     }
     return undefined;
@@ -634,8 +714,14 @@ class Connection {
     if (header.masked && this.#has("reject-zero-mask") && header.maskKey!.every((b) => b === 0)) {
       return [1002, "all-zero masking key"]; // flaw: any 32-bit key is valid (§5.3)
     }
-    if (header.rsv !== 0 && !this.#has("accept-rsv")) {
-      return [1002, "RSV bits set without a negotiated extension"]; // §5.2
+    if (header.rsv !== 0 && !this.#has("accept-rsv") && !this.#rsv1Allowed(header)) {
+      // §5.2; RFC 7692 §6.1: RSV1 on a message's first frame only.
+      return [
+        1002,
+        this.#deflate
+          ? "RSV bits set other than RSV1 on a message's first frame"
+          : "RSV bits set without a negotiated extension",
+      ];
     }
     if (
       this.#has("reject-non-minimal-lengths") &&
@@ -669,10 +755,33 @@ class Connection {
     if (header.opcode !== Opcode.Continuation && message !== undefined) {
       return [1002, "new data frame inside a fragmented message"]; // §5.4
     }
+    if (
+      this.#has("deflate-reject-uncompressed") && this.#deflate &&
+      header.opcode !== Opcode.Continuation && header.rsv === 0
+    ) {
+      return [1002, "message not compressed"]; // flaw: RFC 7692 §6 lets a message go uncompressed
+    }
+    // A compressed message is held to the limit on the wire as well as inflated.
     if ((message?.size ?? 0) + Number(header.length) > this.#config.maxMessage) {
       return this.#tooBig(`message over ${this.#config.maxMessage} bytes`); // §7.4.1
     }
     return "ok";
+  }
+
+  /** RSV1 marks a compressed message on its first frame (RFC 7692 §6, §6.1). */
+  #rsv1Allowed(header: FrameHeader): boolean {
+    if (header.rsv !== RSV1 || !this.#deflate) return false;
+    switch (header.opcode) {
+      case Opcode.Text:
+      case Opcode.Binary:
+        return true;
+      case Opcode.Continuation:
+        // Flaw deflate-rsv1-on-continuation-accepted: §6.1 forbids RSV1 on a continuation frame.
+        return this.#has("deflate-rsv1-on-continuation-accepted");
+      default:
+        // Flaw deflate-rsv1-on-control-accepted: §6.1 forbids RSV1 on a control frame.
+        return isControlOpcode(header.opcode) && this.#has("deflate-rsv1-on-control-accepted");
+    }
   }
 
   /**
@@ -683,7 +792,9 @@ class Connection {
   #feedUtf8(payload: Uint8Array): Failure | undefined {
     const message = this.#message;
     const failFast = !this.#has("no-utf8-check") && !this.#has("no-fail-fast");
-    const text = message?.opcode === Opcode.Text && !isControlOpcode(this.#frame!.opcode);
+    // A compressed message's text is checked once inflated (#deliver).
+    const text = message?.opcode === Opcode.Text && !message.compressed &&
+      !isControlOpcode(this.#frame!.opcode);
     if (!failFast || this.#ignore || !text || payload.length === this.#fed) return undefined;
     const valid = message.utf8.push(payload.subarray(this.#fed));
     this.#fed = payload.length;
@@ -709,9 +820,29 @@ class Connection {
     const busyUntil = performance.now() + this.#config.busyMsPerMiB * message.size / MiB;
     while (performance.now() < busyUntil) { /* the one thread works on the message */ }
     let data = concat(message.chunks, message.size);
+    if (message.compressed) {
+      const inflated = this.#deflate!.decompressor.decompress(data);
+      if (!inflated.ok) {
+        // Flaw deflate-bad-inflate-ignored: data that does not inflate fails the
+        // connection (RFC 7692 §7.2.2); flawed, the message is dropped, and with
+        // the decompressor lost, every compressed one after it.
+        const ignored = inflated.code === "inflate-failed" || inflated.code === "closed";
+        if (ignored && this.#has("deflate-bad-inflate-ignored")) return;
+        return await this.#fail(
+          inflated.code === "too-big"
+            ? this.#tooBig(inflated.reason)
+            // A back reference past the agreed window breaks the negotiation (§7.1.2.2).
+            : [inflated.code === "window-exceeded" ? 1002 : 1007, inflated.reason],
+        );
+      }
+      data = inflated.data;
+    }
     if (message.opcode === Opcode.Text && !this.#has("no-utf8-check")) {
-      // Fail-fast validation already saw every byte; it remains to end on a code point boundary.
-      const valid = this.#has("no-fail-fast") ? isValidUtf8(data) : message.utf8.complete;
+      // Fail-fast validation already saw every byte (unless compressed); it remains to
+      // end on a code point boundary.
+      const valid = this.#has("no-fail-fast") || message.compressed
+        ? isValidUtf8(data)
+        : message.utf8.complete;
       if (!valid) return await this.#fail([1007, "text message is not valid UTF-8"]);
     }
     const { echo } = this.#config;
@@ -722,11 +853,29 @@ class Connection {
     // Flaw rsv-on-server-frames: RSV1 with no extension negotiated (§5.2).
     const rsv = this.#has("rsv-on-server-frames") ? 4 : 0;
     if (this.#config.echoAfterNextHeader) {
-      this.#heldEchoes.push(() => this.#send(binary ? Opcode.Binary : message.opcode, data, rsv));
+      this.#heldEchoes.push(() => this.#echo(binary ? Opcode.Binary : message.opcode, data, rsv));
       this.#heldEchoTimer ??= setTimeout(() => this.#sendHeldEchoes(), HELD_ECHO_MS);
       return;
     }
-    await this.#send(binary ? Opcode.Binary : message.opcode, data, rsv);
+    await this.#echo(binary ? Opcode.Binary : message.opcode, data, rsv);
+  }
+
+  /**
+   * Sends an echo as one frame; compressed, RSV1 set, when deflate was agreed
+   * (RFC 7692 §6), compressing only now so the window follows the sending order.
+   */
+  #echo(opcode: number, data: Uint8Array, rsv: number): Promise<void> {
+    if (!this.#deflate) return this.#send(opcode, data, rsv);
+    const payload = this.#deflate.compressor.compress(data);
+    if (this.#has("deflate-rsv1-on-continuation-sent")) {
+      // Flaw: the echo in two frames, RSV1 on both; §6.1 allows it on the first only.
+      const half = payload.length >> 1;
+      return this.#write(encodeFrames([
+        { opcode, fin: false, rsv: RSV1, payload: payload.subarray(0, half) },
+        { opcode: Opcode.Continuation, rsv: RSV1, payload: payload.subarray(half) },
+      ]));
+    }
+    return this.#send(opcode, payload, RSV1);
   }
 
   /** Option echoAfterNextHeader: the echoes held so far go out, in order. */
@@ -824,6 +973,8 @@ class Connection {
       ? 1000
       : code === 1002
       ? this.#config.protocolErrorCode
+      : code === 1007
+      ? this.#config.invalidUtf8Code
       : code;
     // Flaw send-invalid-close-code: 1005 must never be sent in a close frame (§7.4.1).
     if (sent === 1002 && this.#has("send-invalid-close-code")) sent = 1005;
@@ -835,8 +986,10 @@ class Connection {
 interface Accept {
   key: string;
   protocol?: string;
-  /** Only under flaw accept-unknown-extension: the strict server accepts no extension. */
+  /** The Sec-WebSocket-Extensions of the 101: option deflate, or flaw accept-unknown-extension. */
   extension?: string;
+  /** Option deflate: what the accepted offer agreed. */
+  deflate?: AgreedDeflate;
 }
 
 interface Reject {
@@ -934,7 +1087,68 @@ function checkRequest(head: HttpHead, config: Config): Accept | Reject {
   const extension = has("accept-unknown-extension")
     ? headerValues(headers, "sec-websocket-extensions").join(",").split(",")[0]?.trim() || undefined
     : undefined;
+  const deflate = config.deflate &&
+    answerDeflate(headerValues(headers, "sec-websocket-extensions"), config);
+  if (deflate) return { key: keys[0] ?? "", protocol, ...deflate };
   return { key: keys[0] ?? "", protocol, extension };
+}
+
+/**
+ * Option deflate: the response element accepting the client's first valid
+ * permessage-deflate offer (RFC 7692 §5, §7), or undefined to decline. The
+ * negotiation flaws change only what the 101 says; the codecs follow the
+ * honest agreement.
+ */
+function answerDeflate(
+  lines: string[],
+  config: Config,
+): { extension: string; deflate: AgreedDeflate } | undefined {
+  const has = (flaw: Flaw) => config.flaws.has(flaw);
+  if (lines.length === 0) return undefined;
+  const parsed = parseExtensions(lines);
+  // A malformed list is declined whole, as the server without deflate ignores it.
+  if (parsed.type === "error") return undefined;
+  // Flaw deflate-accept-invalid-offer: an offer with an unknown parameter, a parameter
+  // twice or an invalid value must be declined (§7); flawed, its parameters are ignored.
+  const offers = has("deflate-accept-invalid-offer")
+    ? parsed.items.map((offer) =>
+      offer.name === PERMESSAGE_DEFLATE && !parseDeflateParams(offer, "offer").ok
+        ? { name: offer.name, params: [] }
+        : offer
+    )
+    : parsed.items;
+  const answer = answerDeflateOffers(offers, config.deflate);
+  if (answer.type === "decline") return undefined;
+  const params = answer.response.params;
+  const offered = (name: string) => offers[answer.offerIndex].params.some((p) => p.name === name);
+  const set = (name: string, value: string) => {
+    const param = params.find((p) => p.name === name);
+    if (param) param.value = value;
+    else params.push({ name, value });
+  };
+  // Flaw deflate-window-over-offer: the offer's server_max_window_bits is a ceiling (§7.1.2.1).
+  if (has("deflate-window-over-offer") && offered("server_max_window_bits")) {
+    set("server_max_window_bits", "15");
+  }
+  // Flaw deflate-unoffered-client-bits: only an offer with client_max_window_bits lets the
+  // response have it (§7.1.2.2).
+  if (has("deflate-unoffered-client-bits") && !offered("client_max_window_bits")) {
+    set("client_max_window_bits", "15");
+  }
+  // Flaw deflate-invalid-value: window bits are 8-15 (§7.1.2.1).
+  if (has("deflate-invalid-value")) set("server_max_window_bits", "7");
+  // Flaw deflate-duplicate-param: a parameter appears at most once (§7); the first one
+  // twice, or the default server_max_window_bits=15 twice, which agrees to nothing new.
+  if (has("deflate-duplicate-param")) {
+    if (params.length === 0) set("server_max_window_bits", "15");
+    params.push({ ...params[0] });
+  }
+  const element = formatExtensions([answer.response]);
+  // Flaw deflate-two-elements: a response accepts one offer, with one element (§5).
+  return {
+    extension: has("deflate-two-elements") ? `${element}, ${element}` : element,
+    deflate: answer.agreed,
+  };
 }
 
 function encodeHead(lines: string[], body?: Uint8Array): Uint8Array {
@@ -971,9 +1185,11 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
     maxMessage: options.maxMessage ?? 64 * MiB,
     maxHead: options.maxHead ?? 8192,
     protocolErrorCode: options.protocolErrorCode ?? 1002,
+    invalidUtf8Code: options.invalidUtf8Code ?? 1007,
     echo: options.echo ?? "all",
     busyMsPerMiB: options.busyMsPerMiB ?? 0,
     echoAfterNextHeader: options.echoAfterNextHeader ?? false,
+    deflate: options.deflate === true ? {} : options.deflate || undefined,
   };
   const listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
   const port = listener.addr.port;
@@ -1019,7 +1235,9 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
 
 if (import.meta.main) {
   const usage = `usage: strict_server.ts [--port N] [--flaw NAME]... [--protocol NAME]... ` +
-    `[--max-message BYTES]\nflaws: ${FLAWS.join(", ")}`;
+    `[--max-message BYTES] [--deflate] [--deflate-server-no-context-takeover] ` +
+    `[--deflate-client-no-context-takeover] [--deflate-server-max-window-bits N] ` +
+    `[--deflate-client-max-window-bits N]\nflaws: ${FLAWS.join(", ")}`;
   let values;
   try {
     ({ values } = parseArgs({
@@ -1029,6 +1247,11 @@ if (import.meta.main) {
         flaw: { type: "string", multiple: true, default: [] },
         protocol: { type: "string", multiple: true, default: [] },
         "max-message": { type: "string" },
+        deflate: { type: "boolean", default: false },
+        "deflate-server-no-context-takeover": { type: "boolean", default: false },
+        "deflate-client-no-context-takeover": { type: "boolean", default: false },
+        "deflate-server-max-window-bits": { type: "string" },
+        "deflate-client-max-window-bits": { type: "string" },
       },
     }));
   } catch (error) {
@@ -1040,9 +1263,22 @@ if (import.meta.main) {
   const maxMessage = values["max-message"] === undefined
     ? undefined
     : Number(values["max-message"]);
+  const windowBits = (value: string | undefined) => value === undefined ? undefined : Number(value);
+  const deflateWishes: ServerDeflateWishes = {
+    serverNoContextTakeover: values["deflate-server-no-context-takeover"],
+    clientNoContextTakeover: values["deflate-client-no-context-takeover"],
+    serverMaxWindowBits: windowBits(values["deflate-server-max-window-bits"]),
+    clientMaxWindowBits: windowBits(values["deflate-client-max-window-bits"]),
+  };
+  // Any wish turns deflate on.
+  const deflate = values.deflate ||
+    Object.values(deflateWishes).some((wish) => wish !== undefined && wish !== false);
+  const badWindowBits = [deflateWishes.serverMaxWindowBits, deflateWishes.clientMaxWindowBits]
+    .some((bits) => bits !== undefined && !(Number.isInteger(bits) && bits >= 8 && bits <= 15));
   if (
     unknown.length > 0 || !Number.isInteger(port) || port < 0 || port > 65535 ||
-    (maxMessage !== undefined && !(Number.isInteger(maxMessage) && maxMessage >= 0))
+    (maxMessage !== undefined && !(Number.isInteger(maxMessage) && maxMessage >= 0)) ||
+    badWindowBits
   ) {
     console.error(unknown.length > 0 ? `unknown flaw: ${unknown.join(", ")}\n${usage}` : usage);
     Deno.exit(2);
@@ -1052,6 +1288,7 @@ if (import.meta.main) {
     flaws: values.flaw as Flaw[],
     protocols: values.protocol,
     maxMessage,
+    deflate: deflate && deflateWishes,
   });
   console.log(server.url);
 }

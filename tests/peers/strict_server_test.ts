@@ -16,7 +16,23 @@ import {
   type HttpHead,
   parseHead,
 } from "../../harness/handshake.ts";
-import { type Flaw, FLAWS, startStrictServer, type StrictServer } from "./strict_server.ts";
+import {
+  type AgreedDeflate,
+  checkDeflateResponse,
+  MessageCompressor,
+  MessageDecompressor,
+  type ResponseCheck,
+} from "../../harness/deflate.ts";
+import { parseExtensions } from "../../harness/server_handshake.ts";
+import { spawnReady } from "../../harness/child.ts";
+import {
+  type Flaw,
+  FLAW_FAMILIES,
+  FLAWS,
+  startStrictServer,
+  type StrictServer,
+  type StrictServerOptions,
+} from "./strict_server.ts";
 
 const MiB = 1024 * 1024;
 const encoder = new TextEncoder();
@@ -731,7 +747,7 @@ Deno.test("close: data after the client's close is ignored, even in a later segm
  * healthy run ends "close 1000 | eof".
  */
 const probes: Record<
-  Flaw,
+  Exclude<Flaw, DeflateFlaw>,
   {
     probe: (server: StrictServer) => Promise<string>;
     strict: string;
@@ -1124,9 +1140,10 @@ function sendingWith(
 }
 
 Deno.test("flaws: each one changes exactly the behaviour it names", async (t) => {
-  assert.deepEqual(Object.keys(probes).sort(), [...FLAWS].sort());
+  const flaws = FLAWS.filter((flaw): flaw is keyof typeof probes => !isDeflateFlaw(flaw));
+  assert.deepEqual(Object.keys(probes).sort(), [...flaws].sort());
   await withServer({}, async (strict) => {
-    for (const flaw of FLAWS) {
+    for (const flaw of flaws) {
       await t.step(flaw, async () => {
         const { probe, strict: expectedStrict, flawed: expectedFlawed } = probes[flaw];
         assert.deepEqual(await probe(strict), expectedStrict, "strict server");
@@ -1173,4 +1190,594 @@ Deno.test("close(): stops listening and ends open connections, even mid-handshak
     await half.dispose();
     await server.close();
   }
+});
+
+// ---------------------------------------------------------------------------
+// permessage-deflate (RFC 7692), option deflate: the client side uses
+// harness/deflate.ts's codec and negotiation checks.
+
+type DeflateFlaw = (typeof FLAW_FAMILIES.deflate)[number];
+
+function isDeflateFlaw(flaw: Flaw): flaw is DeflateFlaw {
+  return (FLAW_FAMILIES.deflate as readonly Flaw[]).includes(flaw);
+}
+
+/** RSV1 in FrameHeader.rsv: permessage-deflate's mark on a compressed message (RFC 7692 §6). */
+const RSV1 = 4;
+
+/** A client's check of the 101's Sec-WebSocket-Extensions against its offer (RFC 7692 §7.1). */
+function deflateCheck(offer: string, head: HttpHead): ResponseCheck {
+  const offers = parseExtensions(offer);
+  const lines = headerValues(head.headers, "sec-websocket-extensions");
+  if (lines.length === 0) return { type: "declined" };
+  const response = parseExtensions(lines);
+  if (response.type === "error") {
+    return { type: "error", rule: "RFC 6455 §9.1", reason: response.reason };
+  }
+  return checkDeflateResponse(offers.type === "list" ? offers.items : [], response.items);
+}
+
+/** The 101's Sec-WebSocket-Extensions for each offer, and what a client's check makes of it. */
+async function deflateAnswers(server: StrictServer, offers: string[]): Promise<string> {
+  const seen: string[] = [];
+  for (const offer of offers) {
+    seen.push(
+      await withClient(server, async (c) => {
+        await c.write(c.request([["Sec-WebSocket-Extensions", offer]]));
+        const head = await c.readHead();
+        assert.deepEqual(head.startLine.split(" ")[1], "101");
+        const response = headerValues(head.headers, "sec-websocket-extensions").join(" + ");
+        return `${response || "none"} -> ${deflateCheck(offer, head).type}`;
+      }),
+    );
+  }
+  return seen.join(", ");
+}
+
+/** An open connection that agreed permessage-deflate, with the client's codecs. */
+class DeflateSession {
+  readonly client: RawClient;
+  readonly agreed: AgreedDeflate;
+  /** Client to server: client_max_window_bits, client_no_context_takeover. */
+  readonly compressor: MessageCompressor;
+  /**
+   * Server to client: a fresh window per message under server_no_context_takeover, and
+   * a reference past server_max_window_bits is an error (the codec checks both).
+   */
+  readonly decompressor: MessageDecompressor;
+
+  constructor(client: RawClient, agreed: AgreedDeflate) {
+    this.client = client;
+    this.agreed = agreed;
+    this.compressor = new MessageCompressor({
+      windowBits: agreed.clientMaxWindowBits,
+      contextTakeover: !agreed.clientNoContextTakeover,
+    });
+    this.decompressor = new MessageDecompressor({
+      windowBits: agreed.serverMaxWindowBits,
+      contextTakeover: !agreed.serverNoContextTakeover,
+      maxMessageBytes: 64 * MiB,
+    });
+  }
+
+  /**
+   * A message compressed, in `fragments` frames: RSV1 on the first, `continuationRsv`
+   * on the others (RFC 7692 §6.1: none).
+   */
+  compressed(
+    opcode: number,
+    message: Uint8Array | string,
+    fragments = 1,
+    continuationRsv = 0,
+  ): Uint8Array {
+    const payload = this.compressor.compress(bytesOf(message));
+    const size = Math.ceil(payload.length / fragments);
+    return joinBytes(
+      ...Array.from({ length: fragments }, (_, i) =>
+        frame({
+          opcode: i === 0 ? opcode : Opcode.Continuation,
+          payload: payload.subarray(i * size, (i + 1) * size),
+          fin: i === fragments - 1,
+          rsv: i === 0 ? RSV1 : continuationRsv,
+        })),
+    );
+  }
+
+  /**
+   * Like RawClient.transcript, a message per entry: "deflated" when it came
+   * compressed and inflated, the codec's error code when it did not inflate;
+   * RSV bits where RFC 7692 §6.1 forbids them are named.
+   */
+  async transcript(ms = 500): Promise<string> {
+    const seen: string[] = [];
+    let frames: FrameHeader[] = [];
+    const chunks: Uint8Array[] = [];
+    while (true) {
+      const event = await this.client.next(ms);
+      if (event.type !== "frame") return [...seen, describe(event)].join(" | ");
+      const { header, payload } = event;
+      if (header.opcode >= 8) {
+        seen.push(describe(event) + (header.rsv ? ` rsv=${header.rsv}` : ""));
+        if (header.opcode === Opcode.Close && !this.client.sentClose) await this.client.close(1000);
+        continue;
+      }
+      frames.push(header);
+      chunks.push(payload);
+      if (!header.fin) continue;
+      const data = joinBytes(...chunks.splice(0));
+      let text = describe({ type: "frame", header: frames[0], payload: data });
+      if (frames[0].rsv === RSV1) {
+        const inflated = this.decompressor.decompress(data);
+        text = inflated.ok
+          ? `${describe({ type: "frame", header: frames[0], payload: inflated.data })} deflated`
+          : `${text.split(" ")[0]} not inflating: ${inflated.code}`;
+      } else if (frames[0].rsv !== 0) {
+        text += ` rsv=${frames[0].rsv}`;
+      }
+      if (frames.slice(1).some((f) => f.rsv !== 0)) text += " with RSV on a continuation";
+      seen.push(text);
+      frames = [];
+    }
+  }
+
+  dispose(): void {
+    this.compressor.close();
+    this.decompressor.close();
+  }
+}
+
+/** A session that offered `offer` and had it accepted. */
+async function withDeflate<T>(
+  server: StrictServer,
+  offer: string,
+  body: (d: DeflateSession) => Promise<T>,
+): Promise<T> {
+  return await withClient(server, async (c) => {
+    await c.write(c.request([["Sec-WebSocket-Extensions", offer]]));
+    const head = await c.readHead();
+    assert.deepEqual(await checkResponse(head, c.key, [], [], () => []), []);
+    const check = deflateCheck(offer, head);
+    assert.equal(check.type, "accepted", JSON.stringify(check));
+    const session = new DeflateSession(c, (check as { agreed: AgreedDeflate }).agreed);
+    try {
+      return await body(session);
+    } finally {
+      session.dispose();
+    }
+  });
+}
+
+/** withDeflate: writes what `frames` builds and a close 1000 in one go; the transcript. */
+function sendingDeflated(
+  server: StrictServer,
+  offer: string,
+  frames: (d: DeflateSession) => Uint8Array[],
+): Promise<string> {
+  return withDeflate(server, offer, async (d) => {
+    d.client.sentClose = true;
+    await d.client.write(joinBytes(...frames(d), closeFrame(1000)));
+    return await d.transcript();
+  });
+}
+
+/** Bytes that compress, with repeats `distance` bytes back: a random block, twice and more. */
+function repetitive(distance: number, length: number): Uint8Array {
+  const block = crypto.getRandomValues(new Uint8Array(distance));
+  return Uint8Array.from({ length }, (_, i) => block[i % distance]);
+}
+
+Deno.test("deflate: off by default, every offer is declined", async () => {
+  await withServer({}, async (server) => {
+    assert.deepEqual(
+      await deflateAnswers(server, [
+        "permessage-deflate",
+        "permessage-deflate; client_max_window_bits",
+      ]),
+      "none -> declined, none -> declined",
+    );
+  });
+});
+
+Deno.test("deflate: the first valid offer is accepted, within it, with the server's wishes", async () => {
+  await withServer({ deflate: true }, async (server) => {
+    assert.deepEqual(
+      await deflateAnswers(server, [
+        "permessage-deflate",
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; client_max_window_bits=10; server_max_window_bits=9",
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        // The invalid first offer is declined, the second accepted (RFC 7692 §5, §7).
+        "permessage-deflate; x-unknown, permessage-deflate; server_max_window_bits=12",
+        "x-webkit-deflate-frame, permessage-deflate",
+      ]),
+      [
+        "permessage-deflate -> accepted",
+        "permessage-deflate -> accepted",
+        "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10 -> accepted",
+        // client_no_context_takeover in an offer is the client's hint, not a request (§7.1.1.2).
+        "permessage-deflate; server_no_context_takeover -> accepted",
+        "permessage-deflate; server_max_window_bits=12 -> accepted",
+        "permessage-deflate -> accepted",
+      ].join(", "),
+    );
+    // Offers it cannot honour, and a malformed list, are declined (§7).
+    assert.deepEqual(
+      await deflateAnswers(server, [
+        "permessage-deflate; x-unknown",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; server_max_window_bits",
+        "x-webkit-deflate-frame",
+        "permessage-deflate; =",
+      ]),
+      Array(7).fill("none -> declined").join(", "),
+    );
+  });
+  const wishes = {
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+    serverMaxWindowBits: 12,
+    clientMaxWindowBits: 10,
+  };
+  await withServer({ deflate: wishes }, async (server) => {
+    assert.deepEqual(
+      await deflateAnswers(server, [
+        "permessage-deflate; client_max_window_bits",
+        // No client_max_window_bits offered: the server cannot limit the client (§7.1.2.2).
+        "permessage-deflate; server_max_window_bits=10",
+      ]),
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover; " +
+        "server_max_window_bits=12; client_max_window_bits=10 -> accepted, " +
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; " +
+        "server_max_window_bits=10 -> accepted",
+    );
+  });
+});
+
+Deno.test("deflate: echoes compressed, inflating to what was sent, window bits 8-15, with and without context takeover", async () => {
+  const text = "permessage-deflate, ".repeat(20);
+  // Repeats 200 bytes back: within the smallest window (8 bits, 256 bytes).
+  const binary = repetitive(200, 3000);
+  await withServer({ deflate: true }, async (server) => {
+    for (let bits = 8; bits <= 15; bits++) {
+      for (const takeover of [true, false]) {
+        const offer = `permessage-deflate; server_max_window_bits=${bits}; ` +
+          `client_max_window_bits=${bits}` +
+          (takeover ? "" : "; server_no_context_takeover; client_no_context_takeover");
+        const transcript = await sendingDeflated(server, offer, (d) => {
+          assert.equal(d.agreed.serverMaxWindowBits, bits);
+          assert.equal(d.agreed.serverNoContextTakeover, !takeover);
+          return [
+            d.compressed(Opcode.Text, text),
+            // The same again: with context takeover it compresses to a back reference.
+            d.compressed(Opcode.Text, text),
+            d.compressed(Opcode.Binary, binary, 3),
+          ];
+        });
+        assert.deepEqual(
+          transcript,
+          `text 400 bytes deflated | text 400 bytes deflated | binary 3000 bytes deflated | ` +
+            "close 1000 | eof",
+          offer,
+        );
+      }
+    }
+    // The echoes' content, compared: the transcript gives only lengths past 40 bytes.
+    await withDeflate(server, "permessage-deflate; server_max_window_bits=8", async (d) => {
+      await d.client.write(d.compressed(Opcode.Binary, binary));
+      const echo = await d.client.next();
+      assert.equal(echo.type, "frame");
+      if (echo.type !== "frame") return;
+      assert.equal(echo.header.rsv, RSV1);
+      const inflated = d.decompressor.decompress(echo.payload);
+      assert.ok(inflated.ok);
+      assert.deepEqual(inflated.data, binary);
+    });
+  });
+});
+
+Deno.test("deflate: uncompressed messages, fragmented and empty ones echoed; pongs carry no RSV1", async () => {
+  const greek = "κόσμε";
+  await withServer({ deflate: true }, async (server) => {
+    assert.deepEqual(
+      await sendingDeflated(server, "permessage-deflate", (d) => [
+        // A message without RSV1 is uncompressed, legal after the agreement (RFC 7692 §6).
+        frame({ opcode: Opcode.Text, payload: "plain" }),
+        d.compressed(Opcode.Text, "in three frames", 3),
+        frame({ opcode: Opcode.Ping, payload: "p" }),
+        d.compressed(Opcode.Binary, ""),
+        frame({ opcode: Opcode.Binary, payload: "" }),
+        // UTF-8 split across fragments of a compressed text message.
+        d.compressed(Opcode.Text, greek, 4),
+      ]),
+      'text "plain" deflated | text "in three frames" deflated | pong "p" | ' +
+        'binary "" deflated | binary "" deflated | ' +
+        // describe() shows bytes as latin1.
+        `text ${JSON.stringify(new TextDecoder("latin1").decode(encoder.encode(greek)))} ` +
+        "deflated | close 1000 | eof",
+    );
+  });
+});
+
+Deno.test("deflate: RSV1 where RFC 7692 forbids it, data that does not inflate, limits fail the connection", async () => {
+  const invalidUtf8 = new Uint8Array([0x61, 0xff]);
+  await withServer({ deflate: true, maxMessage: 1000 }, async (server) => {
+    const fails = (frames: (d: DeflateSession) => Uint8Array[], offer = "permessage-deflate") =>
+      sendingDeflated(server, offer, frames);
+    // §6.1: RSV1 on a control frame, on a continuation frame.
+    assert.deepEqual(
+      await fails(() => [frame({ opcode: Opcode.Ping, payload: "p", rsv: RSV1 })]),
+      "close 1002 | eof",
+    );
+    assert.deepEqual(
+      await fails((d) => [d.compressed(Opcode.Text, "hello", 2, RSV1)]),
+      "close 1002 | eof",
+    );
+    assert.deepEqual(
+      await fails(() => [
+        frame({ opcode: Opcode.Text, payload: "a", fin: false }),
+        frame({ opcode: Opcode.Continuation, payload: "b", rsv: RSV1 }),
+      ]),
+      "close 1002 | eof",
+    );
+    // RSV2 and RSV3 stay reserved (RFC 6455 §5.2).
+    assert.deepEqual(
+      await fails(() => [frame({ opcode: Opcode.Text, payload: "a", rsv: RSV1 | 2 })]),
+      "close 1002 | eof",
+    );
+    // Data that does not inflate (BTYPE 11 is reserved, RFC 1951 §3.2.3).
+    assert.deepEqual(
+      await fails(() => [frame({ opcode: Opcode.Binary, payload: "\xff\xff", rsv: RSV1 })]),
+      "close 1007 | eof",
+    );
+    // A back reference past the client_max_window_bits agreed (§7.1.2.2).
+    assert.deepEqual(
+      await fails((d) => {
+        const farReaching = new MessageCompressor({ windowBits: 15, contextTakeover: true });
+        const payload = farReaching.compress(repetitive(600, 900));
+        farReaching.close();
+        assert.equal(d.agreed.clientMaxWindowBits, 9);
+        return [frame({ opcode: Opcode.Binary, payload, rsv: RSV1 })];
+      }, "permessage-deflate; client_max_window_bits=9"),
+      "close 1002 | eof",
+    );
+    // Small on the wire, past the server's limit inflated: 1009 (RFC 6455 §7.4.1).
+    assert.deepEqual(
+      await fails((d) => [d.compressed(Opcode.Binary, new Uint8Array(1001))]),
+      "close 1009 | eof",
+    );
+    assert.deepEqual(
+      await fails((d) => [d.compressed(Opcode.Binary, new Uint8Array(1000))]),
+      "binary 1000 bytes deflated | close 1000 | eof",
+    );
+    // Text is checked once inflated (RFC 6455 §8.1).
+    assert.deepEqual(
+      await fails((d) => [d.compressed(Opcode.Text, invalidUtf8)]),
+      "close 1007 | eof",
+    );
+    assert.deepEqual(
+      await fails((d) => [d.compressed(Opcode.Text, new Uint8Array([0xce, 0xba, 0xce]), 2)]),
+      "close 1007 | eof",
+    );
+    // RSV1 without the extension agreed (RFC 6455 §5.2): no offer, or a declined one.
+    assert.deepEqual(
+      await sending(server, frame({ opcode: Opcode.Text, payload: "a", rsv: RSV1 })),
+      "close 1002 | eof",
+    );
+    assert.deepEqual(
+      await sendingWith(
+        server,
+        [["Sec-WebSocket-Extensions", "permessage-deflate; x-unknown"]],
+        frame({ opcode: Opcode.Text, payload: "a", rsv: RSV1 }),
+      ),
+      "close 1002 | eof",
+    );
+  });
+  // The same without the option: RSV1 is a reserved bit.
+  await withServer({}, async (server) => {
+    assert.deepEqual(
+      await sendingWith(
+        server,
+        [["Sec-WebSocket-Extensions", "permessage-deflate"]],
+        frame({ opcode: Opcode.Text, payload: "a", rsv: RSV1 }),
+      ),
+      "close 1002 | eof",
+    );
+  });
+});
+
+/**
+ * For each deflate flaw, a probe whose transcript differs between the strict
+ * server with deflate and the flawed one; `options` go to both servers.
+ */
+const deflateProbes: Record<
+  DeflateFlaw,
+  {
+    probe: (server: StrictServer) => Promise<string>;
+    strict: string;
+    flawed: string;
+    options?: StrictServerOptions;
+    /** An offer whose answer the flaw leaves alone (default permessage-deflate); null: none. */
+    sanityOffer?: string | null;
+  }
+> = {
+  "deflate-window-over-offer": {
+    probe: (s) => deflateAnswers(s, ["permessage-deflate; server_max_window_bits=10"]),
+    strict: "permessage-deflate; server_max_window_bits=10 -> accepted",
+    flawed: "permessage-deflate; server_max_window_bits=15 -> error",
+  },
+  "deflate-unoffered-client-bits": {
+    probe: (s) =>
+      deflateAnswers(s, ["permessage-deflate", "permessage-deflate; client_max_window_bits"]),
+    strict: "permessage-deflate -> accepted, permessage-deflate -> accepted",
+    flawed:
+      "permessage-deflate; client_max_window_bits=15 -> error, permessage-deflate -> accepted",
+    sanityOffer: "permessage-deflate; client_max_window_bits",
+  },
+  "deflate-duplicate-param": {
+    probe: (s) =>
+      deflateAnswers(s, ["permessage-deflate", "permessage-deflate; server_no_context_takeover"]),
+    strict: "permessage-deflate -> accepted, " +
+      "permessage-deflate; server_no_context_takeover -> accepted",
+    flawed: "permessage-deflate; server_max_window_bits=15; server_max_window_bits=15 -> error, " +
+      "permessage-deflate; server_no_context_takeover; server_no_context_takeover -> error",
+    sanityOffer: null,
+  },
+  "deflate-invalid-value": {
+    probe: (s) => deflateAnswers(s, ["permessage-deflate"]),
+    strict: "permessage-deflate -> accepted",
+    flawed: "permessage-deflate; server_max_window_bits=7 -> error",
+    sanityOffer: null,
+  },
+  "deflate-two-elements": {
+    probe: (s) => deflateAnswers(s, ["permessage-deflate"]),
+    strict: "permessage-deflate -> accepted",
+    flawed: "permessage-deflate, permessage-deflate -> error",
+    sanityOffer: null,
+  },
+  "deflate-accept-invalid-offer": {
+    probe: (s) =>
+      deflateAnswers(s, [
+        "permessage-deflate; x-unknown",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; client_max_window_bits=abc",
+      ]),
+    strict: "none -> declined, none -> declined, none -> declined",
+    flawed: Array(3).fill("permessage-deflate -> error").join(", "),
+  },
+  "deflate-rsv1-on-control-accepted": {
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate", () => [
+        frame({ opcode: Opcode.Ping, payload: "p", rsv: RSV1 }),
+      ]),
+    strict: "close 1002 | eof",
+    flawed: 'pong "p" | close 1000 | eof',
+  },
+  "deflate-rsv1-on-continuation-accepted": {
+    probe: (s) =>
+      sendingDeflated(
+        s,
+        "permessage-deflate",
+        (d) => [d.compressed(Opcode.Text, "hello", 2, RSV1)],
+      ),
+    strict: "close 1002 | eof",
+    flawed: 'text "hello" deflated | close 1000 | eof',
+  },
+  "deflate-reject-uncompressed": {
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate", () => [
+        frame({ opcode: Opcode.Text, payload: "plain" }),
+      ]),
+    strict: 'text "plain" deflated | close 1000 | eof',
+    flawed: "close 1002 | eof",
+  },
+  "deflate-bad-inflate-ignored": {
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate", () => [
+        frame({ opcode: Opcode.Binary, payload: "\xff\xff", rsv: RSV1 }),
+        frame({ opcode: Opcode.Text, payload: "plain" }),
+      ]),
+    strict: "close 1007 | eof",
+    flawed: 'text "plain" deflated | close 1000 | eof',
+  },
+  "deflate-inflated-size-unlimited": {
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate", (d) => [
+        d.compressed(Opcode.Binary, new Uint8Array(100_000)),
+      ]),
+    strict: "close 1009 | eof",
+    flawed: "binary 100000 bytes deflated | close 1000 | eof",
+    options: { maxMessage: 1000 },
+  },
+  "deflate-context-takeover-despite-agreement": {
+    // The client inflates each echo with a fresh window, as server_no_context_takeover says.
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate; server_no_context_takeover", (d) => [
+        d.compressed(Opcode.Text, "again and again"),
+        d.compressed(Opcode.Text, "again and again"),
+      ]),
+    strict: 'text "again and again" deflated | text "again and again" deflated | ' +
+      "close 1000 | eof",
+    flawed: 'text "again and again" deflated | text not inflating: inflate-failed | ' +
+      "close 1000 | eof",
+  },
+  "deflate-window-over-agreement": {
+    // Repeats 600 bytes back: out of a 9-bit window (512 bytes).
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate; server_max_window_bits=9", (d) => [
+        d.compressed(Opcode.Binary, repetitive(600, 1200)),
+      ]),
+    strict: "binary 1200 bytes deflated | close 1000 | eof",
+    flawed: "binary not inflating: window-exceeded | close 1000 | eof",
+  },
+  "deflate-rsv1-on-continuation-sent": {
+    probe: (s) =>
+      sendingDeflated(s, "permessage-deflate", (d) => [d.compressed(Opcode.Text, "hello")]),
+    strict: 'text "hello" deflated | close 1000 | eof',
+    flawed: 'text "hello" deflated with RSV on a continuation | close 1000 | eof',
+    sanityOffer: null,
+  },
+};
+
+Deno.test("deflate flaws: each one changes exactly the behaviour it names", async (t) => {
+  assert.deepEqual(Object.keys(deflateProbes).sort(), [...FLAW_FAMILIES.deflate].sort());
+  for (const flaw of FLAW_FAMILIES.deflate) {
+    await t.step(flaw, async () => {
+      const { probe, strict, flawed, options, sanityOffer } = deflateProbes[flaw];
+      await withServer({ deflate: true, ...options }, async (server) => {
+        assert.deepEqual(await probe(server), strict, "strict server");
+      });
+      await withServer({ deflate: true, ...options, flaws: [flaw] }, async (server) => {
+        assert.deepEqual(await probe(server), flawed, `flaw ${flaw}`);
+        // Everything else still works: an echo, deflated where agreed, and a clean close.
+        assert.deepEqual(
+          sanityOffer === null
+            ? await sending(server, frame({ opcode: Opcode.Text, payload: "ok" }))
+            : await sendingDeflated(server, sanityOffer ?? "permessage-deflate", (d) => [
+              d.compressed(Opcode.Text, "ok"),
+            ]),
+          `text "ok"${sanityOffer === null ? "" : " deflated"} | close 1000 | eof`,
+        );
+      });
+    });
+  }
+});
+
+Deno.test("deflate: the command line's flags", async () => {
+  const module = new URL("./strict_server.ts", import.meta.url).pathname;
+  const server = await spawnReady(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      module,
+      "--deflate-server-no-context-takeover",
+      "--deflate-server-max-window-bits",
+      "10",
+      "--deflate-client-max-window-bits",
+      "9",
+    ],
+    timeoutMs: 20_000,
+    what: "the strict server",
+  });
+  try {
+    const { port } = new URL(server.line);
+    assert.deepEqual(
+      await deflateAnswers(
+        { url: server.line, port: Number(port), close: server.stop },
+        ["permessage-deflate; client_max_window_bits"],
+      ),
+      "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; " +
+        "client_max_window_bits=9 -> accepted",
+    );
+  } finally {
+    await server.stop();
+  }
+  // Window bits are 8-15 (RFC 7692 §7.1.2): bad usage.
+  const refused = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net=127.0.0.1", module, "--deflate-client-max-window-bits", "7"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.equal(refused.code, 2);
 });
