@@ -5,6 +5,11 @@
  * share the harness code it checks). Named flaws each break exactly one rule,
  * so the client cases can be shown to fail as well as pass.
  *
+ * With an offer (`deflateOffer`, `--deflate`, `--deflate-offer`) it speaks
+ * permessage-deflate (RFC 7692). That codec and its negotiation rules are the
+ * harness's (harness/deflate.ts), not a second copy: they are proven on their
+ * own by RFC 7692's examples (tests/deflate_test.ts).
+ *
  *   deno run --allow-net tests/peers/strict_client.ts ws://127.0.0.1:9001/ --flaw no-pong
  *
  * Exit status: 0 the connection ended with a closing handshake, 1 it did not
@@ -13,6 +18,20 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import {
+  type AgreedDeflate,
+  agreedDeflate,
+  checkDeflateResponse,
+  MessageCompressor,
+  MessageDecompressor,
+  parseDeflateParams,
+  PERMESSAGE_DEFLATE,
+} from "../../harness/deflate.ts";
+import {
+  type ExtensionOffer,
+  formatExtensions,
+  parseExtensions,
+} from "../../harness/server_handshake.ts";
 
 /** The flaws by what they break. */
 export const FLAW_FAMILIES = {
@@ -79,6 +98,23 @@ export const FLAW_FAMILIES = {
     "close-tcp-first",
     "keep-tcp-open",
   ],
+  /** permessage-deflate (RFC 7692), once offered. */
+  deflate: [
+    // Takes a response breaking §7.1 (unknown, unoffered, duplicate, invalid, wider, two) as valid.
+    "deflate-bad-response-accepted",
+    // Takes a control frame with RSV1 set (answers the ping), where §6.1 says fail.
+    "deflate-rsv1-on-control-accepted",
+    // Takes a continuation frame with RSV1 set, where §6.1 says fail.
+    "deflate-rsv1-on-continuation-accepted",
+    // Drops a message that does not inflate as agreed (§7.2.2, window included) and goes on.
+    "deflate-bad-inflate-ignored",
+    // Fails the connection on a message without RSV1, an uncompressed one, which is legal (§6).
+    "deflate-uncompressed-refused",
+    // Keeps its LZ77 window across messages although client_no_context_takeover was agreed.
+    "deflate-context-takeover-despite-agreement",
+    // Compresses with a 15-bit window whatever client_max_window_bits was agreed (§7.1.2.2).
+    "deflate-window-over-agreed",
+  ],
 } as const;
 
 export const FLAWS = Object.values(FLAW_FAMILIES).flat();
@@ -104,7 +140,20 @@ export interface StrictClientOptions {
   maxMessage?: number;
   /** Pings the server this often while the connection is open (a client MAY, §5.5.2); default never. */
   pingIntervalMs?: number;
+  /**
+   * Follows a 3xx's Location to a ws:// URL (a client MAY, §4.1), up to
+   * MAX_REDIRECTS times, with a new connection and request; default not.
+   */
+  followRedirects?: boolean;
+  /**
+   * Sec-WebSocket-Extensions to offer, permessage-deflate elements only
+   * (BROWSER_DEFLATE_OFFER, or any list of offers); default none.
+   */
+  deflateOffer?: string;
 }
+
+/** What browsers offer (`--deflate`). */
+export const BROWSER_DEFLATE_OFFER = "permessage-deflate; client_max_window_bits";
 
 export interface StrictClientResult {
   /** 0: the connection ended with a closing handshake; 1: it did not. */
@@ -117,6 +166,8 @@ const MiB = 1024 * 1024;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** After the closing handshake, how long the server has to close TCP (§7.1.1). */
 const TCP_CLOSE_WAIT_MS = 2000;
+/** The most redirects followed in a row (followRedirects). */
+const MAX_REDIRECTS = 5;
 /** The longest response head accepted. */
 const MAX_HEAD = 16 * 1024;
 const READ_SIZE = 256 * 1024;
@@ -124,6 +175,8 @@ const READ_SIZE = 256 * 1024;
 const FIXED_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
 const Opcode = { Continuation: 0, Text: 1, Binary: 2, Close: 8, Ping: 9, Pong: 10 } as const;
+/** The RSV1 bit in Header.rsv: a compressed message (RFC 7692 §6). */
+const RSV1 = 4;
 
 const encoder = new TextEncoder();
 
@@ -337,6 +390,8 @@ interface Message {
   utf8: TextDecoder | undefined;
   /** Flaw no-fail-fast: the text is validated only once whole. */
   validateWhole: boolean;
+  /** RSV1 on its first frame: the payload is DEFLATE data (RFC 7692 §6). */
+  compressed: boolean;
 }
 
 interface Frame {
@@ -359,6 +414,16 @@ class StrictClient {
   #refuseBy: "closing" | "waiting";
   #maxMessage: number;
   #pingIntervalMs: number | undefined;
+  #followRedirects: boolean;
+  /** Where a 3xx answer sent us, when we follow redirects: runStrictClient goes there next. */
+  redirect: URL | undefined;
+  /** Sec-WebSocket-Extensions as given, and its permessage-deflate offers in order. */
+  #deflateOffer: string | undefined;
+  #deflateOffers: ExtensionOffer[];
+  /** Once the response accepted an offer: what both sides use, and the codecs. */
+  #agreed: AgreedDeflate | undefined;
+  #compressor: MessageCompressor | undefined;
+  #decompressor: MessageDecompressor | undefined;
   #conn!: Deno.TcpConn;
   /** The last write queued: writes go out in order, so a ping never splits another frame. */
   #writing: Promise<void> = Promise.resolve();
@@ -388,6 +453,11 @@ class StrictClient {
     this.#refuseBy = options.refuseBy ?? "closing";
     this.#maxMessage = options.maxMessage ?? 64 * MiB;
     this.#pingIntervalMs = options.pingIntervalMs;
+    this.#followRedirects = options.followRedirects ?? false;
+    this.#deflateOffer = options.deflateOffer;
+    this.#deflateOffers = options.deflateOffer === undefined
+      ? []
+      : parseDeflateOffer(options.deflateOffer);
     this.#ended = new Promise((resolve) => this.#resolveEnded = resolve);
   }
 
@@ -428,6 +498,8 @@ class StrictClient {
       clearTimeout(this.#deadline);
       clearTimeout(this.#closeWait);
       this.#closeTcp();
+      this.#compressor?.close();
+      this.#decompressor?.close();
     }
     return this.#result();
   }
@@ -491,13 +563,13 @@ class StrictClient {
     return crypto.getRandomValues(new Uint8Array(4));
   }
 
-  async #send(opcode: number, payload: Uint8Array[], fin = true): Promise<void> {
+  async #send(opcode: number, payload: Uint8Array[], fin = true, rsv = 0): Promise<void> {
     const n = payload.reduce((size, part) => size + part.length, 0);
     await this.#write(encodeFrame({
       opcode,
       fin,
       payload,
-      rsv: this.#has("rsv1") ? 4 : 0, // flaw: RSV bits need an extension (§5.2)
+      rsv: this.#has("rsv1") ? RSV1 : rsv, // flaw: RSV bits need an extension (§5.2)
       maskKey: this.#maskKey(),
       // Flaw non-minimal-length: the minimal length form is required (§5.2).
       lengthForm: this.#has("non-minimal-length") && n < 65536 ? (n < 126 ? 16 : 64) : undefined,
@@ -568,6 +640,9 @@ class StrictClient {
     if (this.#protocols.length > 0) {
       lines.push(`Sec-WebSocket-Protocol: ${this.#protocols.join(", ")}`);
     }
+    if (this.#deflateOffer !== undefined) {
+      lines.push(`Sec-WebSocket-Extensions: ${this.#deflateOffer}`);
+    }
     return lines.join("\r\n") + "\r\n\r\n";
   }
 
@@ -587,6 +662,18 @@ class StrictClient {
     this.#head = new Uint8Array(0);
     const refusal = await this.#checkResponse(head);
     if (refusal !== undefined) return this.#refuse(refusal);
+    if (this.#agreed) {
+      const { clientMaxWindowBits, clientNoContextTakeover } = this.#agreed;
+      this.#compressor = new MessageCompressor({
+        // Flaw deflate-window-over-agreed: the window must stay within client_max_window_bits.
+        windowBits: this.#has("deflate-window-over-agreed") ? 15 : clientMaxWindowBits,
+        // Flaw deflate-context-takeover-despite-agreement: client_no_context_takeover
+        // agreed, each message starts with an empty window (§7.1.1.2).
+        contextTakeover: !clientNoContextTakeover ||
+          this.#has("deflate-context-takeover-despite-agreement"),
+      });
+      this.#decompressor = this.#newDecompressor();
+    }
     this.#state = "open";
     // The first frames may come in the same read as the head; flaw drop-bytes-after-head
     // loses them (after the 101 the bytes are the new protocol's, RFC 7230 §6.7).
@@ -610,6 +697,12 @@ class StrictClient {
       !RFC_NAMES.some((n) => n.toLowerCase() === name)
     );
     if (extra && this.#has("reject-extra-headers")) return `unexpected header ${extra[0]}`;
+    // A 3xx is handled per HTTP, and a client MAY follow it: no connection opens on it (item 1).
+    const location = response.headers.find(([n]) => n === "location")?.[1];
+    if (this.#followRedirects && Math.floor(response.status / 100) === 3 && location) {
+      const next = URL.parse(location, this.#url);
+      if (next?.protocol === "ws:") this.redirect = next;
+    }
     // Flaw accept-non-101: any status but 101 means no WebSocket connection (item 1).
     if (response.status !== 101 && !this.#has("accept-non-101")) {
       return `status ${response.status}, expected 101`;
@@ -642,11 +735,8 @@ class StrictClient {
         }, expected ${expected}`;
       }
     }
-    // Flaw accept-unoffered-extension: we offer no extension, so none may be in use (item 5).
-    const extensions = listValues(response, "sec-websocket-extensions");
-    if (extensions.length > 0 && !this.#has("accept-unoffered-extension")) {
-      return `extension not offered: ${extensions.join(", ")}`;
-    }
+    const extensionProblem = this.#checkExtensions(response);
+    if (extensionProblem !== undefined) return extensionProblem;
     // Flaw accept-unoffered-protocol: at most one subprotocol, one we offered (item 6).
     const protocols = response.headers.filter(([n]) => n === "sec-websocket-protocol")
       .map(([, value]) => value);
@@ -655,6 +745,46 @@ class StrictClient {
       return `subprotocol not offered: ${protocols.join(", ")}`;
     }
     return undefined;
+  }
+
+  /**
+   * Checks Sec-WebSocket-Extensions (§4.1 item 5, §9.1; RFC 7692 §7.1) and
+   * keeps what an accepted permessage-deflate offer agreed; why it fails.
+   */
+  #checkExtensions(response: Response): string | undefined {
+    // Flaw accept-unoffered-extension: only an extension offered may be in use (item 5).
+    const acceptUnoffered = this.#has("accept-unoffered-extension");
+    if (this.#deflateOffers.length === 0) {
+      const extensions = listValues(response, "sec-websocket-extensions");
+      if (extensions.length === 0 || acceptUnoffered) return undefined;
+      return `extension not offered: ${extensions.join(", ")}`;
+    }
+    const lines = response.headers.filter(([n]) => n === "sec-websocket-extensions")
+      .map(([, value]) => value);
+    if (lines.length === 0) return undefined; // the server declined the offers
+    const parsed = parseExtensions(lines);
+    if (parsed.type === "error") return parsed.reason;
+    const unoffered = parsed.items.filter((e) => e.name !== PERMESSAGE_DEFLATE);
+    if (unoffered.length > 0 && !acceptUnoffered) {
+      return `extension not offered: ${formatExtensions(unoffered)}`;
+    }
+    const check = checkDeflateResponse(this.#deflateOffers, parsed.items);
+    if (check.type === "accepted") this.#agreed = check.agreed;
+    if (check.type !== "error") return undefined;
+    // Flaw deflate-bad-response-accepted: a response breaking RFC 7692 §7.1 fails the connection.
+    if (!this.#has("deflate-bad-response-accepted")) return `${check.reason} (${check.rule})`;
+    this.#agreed = agreedAsWritten(this.#deflateOffers[0], parsed.items);
+    return undefined;
+  }
+
+  /** Inflates the server's messages: server window bits, server_no_context_takeover (§7.2.2). */
+  #newDecompressor(): MessageDecompressor {
+    const { serverMaxWindowBits, serverNoContextTakeover } = this.#agreed!;
+    return new MessageDecompressor({
+      windowBits: serverMaxWindowBits,
+      contextTakeover: !serverNoContextTakeover,
+      maxMessageBytes: this.#maxMessage,
+    });
   }
 
   // --- frames (§5) --------------------------------------------------------
@@ -701,9 +831,8 @@ class StrictClient {
     if (header.maskKey && !this.#has("accept-masked-frames")) {
       return [1002, "masked frame from the server"]; // §5.1
     }
-    if (header.rsv !== 0 && !this.#has("accept-rsv")) {
-      return [1002, "RSV bits set without a negotiated extension"]; // §5.2
-    }
+    const rsvProblem = header.rsv !== 0 && !this.#has("accept-rsv") && this.#rsvProblem(header);
+    if (rsvProblem) return [1002, rsvProblem];
     if (header.length >= 1n << 63n) {
       // Flaw accept-msb-length: the bit is ignored, where it must fail the connection (§5.2).
       if (!this.#has("accept-msb-length")) {
@@ -744,10 +873,15 @@ class StrictClient {
       return [1009, `message over ${this.#maxMessage} bytes`]; // §7.4.1
     }
     if (message === undefined) {
+      const compressed = this.#agreed !== undefined && (header.rsv & RSV1) !== 0;
+      // Flaw deflate-uncompressed-refused: a message without RSV1 is legal after the agreement.
+      if (this.#agreed && !compressed && this.#has("deflate-uncompressed-refused")) {
+        return [1002, "message without RSV1 although permessage-deflate was agreed"];
+      }
       // Flaw accept-invalid-utf8: text must be valid UTF-8 (§8.1); flaw no-fail-fast
-      // checks it only once the message is whole.
+      // checks it only once the message is whole, as is compressed text, once inflated.
       const validate = opcode === Opcode.Text && !this.#has("accept-invalid-utf8");
-      const failFast = validate && !this.#has("no-fail-fast");
+      const failFast = validate && !compressed && !this.#has("no-fail-fast");
       this.#message = {
         opcode,
         chunks: [],
@@ -755,9 +889,26 @@ class StrictClient {
         frames: 0,
         utf8: failFast ? new TextDecoder("utf-8", { fatal: true }) : undefined,
         validateWhole: validate && !failFast,
+        compressed,
       };
     }
     this.#message!.frames++;
+    return undefined;
+  }
+
+  /**
+   * Why RSV bits are not allowed (§5.2): only RSV1, only with permessage-deflate
+   * agreed, never on a control or continuation frame (RFC 7692 §6, §6.1).
+   */
+  #rsvProblem({ rsv, opcode }: Header): string | undefined {
+    if (rsv !== RSV1 || !this.#agreed) return "RSV bits set without a negotiated extension";
+    // Flaws deflate-rsv1-on-control-accepted and deflate-rsv1-on-continuation-accepted.
+    if (opcode >= 8 && !this.#has("deflate-rsv1-on-control-accepted")) {
+      return "RSV1 set on a control frame (RFC 7692 §6.1)";
+    }
+    if (opcode === Opcode.Continuation && !this.#has("deflate-rsv1-on-continuation-accepted")) {
+      return "RSV1 set on a continuation frame (RFC 7692 §6.1)";
+    }
     return undefined;
   }
 
@@ -802,6 +953,28 @@ class StrictClient {
     if (!header.fin) return;
     const message = this.#message!;
     this.#message = undefined;
+    if (message.compressed) {
+      const inflated = this.#decompressor!.decompress(concat(message.chunks));
+      if (!inflated.ok && inflated.code === "too-big") {
+        return await this.#fail([
+          1009,
+          `compressed message inflates past ${this.#maxMessage} bytes`,
+        ]);
+      }
+      if (!inflated.ok) {
+        // Flaw deflate-bad-inflate-ignored: data that does not inflate fails the connection.
+        if (!this.#has("deflate-bad-inflate-ignored")) {
+          return await this.#fail([
+            1007,
+            `compressed message does not inflate: ${inflated.reason}`,
+          ]);
+        }
+        this.#decompressor = this.#newDecompressor(); // the failed one is closed
+        return;
+      }
+      message.chunks = [inflated.data];
+      message.size = inflated.data.length;
+    }
     try {
       message.utf8?.decode(); // the text must end on a code point boundary
     } catch {
@@ -825,7 +998,12 @@ class StrictClient {
       payload = [whole];
     }
     const binary = this.#has("echo-fragmented-as-binary") && message.frames > 1;
-    await this.#send(binary ? Opcode.Binary : message.opcode, payload);
+    const opcode = binary ? Opcode.Binary : message.opcode;
+    // With permessage-deflate every message goes out compressed, as one frame with RSV1.
+    if (this.#compressor) {
+      return await this.#send(opcode, [this.#compressor.compress(concat(payload))], true, RSV1);
+    }
+    await this.#send(opcode, payload);
   }
 
   /** Answers a ping (§5.5.2); some flaws send what no client may send (§5.2, §5.5). */
@@ -881,16 +1059,52 @@ function headEnd(bytes: Uint8Array): number {
 }
 
 /**
+ * The permessage-deflate offers of a Sec-WebSocket-Extensions value; throws
+ * on one that does not parse or offers another extension (none is implemented).
+ */
+export function parseDeflateOffer(offer: string): ExtensionOffer[] {
+  const parsed = parseExtensions(offer);
+  if (parsed.type === "error") throw new Error(parsed.reason);
+  const other = parsed.items.find((e) => e.name !== PERMESSAGE_DEFLATE);
+  if (other) throw new Error(`only ${PERMESSAGE_DEFLATE} can be offered, not ${other.name}`);
+  return parsed.items;
+}
+
+/**
+ * Flaw deflate-bad-response-accepted: what the first permessage-deflate
+ * element says, where it parses, over the first offer (defaults elsewhere).
+ */
+function agreedAsWritten(offer: ExtensionOffer, response: ExtensionOffer[]): AgreedDeflate {
+  const none = { serverNoContextTakeover: false, clientNoContextTakeover: false };
+  const offered = parseDeflateParams(offer, "offer");
+  const answered = parseDeflateParams(
+    response.find((e) => e.name === PERMESSAGE_DEFLATE)!,
+    "response",
+  );
+  return agreedDeflate(offered.ok ? offered.params : none, answered.ok ? answered.params : none);
+}
+
+/**
  * Connects to a ws:// URL, echoes every message until the connection ends,
- * and says how it ended. Throws only on a URL that is not ws://.
+ * and says how it ended. Throws only on a URL that is not ws:// and on a
+ * deflateOffer parseDeflateOffer refuses.
  */
 export async function runStrictClient(
   url: string,
   options: StrictClientOptions = {},
 ): Promise<StrictClientResult> {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "ws:") throw new Error(`not a ws:// URL: ${url}`);
-  return await new StrictClient(parsed, options).run(options.timeoutMs ?? 60_000);
+  let target = new URL(url);
+  if (target.protocol !== "ws:") throw new Error(`not a ws:// URL: ${url}`);
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (let redirects = 0;; redirects++) {
+    const client = new StrictClient(target, options);
+    const result = await client.run(Math.max(0, deadline - Date.now()));
+    if (client.redirect === undefined) return result;
+    if (redirects === MAX_REDIRECTS) {
+      return { exitCode: 1, error: `more than ${MAX_REDIRECTS} redirects` };
+    }
+    target = client.redirect;
+  }
 }
 
 /**
@@ -937,15 +1151,31 @@ export function parseClientCommand<T extends ParseArgsOptionsConfig>(
 
 if (import.meta.main) {
   const usage = "usage: strict_client.ts WS-URL [--flaw NAME]... [--protocol P]... " +
-    `[--origin O] [--timeout S]\nflaws: ${FLAWS.join(", ")}`;
+    "[--origin O] [--follow-redirects] [--deflate | --deflate-offer OFFERS] [--timeout S]\n" +
+    `flaws: ${FLAWS.join(", ")}`;
   const { url, flaws, timeoutMs, values } = parseClientCommand(Deno.args, usage, {
     protocol: { type: "string", multiple: true, default: [] },
     origin: { type: "string" },
+    "follow-redirects": { type: "boolean", default: false },
+    deflate: { type: "boolean", default: false },
+    "deflate-offer": { type: "string" },
   });
+  const deflateOffer = values.deflate ? BROWSER_DEFLATE_OFFER : values["deflate-offer"];
+  try {
+    if (values.deflate && values["deflate-offer"] !== undefined) {
+      throw new Error("--deflate and --deflate-offer exclude each other");
+    }
+    if (deflateOffer !== undefined) parseDeflateOffer(deflateOffer);
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    Deno.exit(2);
+  }
   const result = await runStrictClient(url.href, {
     flaws,
     protocols: values.protocol.flatMap((list) => list.split(",")).map((p) => p.trim()),
     origin: values.origin,
+    followRedirects: values["follow-redirects"],
+    deflateOffer,
     timeoutMs,
   });
   if (result.error !== undefined) console.error(`strict_client: ${result.error}`);

@@ -8,6 +8,16 @@
 
 import assert from "node:assert/strict";
 import {
+  type AgreedDeflate,
+  answerDeflateOffers,
+  checkDeflateResponse,
+  MessageCompressor,
+  MessageDecompressor,
+  type ServerDeflateWishes,
+} from "../../harness/deflate.ts";
+import { formatExtensions, parseExtensions } from "../../harness/server_handshake.ts";
+import {
+  BROWSER_DEFLATE_OFFER,
   type Flaw,
   FLAWS,
   runStrictClient,
@@ -960,4 +970,549 @@ Deno.test("strict client: flaws refusing a legal 101, each its own; refusing by 
   // A refusal may also leave TCP's close to the server.
   const waiting = { flaws: ["refuse-split-response" as const], refuseBy: "waiting" as const };
   assert.equal(await splitOutcome(waiting, 500), "timeout");
+});
+
+// --- permessage-deflate (RFC 7692) -------------------------------------------
+
+/** The server's end of a connection that agreed permessage-deflate: its codecs, as agreed. */
+class DeflatePeer {
+  readonly peer: Peer;
+  readonly agreed: AgreedDeflate;
+  readonly #compressor: MessageCompressor;
+  readonly #decompressor: MessageDecompressor;
+
+  constructor(peer: Peer, agreed: AgreedDeflate) {
+    this.peer = peer;
+    this.agreed = agreed;
+    this.#compressor = new MessageCompressor({
+      windowBits: agreed.serverMaxWindowBits,
+      contextTakeover: !agreed.serverNoContextTakeover,
+    });
+    // Holds the client to its side of the agreement: its window bits and context takeover.
+    this.#decompressor = new MessageDecompressor({
+      windowBits: agreed.clientMaxWindowBits,
+      contextTakeover: !agreed.clientNoContextTakeover,
+      maxMessageBytes: 1 << 24,
+    });
+  }
+
+  /** A message's payload, compressed as agreed. */
+  compress(data: Uint8Array | string | number[]): Uint8Array {
+    return this.#compressor.compress(bytes(data));
+  }
+
+  /** A compressed message in `parts` frames, RSV1 on the first only. */
+  frames(opcode: number, data: Uint8Array | string | number[], parts: number): Uint8Array[] {
+    const payload = this.compress(data);
+    const size = Math.ceil(payload.length / parts);
+    return Array.from(
+      { length: parts },
+      (_, i) =>
+        frame(i === 0 ? opcode : 0, payload.subarray(i * size, (i + 1) * size), {
+          fin: i === parts - 1,
+          rsv: i === 0 ? 4 : 0,
+        }),
+    );
+  }
+
+  /** A compressed message as one frame. */
+  message(opcode: number, data: Uint8Array | string | number[]): Uint8Array {
+    return this.frames(opcode, data, 1)[0];
+  }
+
+  /** The next client frame described, "deflated ..." once inflated when it has RSV1. */
+  async next(ms?: number): Promise<string> {
+    const event = await this.peer.next(ms);
+    if (typeof event === "string" || event.rsv !== 4) return describe(event);
+    const inflated = this.#decompressor.decompress(event.payload);
+    if (!inflated.ok) return `${describe(event).split(" ")[0]} that does not inflate`;
+    return `deflated ${describe({ ...event, payload: inflated.data })}`;
+  }
+
+  /** Client frames described up to and with the first close frame, EOF or a timeout. */
+  async untilClose(ms?: number): Promise<string[]> {
+    const events: string[] = [];
+    while (true) {
+      events.push(await this.next(ms));
+      if (/^(close|eof|timeout)/.test(events.at(-1)!)) return events;
+    }
+  }
+
+  close(): void {
+    this.#compressor.close();
+    this.#decompressor.close();
+  }
+}
+
+/**
+ * Runs the strict client, offering BROWSER_DEFLATE_OFFER unless `options`
+ * says otherwise, against a server accepting with `answer` (what
+ * answerDeflateOffers makes of these wishes, or a valid
+ * Sec-WebSocket-Extensions value as written) and then playing `script`.
+ */
+async function deflateSession(
+  options: StrictClientOptions,
+  answer: ServerDeflateWishes | string,
+  script: (server: DeflatePeer) => Promise<void>,
+): Promise<{ offer: string | undefined; result: StrictClientResult }> {
+  let offer: string | undefined;
+  const result = await session(
+    { deflateOffer: BROWSER_DEFLATE_OFFER, ...options },
+    async (peer) => {
+      const request = await peer.request();
+      offer = request.headers.get("sec-websocket-extensions");
+      const offers = parseExtensions(offer ?? "");
+      assert.equal(offers.type, "list", `the offer ${offer}`);
+      if (offers.type !== "list") return;
+      let agreed: AgreedDeflate, response: string;
+      if (typeof answer === "string") {
+        const written = parseExtensions(answer);
+        const check = checkDeflateResponse(
+          offers.items,
+          written.type === "list" ? written.items : [],
+        );
+        assert.equal(check.type, "accepted", answer);
+        if (check.type !== "accepted") return;
+        [agreed, response] = [check.agreed, answer];
+      } else {
+        const accepted = answerDeflateOffers(offers.items, answer);
+        assert.equal(accepted.type, "accept", offer);
+        if (accepted.type !== "accept") return;
+        [agreed, response] = [accepted.agreed, formatExtensions([accepted.response])];
+      }
+      const key = request.headers.get("sec-websocket-key")!;
+      const head = ok101(await acceptFor(key), `Sec-WebSocket-Extensions: ${response}`);
+      await peer.write(head.join("\r\n") + "\r\n\r\n");
+      const server = new DeflatePeer(peer, agreed);
+      try {
+        await script(server);
+      } finally {
+        server.close();
+      }
+    },
+  );
+  return { offer, result };
+}
+
+/** `n` random bytes twice: compressing the second half needs distances of `n` bytes. */
+function repeatedRandom(n: number): Uint8Array {
+  const half = crypto.getRandomValues(new Uint8Array(n));
+  return join(half, half);
+}
+
+/** Pseudo-random text, compressible, the same each run. */
+const LOREM = Array.from({ length: 400 }, (_, i) => ["lorem", "ipsum", "dolor", "sit"][i * 7 % 4])
+  .join(" ");
+const LOREM_ECHO = `deflated text ${LOREM.length} bytes`;
+
+Deno.test("strict client, deflate: offers only when asked; the offer as given; bad offers refused", async () => {
+  const offerOf = async (options: StrictClientOptions) => {
+    let offer: string | undefined;
+    await session(options, async (peer) => {
+      offer = (await peer.request()).headers.get("sec-websocket-extensions");
+    });
+    return offer;
+  };
+  assert.equal(await offerOf({}), undefined);
+  assert.equal(await offerOf({ deflateOffer: BROWSER_DEFLATE_OFFER }), BROWSER_DEFLATE_OFFER);
+  const two = 'permessage-deflate; client_max_window_bits="10", permessage-deflate';
+  assert.equal(await offerOf({ deflateOffer: two }), two);
+  for (const bad of ["x-webkit-deflate-frame", "permessage-deflate; =", ""]) {
+    await assert.rejects(runStrictClient("ws://127.0.0.1:1/", { deflateOffer: bad }), bad);
+  }
+});
+
+Deno.test("strict client, deflate: inflates the server's messages and echoes them compressed, for window bits 8 and 15, with and without context takeover", async () => {
+  const text = `${LOREM} é`;
+  const binary = repeatedRandom(3000);
+  for (const bits of [8, 15]) {
+    for (const takeover of [true, false]) {
+      const name = `${bits} bits, context takeover ${takeover}`;
+      let events: string[] = [];
+      const { result } = await deflateSession({}, {
+        serverMaxWindowBits: bits,
+        clientMaxWindowBits: bits,
+        serverNoContextTakeover: !takeover,
+        clientNoContextTakeover: !takeover,
+      }, async (server) => {
+        assert.deepEqual(server.agreed, {
+          serverMaxWindowBits: bits,
+          clientMaxWindowBits: bits,
+          serverNoContextTakeover: !takeover,
+          clientNoContextTakeover: !takeover,
+        }, name);
+        // The same text three times: with context takeover each refers to the one before.
+        for (let i = 0; i < 3; i++) await server.peer.write(server.message(1, text));
+        await server.peer.write(server.message(2, binary));
+        // Fragmented, RSV1 on the first frame only, a ping between the fragments.
+        const [first, ...rest] = server.frames(1, "fragmented ".repeat(50), 3);
+        await server.peer.write(join(first, frame(9, "p"), ...rest));
+        await server.peer.write(server.message(1, "")); // the empty message (§7.2.3.6)
+        await server.peer.write(frame(1, "plain")); // uncompressed: legal (§6)
+        await server.peer.write(close(1000));
+        events = await server.untilClose();
+      });
+      assert.deepEqual(result, { exitCode: 0 }, name);
+      const echoText = `deflated text ${text.length + 1} bytes`;
+      assert.deepEqual(events, [
+        echoText,
+        echoText,
+        echoText,
+        "deflated binary 6000 bytes",
+        'pong "p"',
+        "deflated text 550 bytes",
+        'deflated text ""',
+        'deflated text "plain"',
+        "close 1000",
+      ], name);
+    }
+  }
+});
+
+Deno.test("strict client, deflate: the echo is exact, masked, with RSV1 only on data frames", async () => {
+  const data = repeatedRandom(20_000);
+  const frames: WireFrame[] = [];
+  let inflated: Uint8Array | undefined;
+  await deflateSession({}, {}, async (server) => {
+    await server.peer.write(join(server.message(2, data), frame(9, "p"), close(1000)));
+    for (let i = 0; i < 3; i++) frames.push((await server.peer.next()) as WireFrame);
+    const decompressor = new MessageDecompressor({
+      windowBits: 15,
+      contextTakeover: true,
+      maxMessageBytes: 1 << 20,
+    });
+    const result = decompressor.decompress(frames[0].payload);
+    decompressor.close();
+    if (result.ok) inflated = result.data;
+  });
+  assert.deepEqual(frames.map((f) => [f.opcode, f.rsv, f.fin]), [[2, 4, true], [10, 0, true], [
+    8,
+    0,
+    true,
+  ]]);
+  assert.ok(frames.every((f) => f.maskKey !== undefined && f.maskKey.toHex() !== "00000000"));
+  assert.ok(frames[0].payload.length < 30_000, "compressed");
+  assert.deepEqual(inflated, data);
+});
+
+/** Valid responses to these offers: the client opens and echoes. */
+const VALID_RESPONSES: [offer: string, response: string][] = [
+  [BROWSER_DEFLATE_OFFER, "permessage-deflate"],
+  [BROWSER_DEFLATE_OFFER, "permessage-deflate; client_max_window_bits=10"],
+  [BROWSER_DEFLATE_OFFER, 'permessage-deflate; client_max_window_bits="9"'],
+  // A server may limit its own window and context unasked (§7.1.1.1, §7.1.2.1).
+  [
+    "permessage-deflate",
+    "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+  ],
+  ["permessage-deflate", "permessage-deflate; client_no_context_takeover"],
+  [
+    "permessage-deflate; server_max_window_bits=10",
+    "permessage-deflate; server_max_window_bits=8",
+  ],
+  // The second offer accepted.
+  [
+    "permessage-deflate; server_max_window_bits=8; server_no_context_takeover, permessage-deflate",
+    "permessage-deflate",
+  ],
+];
+
+Deno.test("strict client, deflate: accepts each valid response, and uses what it agrees", async () => {
+  for (const [offer, response] of VALID_RESPONSES) {
+    let events: string[] = [];
+    const { result } = await deflateSession({ deflateOffer: offer }, response, async (server) => {
+      for (let i = 0; i < 2; i++) await server.peer.write(server.message(1, LOREM));
+      await server.peer.write(close(1000));
+      events = await server.untilClose();
+    });
+    const name = `${offer} → ${response}`;
+    assert.deepEqual(result, { exitCode: 0 }, name);
+    assert.deepEqual(events, [
+      LOREM_ECHO,
+      LOREM_ECHO,
+      "close 1000",
+    ], name);
+  }
+  // Declined: no compression either way, RSV1 is then an error (RFC 6455 §5.2).
+  const declined = await handshakeOutcome((_, a) => ok101(a), {
+    deflateOffer: BROWSER_DEFLATE_OFFER,
+  });
+  assert.deepEqual(declined.events, ['text "x"']);
+  let rsv: string[] = [];
+  await session({ deflateOffer: BROWSER_DEFLATE_OFFER }, async (peer) => {
+    await peer.accept();
+    await peer.write(frame(1, [0x4b, 0x04, 0x00], { rsv: 4 }));
+    rsv = (await peer.untilClose()).map(describe);
+  });
+  assert.deepEqual(rsv, ["close 1002"]);
+});
+
+Deno.test("strict client, deflate: fails on each response breaking RFC 7692 §7.1; flaw deflate-bad-response-accepted takes them", async () => {
+  const bad: [name: string, offer: string, response: string][] = [
+    ["an unknown parameter", BROWSER_DEFLATE_OFFER, "permessage-deflate; x_window=1"],
+    [
+      "client_max_window_bits not offered",
+      "permessage-deflate",
+      "permessage-deflate; client_max_window_bits=10",
+    ],
+    [
+      "server_max_window_bits over the offer",
+      "permessage-deflate; server_max_window_bits=10",
+      "permessage-deflate; server_max_window_bits=12",
+    ],
+    [
+      "server_max_window_bits offered, not answered",
+      "permessage-deflate; server_max_window_bits=10",
+      "permessage-deflate",
+    ],
+    [
+      "server_no_context_takeover offered, not answered",
+      "permessage-deflate; server_no_context_takeover",
+      "permessage-deflate",
+    ],
+    [
+      "a parameter twice",
+      BROWSER_DEFLATE_OFFER,
+      "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+    ],
+    ["window bits 16", BROWSER_DEFLATE_OFFER, "permessage-deflate; server_max_window_bits=16"],
+    ["window bits 7", BROWSER_DEFLATE_OFFER, "permessage-deflate; client_max_window_bits=7"],
+    ["window bits abc", BROWSER_DEFLATE_OFFER, "permessage-deflate; server_max_window_bits=abc"],
+    ["window bits 010", BROWSER_DEFLATE_OFFER, "permessage-deflate; server_max_window_bits=010"],
+    [
+      "client_max_window_bits without a value",
+      BROWSER_DEFLATE_OFFER,
+      "permessage-deflate; client_max_window_bits",
+    ],
+    [
+      "a value on server_no_context_takeover",
+      BROWSER_DEFLATE_OFFER,
+      "permessage-deflate; server_no_context_takeover=1",
+    ],
+    ["two elements", BROWSER_DEFLATE_OFFER, "permessage-deflate, permessage-deflate"],
+  ];
+  for (const [name, offer, response] of bad) {
+    const answer = (_: string, a: string) => ok101(a, `Sec-WebSocket-Extensions: ${response}`);
+    const refused = await handshakeOutcome(answer, { deflateOffer: offer });
+    // Failing before the connection opens: TCP closed, no frame (§4.1).
+    assert.deepEqual(refused.events, ["eof"], name);
+    assert.match(refused.result.error!, /^refused the handshake: .*RFC 7692 §/, name);
+    const taken = await handshakeOutcome(answer, {
+      deflateOffer: offer,
+      flaws: ["deflate-bad-response-accepted"],
+    });
+    assert.match(taken.events[0], /^text /, `${name}, flawed`);
+  }
+  // Another extension beside it: not offered (§9.1), the flaw of that rule, not this one.
+  const other = (_: string, a: string) =>
+    ok101(a, "Sec-WebSocket-Extensions: permessage-deflate, x-custom");
+  const options = { deflateOffer: BROWSER_DEFLATE_OFFER };
+  assert.deepEqual((await handshakeOutcome(other, options)).events, ["eof"]);
+  assert.deepEqual(
+    (await handshakeOutcome(other, { ...options, flaws: ["deflate-bad-response-accepted"] }))
+      .events,
+    ["eof"],
+  );
+  assert.match(
+    (await handshakeOutcome(other, { ...options, flaws: ["accept-unoffered-extension"] }))
+      .events[0],
+    /^text /,
+  );
+});
+
+/** LOREM compressed in two frames, RSV1 on both. */
+function rsv1OnContinuation(server: DeflatePeer): Uint8Array {
+  const payload = server.compress(LOREM);
+  return join(
+    frame(1, payload.subarray(0, 10), { fin: false, rsv: 4 }),
+    frame(0, payload.subarray(10), { rsv: 4 }),
+  );
+}
+
+/** What the client sends after `input` (then a close 1000) on a connection that agreed `wishes`. */
+async function deflateTranscript(
+  flaws: Flaw[],
+  input: (server: DeflatePeer) => Uint8Array,
+  wishes: ServerDeflateWishes = {},
+  options: StrictClientOptions = {},
+): Promise<string[]> {
+  let events: string[] = [];
+  await deflateSession({ flaws, ...options }, wishes, async (server) => {
+    await server.peer.write(join(input(server), close(1000)));
+    events = await server.untilClose();
+  });
+  return events;
+}
+
+Deno.test("strict client, deflate: fails the connection on each broken RFC 7692 frame rule", async () => {
+  const broken: [string, (server: DeflatePeer) => Uint8Array, string, ServerDeflateWishes?][] = [
+    ["RSV1 on a ping", () => frame(9, "p", { rsv: 4 }), "close 1002"],
+    ["RSV1 on a pong", () => frame(10, "p", { rsv: 4 }), "close 1002"],
+    ["RSV1 on a close", () => frame(8, [3, 232], { rsv: 4 }), "close 1002"],
+    ["RSV1 on a continuation", (s) => rsv1OnContinuation(s), "close 1002"],
+    ["RSV2", () => frame(1, "x", { rsv: 2 }), "close 1002"],
+    ["RSV1 and RSV2", () => frame(1, "x", { rsv: 6 }), "close 1002"],
+    ["data that does not inflate", () => frame(1, [0xff], { rsv: 4 }), "close 1007"],
+    [
+      "a back reference past the window (10 bits agreed, 15 used)",
+      () => {
+        const wide = new MessageCompressor({ windowBits: 15, contextTakeover: false });
+        const payload = wide.compress(repeatedRandom(5000));
+        wide.close();
+        return frame(2, payload, { rsv: 4 });
+      },
+      "close 1007",
+      { serverMaxWindowBits: 10 },
+    ],
+    ["compressed text that is not UTF-8", (s) => s.message(1, [0x68, 0xc0, 0xaf]), "close 1007"],
+  ];
+  for (const [name, input, closeWith, wishes] of broken) {
+    assert.deepEqual(
+      await deflateTranscript([], (s) => join(s.message(1, "ok"), input(s)), wishes),
+      ['deflated text "ok"', closeWith],
+      name,
+    );
+  }
+  // server_no_context_takeover agreed: a message reaching into the one before does not inflate.
+  const keptWindow = await deflateTranscript([], () => {
+    const keeping = new MessageCompressor({ windowBits: 15, contextTakeover: true });
+    const payloads = [LOREM, LOREM].map((text) => keeping.compress(encoder.encode(text)));
+    keeping.close();
+    return join(...payloads.map((payload) => frame(1, payload, { rsv: 4 })));
+  }, { serverNoContextTakeover: true });
+  assert.deepEqual(keptWindow, [LOREM_ECHO, "close 1007"]);
+  // A small message inflating past the client's limit: 1009.
+  const bomb = await deflateTranscript(
+    [],
+    (s) => s.message(2, new Uint8Array(100_000)),
+    {},
+    { maxMessage: 10_000 },
+  );
+  assert.deepEqual(bomb, ["close 1009"]);
+});
+
+Deno.test("strict client, deflate: each flaw on the frames it receives breaks exactly its rule", async () => {
+  const cases: [Flaw, (server: DeflatePeer) => Uint8Array, string[], string[]][] = [
+    ["deflate-rsv1-on-control-accepted", () => frame(9, "p", { rsv: 4 }), ["close 1002"], [
+      'pong "p"',
+      "close 1000",
+    ]],
+    [
+      "deflate-rsv1-on-continuation-accepted",
+      (s) => rsv1OnContinuation(s),
+      ["close 1002"],
+      [LOREM_ECHO, "close 1000"],
+    ],
+    [
+      "deflate-bad-inflate-ignored",
+      (s) => join(frame(1, [0xff], { rsv: 4 }), s.message(1, "after")),
+      ["close 1007"],
+      ['deflated text "after"', "close 1000"],
+    ],
+    [
+      "deflate-uncompressed-refused",
+      () => frame(1, "plain"),
+      ['deflated text "plain"', "close 1000"],
+      ["close 1002"],
+    ],
+  ];
+  for (const [flaw, input, correct, flawed] of cases) {
+    assert.deepEqual(await deflateTranscript([], input), correct, `${flaw}: correct client`);
+    assert.deepEqual(await deflateTranscript([flaw], input), flawed, `flaw ${flaw}`);
+  }
+  // The other rules hold under each flaw: RSV1 on a ping still fails under the continuation's.
+  for (const [flaw] of cases.filter(([f]) => f !== "deflate-rsv1-on-control-accepted")) {
+    assert.deepEqual(
+      await deflateTranscript([flaw], () => frame(9, "p", { rsv: 4 })),
+      ["close 1002"],
+      flaw,
+    );
+  }
+});
+
+Deno.test("strict client, deflate: flaws deflate-context-takeover-despite-agreement and deflate-window-over-agreed", async () => {
+  // client_no_context_takeover agreed: each echo inflates with a fresh window.
+  const twice = (s: DeflatePeer) => join(s.message(1, LOREM), s.message(1, LOREM));
+  const fresh = { clientNoContextTakeover: true };
+  const echoed = [LOREM_ECHO, LOREM_ECHO, "close 1000"];
+  assert.deepEqual(await deflateTranscript([], twice, fresh), echoed);
+  assert.deepEqual(
+    await deflateTranscript(["deflate-context-takeover-despite-agreement"], twice, fresh),
+    [LOREM_ECHO, "text that does not inflate", "close 1000"],
+  );
+  // Without the agreement the flaw changes nothing: the window may be kept.
+  assert.deepEqual(
+    await deflateTranscript(["deflate-context-takeover-despite-agreement"], twice),
+    echoed,
+  );
+  // client_max_window_bits=9 agreed: no back reference past 512 bytes; the message repeats
+  // 1000 random bytes, which a 15-bit window reaches back for.
+  const far = (s: DeflatePeer) => s.message(2, repeatedRandom(1000));
+  const narrow = { clientMaxWindowBits: 9 };
+  assert.deepEqual(await deflateTranscript([], far, narrow), [
+    "deflated binary 2000 bytes",
+    "close 1000",
+  ]);
+  assert.deepEqual(await deflateTranscript(["deflate-window-over-agreed"], far, narrow), [
+    "binary that does not inflate",
+    "close 1000",
+  ]);
+  assert.deepEqual(await deflateTranscript(["deflate-window-over-agreed"], far), [
+    "deflated binary 2000 bytes",
+    "close 1000",
+  ]);
+});
+
+Deno.test("strict client, deflate: command line --deflate and --deflate-offer", async () => {
+  const script = new URL("./strict_client.ts", import.meta.url).pathname;
+  const run = async (args: string[]) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", script, ...args],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `ws://127.0.0.1:${listener.addr.port}/`;
+  const offers: (string | undefined)[] = [];
+  const server = (async () => {
+    for (let i = 0; i < 2; i++) {
+      const peer = new Peer(await listener.accept());
+      const request = await peer.request();
+      offers.push(request.headers.get("sec-websocket-extensions"));
+      const accept = await acceptFor(request.headers.get("sec-websocket-key")!);
+      await peer.write(
+        ok101(accept, "Sec-WebSocket-Extensions: permessage-deflate").join("\r\n") + "\r\n\r\n",
+      );
+      await peer.write(close(1000));
+      await peer.untilClose();
+      peer.closeTcp();
+    }
+  })();
+  try {
+    assert.deepEqual(await run([url, "--deflate", "--timeout", "10"]), { code: 0, stderr: "" });
+    const offer = "permessage-deflate; client_no_context_takeover";
+    assert.deepEqual(await run([url, "--deflate-offer", offer, "--timeout", "10"]), {
+      code: 0,
+      stderr: "",
+    });
+    await server;
+  } finally {
+    listener.close();
+    await server.catch(() => {});
+  }
+  assert.deepEqual(offers, [
+    BROWSER_DEFLATE_OFFER,
+    "permessage-deflate; client_no_context_takeover",
+  ]);
+  for (
+    const args of [
+      [url, "--deflate", "--deflate-offer", "permessage-deflate"],
+      [url, "--deflate-offer", "x-custom"],
+      [url, "--deflate-offer", "permessage-deflate;"],
+    ]
+  ) {
+    assert.equal((await run(args)).code, 2, args.join(" "));
+  }
 });
