@@ -119,11 +119,11 @@ export const FLAW_FAMILIES = {
     "deflate-accept-invalid-offer",
     "deflate-rsv1-on-control-accepted",
     "deflate-rsv1-on-continuation-accepted",
-    "deflate-reject-uncompressed",
+    "deflate-uncompressed-refused",
     "deflate-bad-inflate-ignored",
     "deflate-inflated-size-unlimited",
     "deflate-context-takeover-despite-agreement",
-    "deflate-window-over-agreement",
+    "deflate-window-over-agreed",
     "deflate-rsv1-on-continuation-sent",
   ],
 } as const;
@@ -533,8 +533,8 @@ class Connection {
   #deflateCodecs(agreed: AgreedDeflate): DeflateCodecs {
     return {
       compressor: new MessageCompressor({
-        // Flaw deflate-window-over-agreement: never a window over server_max_window_bits (§7.1.2.1).
-        windowBits: this.#has("deflate-window-over-agreement") ? 15 : agreed.serverMaxWindowBits,
+        // Flaw deflate-window-over-agreed: never a window over server_max_window_bits (§7.1.2.1).
+        windowBits: this.#has("deflate-window-over-agreed") ? 15 : agreed.serverMaxWindowBits,
         // Flaw deflate-context-takeover-despite-agreement: server_no_context_takeover
         // agreed means each message starts with an empty window (§7.1.1.1).
         contextTakeover: !agreed.serverNoContextTakeover ||
@@ -756,7 +756,7 @@ class Connection {
       return [1002, "new data frame inside a fragmented message"]; // §5.4
     }
     if (
-      this.#has("deflate-reject-uncompressed") && this.#deflate &&
+      this.#has("deflate-uncompressed-refused") && this.#deflate &&
       header.opcode !== Opcode.Continuation && header.rsv === 0
     ) {
       return [1002, "message not compressed"]; // flaw: RFC 7692 §6 lets a message go uncompressed
@@ -828,11 +828,10 @@ class Connection {
         // the decompressor lost, every compressed one after it.
         const ignored = inflated.code === "inflate-failed" || inflated.code === "closed";
         if (ignored && this.#has("deflate-bad-inflate-ignored")) return;
+        // A back reference past the agreed window (§7.1.2.2) is bad data too: 1007,
+        // as the suite's endpoint and the strict client answer.
         return await this.#fail(
-          inflated.code === "too-big"
-            ? this.#tooBig(inflated.reason)
-            // A back reference past the agreed window breaks the negotiation (§7.1.2.2).
-            : [inflated.code === "window-exceeded" ? 1002 : 1007, inflated.reason],
+          inflated.code === "too-big" ? this.#tooBig(inflated.reason) : [1007, inflated.reason],
         );
       }
       data = inflated.data;

@@ -1540,7 +1540,7 @@ Deno.test("deflate: RSV1 where RFC 7692 forbids it, data that does not inflate, 
         assert.equal(d.agreed.clientMaxWindowBits, 9);
         return [frame({ opcode: Opcode.Binary, payload, rsv: RSV1 })];
       }, "permessage-deflate; client_max_window_bits=9"),
-      "close 1002 | eof",
+      "close 1007 | eof",
     );
     // Small on the wire, past the server's limit inflated: 1009 (RFC 6455 §7.4.1).
     assert.deepEqual(
@@ -1664,7 +1664,7 @@ const deflateProbes: Record<
     strict: "close 1002 | eof",
     flawed: 'text "hello" deflated | close 1000 | eof',
   },
-  "deflate-reject-uncompressed": {
+  "deflate-uncompressed-refused": {
     probe: (s) =>
       sendingDeflated(s, "permessage-deflate", () => [
         frame({ opcode: Opcode.Text, payload: "plain" }),
@@ -1702,7 +1702,7 @@ const deflateProbes: Record<
     flawed: 'text "again and again" deflated | text not inflating: inflate-failed | ' +
       "close 1000 | eof",
   },
-  "deflate-window-over-agreement": {
+  "deflate-window-over-agreed": {
     // Repeats 600 bytes back: out of a 9-bit window (512 bytes).
     probe: (s) =>
       sendingDeflated(s, "permessage-deflate; server_max_window_bits=9", (d) => [
