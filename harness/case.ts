@@ -3,18 +3,34 @@
  * session engine (session.ts) performs their steps, verdict.ts judges what was
  * observed against their expectations.
  */
+import type { TestDataName } from "./testdata.ts";
 
 /**
  * Bytes described as data.
  * - a string is its UTF-8 encoding;
  * - `{ hex }` is raw bytes (any bytes, valid UTF-8 or not);
  * - `{ repeat, length }` repeats a pattern until `length` bytes (the last copy
- *   truncated), like Autobahn's `payload_len`.
+ *   truncated), like Autobahn's `payload_len`;
+ * - `{ testData, offset, length }` is `length` bytes of a data set (testdata.ts)
+ *   from `offset`, wrapping around its end.
  */
 export type Payload =
   | string
   | { hex: string }
-  | { repeat: string | { hex: string }; length: number };
+  | { repeat: string | { hex: string }; length: number }
+  | { testData: TestDataName; offset: number; length: number };
+
+/**
+ * Messages cut from a data set, as Autobahn's compression cases send them
+ * (its sendOne): message i is the `size` bytes from offset i * size, wrapping
+ * around the set's end; `count` messages in all, text or binary.
+ */
+export interface MessageSeries {
+  data: TestDataName;
+  binary: boolean;
+  size: number;
+  count: number;
+}
 
 /** A frame as it goes on the wire, legal or not. */
 export interface FrameFields {
@@ -55,7 +71,16 @@ export type Step =
    */
   | ({
     kind: "message";
-    message: { binary?: boolean; payload: Payload; fragmentSize?: number };
+    message: {
+      binary?: boolean;
+      payload: Payload;
+      fragmentSize?: number;
+      /**
+       * Sent as is, though permessage-deflate was agreed: RFC 7692 §6 lets a
+       * sender leave any message uncompressed (RSV1 clear).
+       */
+      uncompressed?: boolean;
+    };
   } & Delivery)
   /**
    * Start the closing handshake: send a close frame and enter the CLOSING state.
@@ -92,7 +117,16 @@ export type Step =
    */
   | { kind: "failAfter"; failAfter: number }
   /** Send `frame`, wait for its echo, send again: `count` round trips in all. */
-  | { kind: "roundTrips"; roundTrips: { count: number; frame: FrameFields } };
+  | { kind: "roundTrips"; roundTrips: { count: number; frame: FrameFields } }
+  /**
+   * Send the series' messages as the suite's endpoint sends messages (compressed
+   * when permessage-deflate is agreed; then cut in frames of `fragmentSize`
+   * bytes), each once the previous one's echo has arrived.
+   */
+  | {
+    kind: "messageRoundTrips";
+    messageRoundTrips: MessageSeries & { fragmentSize?: number };
+  };
 
 /** For the `default` of a switch on a union's tag: compiles only when every case is handled. */
 export function unhandled(value: never): never {
@@ -102,6 +136,8 @@ export function unhandled(value: never): never {
 /** One observed event, as the expectations list them. */
 export type EventSpec =
   | { message: Payload; binary?: boolean; times?: number }
+  /** The `count` messages of the series, in order. */
+  | { messages: MessageSeries }
   | { pong: Payload; times?: number }
   | { timeout: string };
 
@@ -209,14 +245,16 @@ export interface HandshakeSpec {
  * - `tcpCloseDelay`: how long the peer took to close TCP after the closing handshake;
  * - `peerKeepalive`: the pings the peer sent, and whether and when it closed;
  * - `peerClose`: whether and when the peer closed the connection, and with which code;
- * - `messageSizeLimit`: the largest message echoed and the smallest one refused.
+ * - `messageSizeLimit`: the largest message echoed and the smallest one refused;
+ * - `redirect`: whether the client followed the answer's redirect (a MAY of §4.1).
  */
 export type Measurement =
   | "handshakeStatus"
   | "tcpCloseDelay"
   | "peerKeepalive"
   | "peerClose"
-  | "messageSizeLimit";
+  | "messageSizeLimit"
+  | "redirect";
 
 /** Requirement levels of RFC 2119, which set the verdict when a rule is broken. */
 export type Level = "must" | "should" | "may";
@@ -230,13 +268,17 @@ export type Level = "must" | "should" | "may";
  *   fault (NON-STRICT); a 3xx is the redirect §4.2.2 item 3 lets a server make,
  *   not the error code asked for (NON-STRICT); a 1xx or 2xx, a 101, or no HTTP
  *   answer breaks the MUST (FAILED);
+ * - "accept-or-refuse": the request offers what the server cannot honour (an invalid
+ *   permessage-deflate offer, RFC 7692 §7: the server declines it): a 101 that
+ *   passes §4.1's checks (the offer declined) and an HTTP error code are both
+ *   right; a 101 accepting the offer fails them (FAILED);
  * - "not-websocket": the request asks for no upgrade to WebSocket (Upgrade without
  *   the websocket token, or no Upgrade token in Connection, so RFC 7230 §6.7 does
  *   not apply Upgrade): an ordinary HTTP request, and any answer but a 101 is right.
  *   An HTTP server that drops it unanswered breaks no rule of RFC 6455 (INFORMATIONAL).
  */
 export interface HandshakeExpectation {
-  outcome: "accept" | "refuse" | "not-websocket";
+  outcome: "accept" | "refuse" | "accept-or-refuse" | "not-websocket";
   /** "refuse": statuses outside 4xx that are as right for this request (505 for HTTP/1.0). */
   alsoRight?: number[];
   /**
@@ -262,7 +304,8 @@ export interface HandshakeExpectation {
  * removes it. In a value, `{accept}` stands for the right Sec-WebSocket-Accept,
  * `{key}` for the client's key, and `{other-accept}` for the Accept of another
  * key (the client's with an "x" appended), so a case can double, misplace or
- * spoil them.
+ * spoil them; `{redirect}` for a URL the case server serves for the case, where
+ * a client following a 3xx's Location arrives (recorded: measure "redirect").
  */
 export interface ResponseChanges {
   status?: number;
@@ -303,6 +346,12 @@ export interface ClientHandshakeSpec {
    * only that the two keys differ (§4.1 item 7: a new nonce per connection).
    */
   twice?: boolean;
+  /**
+   * The subprotocols the client is asked to offer (the driver's
+   * ConnectOptions.protocols). A client that offered none (a command client is
+   * not told: its command chooses) did not try the case: it is not run.
+   */
+  offerProtocols?: string[];
 }
 
 /**
@@ -348,9 +397,10 @@ export interface DeflateSpec {
   /**
    * What a connection without permessage-deflate (the server declined, or the
    * client offered nothing the suite could accept) gets: "unimplemented", the
-   * case is UNIMPLEMENTED and its steps are not run (Autobahn's rule).
+   * case is UNIMPLEMENTED and its steps are not run (Autobahn's rule); "run",
+   * the steps run all the same and are judged as usual (declining is as right).
    */
-  ifDeclined: "unimplemented";
+  ifDeclined: "unimplemented" | "run";
 }
 
 export interface CaseSpec {
@@ -414,6 +464,14 @@ export function compareIds(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return 0;
+}
+
+/**
+ * An `rfc` field (a case's, a group's, a broken rule's) as a reference: sections
+ * of RFC 6455, unless it names its RFC ("RFC 7692 §7.1").
+ */
+export function rfcReference(rfc: string): string {
+  return /^RFC \d/.test(rfc) ? rfc : `RFC 6455 §${rfc}`;
 }
 
 /** The group of a case id in a catalog (its first component is the group's id). */

@@ -1,4 +1,5 @@
-import type { EventSpec, Payload } from "./case.ts";
+import type { EventSpec, MessageSeries, Payload } from "./case.ts";
+import { testDataSlice } from "./testdata.ts";
 
 const encoder = new TextEncoder();
 
@@ -19,6 +20,9 @@ export class PayloadCache {
     if (payload === undefined) return new Uint8Array(0);
     if (typeof payload === "string") return encoder.encode(payload);
     if ("hex" in payload) return Uint8Array.fromHex(payload.hex);
+    if ("testData" in payload) {
+      return testDataSlice(payload.testData, payload.offset, payload.length);
+    }
     const key = JSON.stringify(payload.repeat);
     let bytes = this.#cache.get(key);
     if (!bytes || bytes.length < payload.length) {
@@ -51,6 +55,11 @@ function repeatToLength(pattern: Uint8Array, length: number): Uint8Array {
   return out;
 }
 
+/** Message `index` of a series: its slice of the data set. */
+export function seriesPayload(series: MessageSeries, index: number): Payload {
+  return { testData: series.data, offset: index * series.size, length: series.size };
+}
+
 /** The byte length of a payload without building it. */
 export function payloadLength(payload: Payload | undefined): number {
   if (payload === undefined) return 0;
@@ -81,18 +90,37 @@ export function resolveEvents(
       out.push({ type: "timeout", tag: spec.timeout });
       continue;
     }
-    const payload = "message" in spec ? spec.message : spec.pong;
-    // Only repetitions grow large; their first bytes are a shorter repetition.
-    const cut = typeof payload === "object" && "repeat" in payload &&
-      payload.length > previewBytes;
-    const bytes = cache.resolve(cut ? { ...payload, length: previewBytes } : payload);
-    const preview = cut ? { length: payload.length } : {};
+    if ("messages" in spec) {
+      const { binary, count } = spec.messages;
+      for (let i = 0; i < count; i++) {
+        const payload = resolvePreview(seriesPayload(spec.messages, i), cache, previewBytes);
+        out.push({ type: "message", binary, ...payload });
+      }
+      continue;
+    }
+    const payload = resolvePreview(
+      "message" in spec ? spec.message : spec.pong,
+      cache,
+      previewBytes,
+    );
     const event: ObservedEvent = "message" in spec
-      ? { type: "message", binary: spec.binary ?? false, payload: bytes, ...preview }
-      : { type: "pong", payload: bytes, ...preview };
+      ? { type: "message", binary: spec.binary ?? false, ...payload }
+      : { type: "pong", ...payload };
     for (let i = 0; i < (spec.times ?? 1); i++) out.push(event);
   }
   return out;
+}
+
+/** A payload's bytes, only its first `previewBytes` when longer, `length` then giving the whole. */
+function resolvePreview(
+  payload: Payload,
+  cache: PayloadCache,
+  previewBytes: number,
+): { payload: Uint8Array; length?: number } {
+  // Only repetitions and data-set slices grow large; their first bytes are a shorter one.
+  const cut = typeof payload === "object" && "length" in payload && payload.length > previewBytes;
+  if (!cut) return { payload: cache.resolve(payload) };
+  return { payload: cache.resolve({ ...payload, length: previewBytes }), length: payload.length };
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -10,10 +10,18 @@
  * made, and the same steps and observations serve, with the endpoint in the
  * server role (frames unmasked, the client's masked; the suite closes TCP first).
  */
-import { type CaseSpec, type Delivery, type FrameFields, type Step, unhandled } from "./case.ts";
+import {
+  type CaseSpec,
+  type Delivery,
+  type FrameFields,
+  type MessageSeries,
+  type Step,
+  unhandled,
+} from "./case.ts";
 import {
   Endpoint,
   type EndpointEvent,
+  type MessageOptions,
   type PeerObservation,
   type ProtocolError,
   randomBytes,
@@ -48,6 +56,7 @@ import {
   PayloadCache,
   payloadLength,
   resolveEvents,
+  seriesPayload,
 } from "./payload.ts";
 import { concat, connectRaw, Transport } from "./transport.ts";
 import { peerNow, peerTimeout, type PeerTimer } from "./clock.ts";
@@ -55,6 +64,7 @@ import { Utf8Validator } from "./utf8.ts";
 import { stepTraits } from "./steps.ts";
 import {
   type CloseObservation,
+  type DeflateObservation,
   FAIL_TIMER_CODE,
   type HandshakeObservation,
   type Observation,
@@ -62,7 +72,22 @@ import {
   type Timeline,
   type Violation,
 } from "./observation.ts";
-import { checkClientRequest, requestNotes, serverResponse } from "./server_handshake.ts";
+import {
+  checkClientRequest,
+  type ExtensionOffer,
+  formatExtensions,
+  parseExtensions,
+  requestNotes,
+  serverResponse,
+} from "./server_handshake.ts";
+import {
+  acceptDeflateOffers,
+  type AgreedDeflate,
+  checkDeflateResponse,
+  deflateExtension,
+  offerParams,
+  PerMessageDeflate,
+} from "./deflate.ts";
 import { WireLog } from "./wirelog.ts";
 
 export interface SessionOptions {
@@ -187,6 +212,8 @@ export interface AcceptedConnection {
   conn: Deno.Conn;
   /** Every byte read so far: the request head and whatever followed it. */
   head: Uint8Array;
+  /** The URL `{redirect}` stands for in the answer (ResponseChanges): one the case server serves. */
+  redirect?: URL;
 }
 
 /** Why a case's client did not connect; `timedOut` when it did not within the time given. */
@@ -251,6 +278,10 @@ class CaseSession {
   readonly violations: Violation[] = [];
   readonly timeline: Timeline = { peerPings: [] };
   serverHeader?: string;
+  /** permessage-deflate's negotiation, when the case set it up (CaseSpec.deflate). */
+  deflate?: DeflateObservation;
+  /** The permessage-deflate extension in use, when the handshake agreed on one. */
+  #deflate?: PerMessageDeflate;
 
   /** The protocol itself: parsing, the checks on the server's frames, reactions, encoding. */
   #endpoint: Endpoint;
@@ -264,6 +295,8 @@ class CaseSession {
   /** Key and position of a frame opened by a frameStart step. */
   #openFrame?: { key?: Uint8Array; offset: number };
   #roundTrips?: { remaining: number; frame: FrameFields };
+  /** A messageRoundTrips step in progress, and the index of its next message. */
+  #messageRoundTrips?: { series: MessageSeries & { fragmentSize?: number }; next: number };
   /** The closing handshake was started by a close step of the case. */
   #closedByStep = false;
   /** The suite has sent its close frame (first, or in reply). */
@@ -344,6 +377,7 @@ class CaseSession {
       release?.();
       for (const t of this.#timers) t.cancel();
       this.#transport?.close();
+      this.#deflate?.close();
     }
     // For the report only: the events are never compared, so long payloads are built in part.
     if (!this.close.opened) this.#resolveExpected(REPORT_PAYLOAD_LIMIT);
@@ -362,6 +396,7 @@ class CaseSession {
       suiteRole: this.role,
       http: this.http,
       serverHeader: this.serverHeader,
+      deflate: this.deflate,
       wire: this.log,
     };
   }
@@ -400,7 +435,16 @@ class CaseSession {
     const transport = new Transport(conn, this.log);
     this.#transport = transport;
     const changes = this.spec.handshake?.request;
-    const base = clientRequest(url, generateKey(), this.options);
+    const deflateOffers = this.spec.deflate?.offers.map((o) => deflateExtension(offerParams(o)));
+    const base = clientRequest(url, generateKey(), {
+      ...this.options,
+      headers: deflateOffers
+        ? [...this.options.headers ?? [], [
+          "Sec-WebSocket-Extensions",
+          formatExtensions(deflateOffers),
+        ]]
+        : this.options.headers,
+    });
     const req = changes ? changeRequest(base, changes) : base;
     // The accept value and the subprotocol check follow what was actually sent.
     const key = headerValues(req.headers, "sec-websocket-key")[0] ?? "";
@@ -440,10 +484,14 @@ class CaseSession {
         // done, so the outcome does not depend on how the peer's bytes were segmented.
         transport.onData = (more) => this.#endpoint.receiveData(more);
         transport.onClosed = (reason) => closedAfterHead = reason;
-        checkResponse(parsed.head, key, offered, offeredExtensions).then((problems) => {
-          this.handshake.problems = problems;
-          resolve(problems.length ? problems.join("; ") : undefined);
-        });
+        const checkExtensions = deflateOffers &&
+          ((lines: string[]) => this.#checkDeflateResponse(offeredExtensions, lines));
+        checkResponse(parsed.head, key, offered, offeredExtensions, checkExtensions).then(
+          (problems) => {
+            this.handshake.problems = problems;
+            resolve(problems.length ? problems.join("; ") : undefined);
+          },
+        );
       };
     });
     transport.send(request);
@@ -489,9 +537,23 @@ class CaseSession {
     this.handshake.request = {
       problems: [...problems, ...requestNotes(offer)],
       keys: offer.key === undefined ? [] : [offer.key],
+      protocols: offer.protocols,
     };
     const answer = this.spec.clientHandshake;
-    const response = await serverResponse({ key: offer.key ?? "", changes: answer?.response });
+    const extensionAnswer = this.#answerDeflateOffers(
+      headerValues(parsed.head.headers, "sec-websocket-extensions"),
+      offer.extensions,
+    );
+    const response = await serverResponse({
+      key: offer.key ?? "",
+      changes: extensionAnswer
+        ? {
+          ...answer?.response,
+          headers: { "Sec-WebSocket-Extensions": extensionAnswer, ...answer?.response?.headers },
+        }
+        : answer?.response,
+      redirect: accepted.redirect?.href,
+    });
     this.http.response = latin1.decode(response);
     // Frames the client sent after its request wait for the 101 to be sent.
     this.#endpoint.receiveData(accepted.head.slice(parsed.head.length));
@@ -512,6 +574,68 @@ class CaseSession {
     }
     this.#opened(transport, closedAfterHead);
     return true;
+  }
+
+  /**
+   * The suite as the client: the server's Sec-WebSocket-Extensions against the
+   * suite's permessage-deflate offers (RFC 7692 §7, §7.1). Accepted, the
+   * endpoint compresses from the first frame on; the problems fail the handshake.
+   */
+  #checkDeflateResponse(offeredLines: string[], responseLines: string[]): string[] {
+    const offers = parseExtensions(offeredLines);
+    const response = parseExtensions(responseLines);
+    this.deflate = {
+      offered: offeredLines.join(", "),
+      response: responseLines.join(", ") || undefined,
+    };
+    if (responseLines.length === 0) return [];
+    if (response.type === "error") return [response.reason];
+    if (offers.type === "error") return [`the suite's own offer: ${offers.reason}`];
+    const unoffered = response.items.filter((e) => !offers.items.some((o) => o.name === e.name));
+    if (unoffered.length > 0) {
+      return [`extension accepted though not offered: ${formatExtensions(unoffered)}`];
+    }
+    const check = checkDeflateResponse(offers.items, response.items);
+    if (check.type === "error") return [`${check.rule}: ${check.reason}`];
+    if (check.type === "declined") return [];
+    // The suite keeps a promise its offer made: a client offering client_no_context_takeover
+    // does not take over context, whatever the answer (RFC 7692 §7.1.1.2).
+    const hint = this.spec.deflate!.offers[check.offerIndex]?.clientNoContextTakeover ?? false;
+    this.deflate.agreed = check.agreed;
+    this.#useDeflate({
+      ...check.agreed,
+      clientNoContextTakeover: check.agreed.clientNoContextTakeover || hint,
+    });
+    return [];
+  }
+
+  /**
+   * The suite as the server: its answer to the client's permessage-deflate
+   * offers, as the case's acceptances choose it (Autobahn's accept functions);
+   * undefined when the case sets none up or declines.
+   */
+  #answerDeflateOffers(
+    offeredLines: string[],
+    offers: ExtensionOffer[],
+  ): string | undefined {
+    const spec = this.spec.deflate;
+    if (!spec) return undefined;
+    this.deflate = { offered: offeredLines.join(", ") };
+    const answer = acceptDeflateOffers(offers, spec.accept);
+    if (answer.type === "decline") {
+      for (const { rule, reason } of answer.problems) this.log.note(`declined: ${rule}: ${reason}`);
+      return undefined;
+    }
+    this.deflate.response = formatExtensions([answer.response]);
+    this.deflate.agreed = answer.agreed;
+    this.#useDeflate(answer.agreed);
+    return this.deflate.response;
+  }
+
+  #useDeflate(agreed: AgreedDeflate): void {
+    this.#deflate = new PerMessageDeflate(agreed, this.role, this.options.maxMessage);
+    this.#endpoint.useExtensions([this.#deflate]);
+    this.log.note(`permessage-deflate in use: ${JSON.stringify(agreed)}`);
   }
 
   /** The connection is open: frames flow, and what the peer sent meanwhile is handled. */
@@ -541,6 +665,11 @@ class CaseSession {
   // ---- steps ---------------------------------------------------------------
 
   async #runSteps(): Promise<void> {
+    if (this.spec.deflate?.ifDeclined === "unimplemented" && !this.#deflate) {
+      // Autobahn's rule for its groups 12 and 13: nothing to test, the case is UNIMPLEMENTED.
+      this.log.note("permessage-deflate was not agreed: the steps are not run");
+      return this.#sendClose(1000, undefined, false);
+    }
     for (const step of this.spec.steps) {
       // Steps go on after the case's own close step (cases send after it on purpose),
       // never after the connection was failed or closed by the peer.
@@ -580,22 +709,20 @@ class CaseSession {
         this.#sendFrame(step.frame, step);
         break;
       case "message": {
-        const { binary, payload, fragmentSize } = step.message;
+        const { binary, payload, fragmentSize, uncompressed } = step.message;
         const bytes = this.payloads.resolve(payload);
         const count = fragmentCount(bytes.length, fragmentSize);
         const opcode = binary ? Opcode.Binary : Opcode.Text;
-        if (count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync) {
+        if (
+          count === 1 && bytes.length >= PIECE_BYTES && !step.chop && !step.sync && !this.#deflate
+        ) {
           // Masked piece by piece as it is written: the payload is not held twice.
           const frame = { opcode, payload: bytes, maskKey: this.#maskKey() };
           this.#logFrames(encodeHeader({ ...frame, length: BigInt(bytes.length) }), 1, () => bytes);
           this.#transport!.sendPieces(encodeFramePieces(frame, PIECE_BYTES));
           break;
         }
-        if (binary) this.#endpoint.sendBinary(bytes, { fragmentSize });
-        else this.#endpoint.sendText(bytes, { fragmentSize });
-        const encoded = this.#endpoint.dataToSend();
-        this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
-        this.#transport!.send(encoded, step);
+        this.#sendMessage(bytes, { binary, fragmentSize, encode: !uncompressed }, step);
         break;
       }
       case "close": {
@@ -652,9 +779,38 @@ class CaseSession {
         this.#roundTrips = { remaining: step.roundTrips.count - 1, frame: step.roundTrips.frame };
         this.#sendFrame(step.roundTrips.frame, {});
         break;
+      case "messageRoundTrips":
+        this.#messageRoundTrips = { series: step.messageRoundTrips, next: 0 };
+        this.#sendNextInSeries();
+        break;
       default:
         unhandled(step);
     }
+  }
+
+  /** Sends a message through the endpoint: framed (and fragmented) as the endpoint frames messages. */
+  #sendMessage(
+    bytes: Uint8Array,
+    { binary, ...options }: { binary?: boolean } & MessageOptions,
+    delivery: Delivery = {},
+  ): void {
+    if (binary) this.#endpoint.sendBinary(bytes, options);
+    else this.#endpoint.sendText(bytes, options);
+    // A compressed message's frames do not carry the bytes given: logged as sent.
+    if (this.#deflate) return this.#sendQueued(delivery);
+    const encoded = this.#endpoint.dataToSend();
+    const count = fragmentCount(bytes.length, options.fragmentSize);
+    this.#logFrames(encoded, count, (pos, len) => bytes.subarray(pos, pos + len));
+    this.#transport!.send(encoded, delivery);
+  }
+
+  /** Sends the next message of the messageRoundTrips step, if any is left. */
+  #sendNextInSeries(): void {
+    const progress = this.#messageRoundTrips!;
+    const { series } = progress;
+    if (progress.next >= series.count) return;
+    const bytes = this.payloads.resolve(seriesPayload(series, progress.next++));
+    this.#sendMessage(bytes, series);
   }
 
   /**
@@ -1030,6 +1186,10 @@ class CaseSession {
         this.#sendFrame(this.#roundTrips.frame, {});
       }
     }
+    if (
+      event.type === "message" && this.#messageRoundTrips && this.#state === "open" &&
+      this.#alive.some((a) => a)
+    ) this.#sendNextInSeries();
     const { expect } = this.spec;
     if (expect.close.by !== "suite" || expect.autoClose === false || this.#state !== "open") return;
     // #alive already holds the prefix comparison: a full match is a live prefix of full length.
@@ -1192,6 +1352,9 @@ function largestMessage(spec: CaseSpec): number {
     switch (step.kind) {
       case "message":
         largest = Math.max(largest, payloadLength(step.message.payload));
+        break;
+      case "messageRoundTrips":
+        largest = Math.max(largest, step.messageRoundTrips.size);
         break;
       case "frame":
       case "close":

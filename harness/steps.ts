@@ -70,6 +70,12 @@ export function stepTraits(step: Step): StepTraits {
         roundTrips: count,
       };
     }
+    case "messageRoundTrips": {
+      // One message at a time is in flight: the step holds, and sends at once, one message.
+      const { size, binary, count } = step.messageRoundTrips;
+      const type = binary ? "binary" : "text";
+      return { payloadBytes: size, sentType: type, echoType: type, roundTrips: count };
+    }
     case "wait":
       return { payloadBytes: 0, pause: step.wait };
     case "waitForEvents":

@@ -8,9 +8,12 @@
  *   deno test tests/fixtures_test.ts
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { DeflateAcceptanceSpec, DeflateOfferSpec } from "../harness/case.ts";
 import { encodeMessage, fragmentCount, Opcode } from "../harness/frame.ts";
-import { payloadLength } from "../harness/payload.ts";
-import { ALL_CASES } from "../fixtures/mod.ts";
+import { PayloadCache, payloadLength, resolveEvents, seriesPayload } from "../harness/payload.ts";
+import { TEST_DATA_SETS, testData, type TestDataName } from "../harness/testdata.ts";
+import { ALL_CASES, GROUPS } from "../fixtures/mod.ts";
 
 const MiB = 1024 * 1024;
 
@@ -51,4 +54,132 @@ Deno.test("a message filling its last fragment exactly ends with an empty FIN co
     fragmentSize: 3,
   });
   assert.equal(bytes.toHex(), "0103616263" + "0003646566" + "8000");
+});
+
+// ---------------------------------------------------------------------------
+// Groups 12 and 13: Autobahn's compression cases (case12_x_x.py)
+
+/** Autobahn's MSG_SIZES: payload length, WAITSECS (the close timer), auto-fragment size (0: none). */
+const AUTOBAHN_MSG_SIZES: [size: number, waitSecs: number, autoFragmentSize: number][] = [
+  ...[16, 64].map((size): [number, number, number] => [size, 60, 0]),
+  [256, 120, 0],
+  [1024, 240, 0],
+  ...[4096, 8192, 16384, 32768, 65536, 131072].map((s): [number, number, number] => [s, 480, 0]),
+  ...[8192, 16384, 32768, 65536, 131072].map((s): [number, number, number] => [s, 480, 256]),
+  ...[1024, 4096, 32768].map((f): [number, number, number] => [131072, 480, f]),
+];
+
+/** Messages per case, by size: min(500, max(16, ceil(256 KiB / size))), written out. */
+const MESSAGE_COUNTS: Record<number, number> = {
+  16: 500,
+  64: 500,
+  256: 500,
+  1024: 256,
+  4096: 64,
+  8192: 32,
+  16384: 16,
+  32768: 16,
+  65536: 16,
+  131072: 16,
+};
+
+/** Autobahn's PerMessageDeflateOffer(requestNoContextTakeover, requestMaxWindowBits). */
+const autobahnOffer = (noContextTakeover = false, maxWindowBits = 0): DeflateOfferSpec => ({
+  clientNoContextTakeover: true,
+  clientMaxWindowBits: true,
+  ...(noContextTakeover ? { serverNoContextTakeover: true } : {}),
+  ...(maxWindowBits ? { serverMaxWindowBits: maxWindowBits } : {}),
+});
+/** Autobahn's accept1 .. accept6: (requestNoContextTakeover, requestMaxWindowBits). */
+const autobahnAccept = (noContextTakeover = false, maxWindowBits = 0): DeflateAcceptanceSpec => ({
+  ...(noContextTakeover ? { clientNoContextTakeover: true } : {}),
+  ...(maxWindowBits ? { clientMaxWindowBits: maxWindowBits } : {}),
+});
+
+/** Each subgroup's data set, offers and acceptances, from Autobahn's DEFLATE_PARAMS. */
+const COMPRESSION_SUBGROUPS: Record<
+  string,
+  { data: TestDataName; offers: DeflateOfferSpec[]; accept: DeflateAcceptanceSpec[] }
+> = {
+  ...Object.fromEntries(
+    (["json", "bitmap", "faust", "html", "pdf"] as const).map((data, i) => [
+      `12.${i + 1}`,
+      { data, offers: [autobahnOffer()], accept: [autobahnAccept()] },
+    ]),
+  ),
+  "13.1": { data: "json", offers: [autobahnOffer()], accept: [autobahnAccept()] },
+  "13.2": { data: "json", offers: [autobahnOffer(true)], accept: [autobahnAccept(true)] },
+  "13.3": { data: "json", offers: [autobahnOffer(false, 8)], accept: [autobahnAccept(false, 8)] },
+  "13.4": { data: "json", offers: [autobahnOffer(false, 15)], accept: [autobahnAccept(false, 15)] },
+  "13.5": { data: "json", offers: [autobahnOffer(true, 8)], accept: [autobahnAccept(true, 8)] },
+  "13.6": { data: "json", offers: [autobahnOffer(true, 15)], accept: [autobahnAccept(true, 15)] },
+  "13.7": {
+    data: "json",
+    offers: [autobahnOffer(true, 8), autobahnOffer(true), autobahnOffer()],
+    accept: [autobahnAccept(true, 8), autobahnAccept(true), autobahnAccept()],
+  },
+};
+
+/** Byte equality, natively: assert.deepEqual walks 128 KiB payloads one index at a time. */
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
+
+const compressionGroups = () => GROUPS.filter((g) => g.id === "12" || g.id === "13");
+
+Deno.test("groups 12 and 13: Autobahn's ids, in its order, against servers and clients", () => {
+  const groups = compressionGroups();
+  assert.deepEqual(groups.map((g) => g.id), ["12", "13"]);
+  for (const g of groups) assert.deepEqual(g.peers, ["server", "client"]);
+  const subgroups = Object.keys(COMPRESSION_SUBGROUPS);
+  assert.deepEqual(groups.flatMap((g) => Object.keys(g.subgroups ?? {})), subgroups);
+  const ids = subgroups.flatMap((sub) => AUTOBAHN_MSG_SIZES.map((_, i) => `${sub}.${i + 1}`));
+  assert.equal(ids.length, 216);
+  assert.deepEqual(groups.flatMap((g) => g.cases.map((c) => c.id)), ids);
+});
+
+Deno.test("groups 12 and 13: sizes, fragments, close timers, counts and offers of each case", () => {
+  for (const spec of compressionGroups().flatMap((g) => g.cases)) {
+    const [group, sub, row] = spec.id.split(".");
+    const [size, waitSecs, autoFragmentSize] = AUTOBAHN_MSG_SIZES[Number(row) - 1];
+    const { data, offers, accept } = COMPRESSION_SUBGROUPS[`${group}.${sub}`];
+    const series = {
+      data,
+      binary: TEST_DATA_SETS[data].binary,
+      size,
+      count: MESSAGE_COUNTS[size],
+      ...(autoFragmentSize ? { fragmentSize: autoFragmentSize } : {}),
+    };
+    assert.deepEqual(spec.steps, [
+      { kind: "messageRoundTrips", messageRoundTrips: series },
+      { kind: "closeAfter", closeAfter: waitSecs },
+    ], spec.id);
+    assert.deepEqual(spec.deflate, { offers, accept, ifDeclined: "unimplemented" }, spec.id);
+    assert.deepEqual(spec.expect.close, { by: "suite", codes: [1000], clean: true }, spec.id);
+    assert.ok(spec.deviation?.includes("1000 messages"), spec.id);
+  }
+});
+
+Deno.test("groups 12 and 13: each expected echo is the message the step sends, as Autobahn cuts it", () => {
+  const cache = new PayloadCache();
+  for (const spec of compressionGroups().flatMap((g) => g.cases)) {
+    const step = spec.steps[0];
+    assert.ok(step.kind === "messageRoundTrips");
+    const { data, binary, size, count } = step.messageRoundTrips;
+    const expected = resolveEvents(spec.expect.ok, cache);
+    assert.equal(expected.length, count, spec.id);
+    // Autobahn's sendOne: from a pointer that moves on by the size, wrapping around the file.
+    const file = testData(data);
+    let pointer = 0;
+    for (let i = 0; i < count; i++) {
+      const sent = cache.resolve(seriesPayload(step.messageRoundTrips, i));
+      const to = (pointer + size) % file.length;
+      const autobahn = to > pointer
+        ? file.subarray(pointer, to)
+        : Buffer.concat([file.subarray(pointer), file.subarray(0, to)]);
+      pointer = to;
+      assert.ok(sameBytes(sent, autobahn), `${spec.id} message ${i}`);
+      const echo = expected[i];
+      assert.ok(echo.type === "message" && echo.binary === binary, spec.id);
+      assert.ok(sameBytes(echo.payload, sent), `${spec.id} echo ${i}`);
+    }
+  }
 });

@@ -34,23 +34,27 @@ Deno.test("autobahnCaseOrder: the suite's own cases are numbered after Autobahn'
   const ids = CLIENT_CASES.map((c) => c.id);
   const numbered = autobahnCaseOrder(ids, isAutobahnCase);
   assert.ok(ids.some((id) => !isAutobahnCase(id)), "client mode has cases of its own");
-  assert.deepEqual(numbered.slice(0, 301), AUTOBAHN_CASES.map((c) => c.id));
-  assert.deepEqual(numbered.slice(301), ids.filter((id) => !isAutobahnCase(id)).sort(compareIds));
+  assert.deepEqual(numbered.slice(0, 517), AUTOBAHN_CASES.map((c) => c.id));
+  assert.deepEqual(numbered.slice(517), ids.filter((id) => !isAutobahnCase(id)).sort(compareIds));
   assert.equal(autobahnCaseOrder(["8.1.6", "1.1.1", "0.8.1"], isAutobahnCase)[0], "1.1.1");
 });
 
-Deno.test("autobahnCaseOrder: the suite's 301 Autobahn cases, numbered as Autobahn numbers them", () => {
+Deno.test("autobahnCaseOrder: the suite's 517 Autobahn cases, numbered as Autobahn numbers them", () => {
   const ids = AUTOBAHN_CASES.map((c) => c.id);
   const numbered = autobahnCaseOrder(ids);
   // The catalog is already in Autobahn's order.
   assert.deepEqual(numbered, ids);
-  assert.equal(caseCountMessage(numbered), "301");
-  // 1.x has 16 cases, 2.x 11, 3.x 7, 4.x 10, 5.x 20, 6.x 145, 7.x 37, 9.x 54, 10.x 1.
+  assert.equal(caseCountMessage(numbered), "517");
+  // 1.x has 16 cases, 2.x 11, 3.x 7, 4.x 10, 5.x 20, 6.x 145, 7.x 37, 9.x 54, 10.x 1, 12.x 90,
+  // 13.x 126 (Autobahn has no group 11: its 12.1.1 follows 10.1.1).
   const firsts = { 1: "1.1.1", 17: "2.1", 28: "3.1", 35: "4.1.1", 45: "5.1", 65: "6.1.1" };
   for (const [number, id] of Object.entries(firsts)) assert.equal(numbered[Number(number) - 1], id);
   assert.equal(numbered[210 - 1], "7.1.1");
   assert.equal(numbered[247 - 1], "9.1.1");
   assert.equal(numbered[301 - 1], "10.1.1");
+  assert.equal(numbered[302 - 1], "12.1.1");
+  assert.equal(numbered[392 - 1], "13.1.1");
+  assert.equal(numbered[517 - 1], "13.7.18");
   assert.deepEqual(parseFuzzingTarget("/runCase?casetuple=9.1.1&agent=ws", numbered), {
     kind: "runCase",
     caseNumber: 247,

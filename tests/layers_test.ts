@@ -23,6 +23,7 @@ const HARNESS_LAYERS: Record<string, Layer> = {
   "payload.ts": "core",
   "server_handshake.ts": "core",
   "steps.ts": "core",
+  "testdata.ts": "core",
   "utf8.ts": "core",
   "browser_driver.ts": "session",
   "case_server.ts": "session",

@@ -52,6 +52,14 @@ Deno.test("stepTraits: what every kind of step sends, waits for and arms", () =>
       },
       { payloadBytes: 4, sentType: "binary", echoType: "binary", roundTrips: 1000 },
     ],
+    // One message of the series is in flight at a time.
+    [
+      {
+        kind: "messageRoundTrips",
+        messageRoundTrips: { data: "faust", binary: true, size: 1024, count: 256 },
+      },
+      { payloadBytes: 1024, sentType: "binary", echoType: "binary", roundTrips: 256 },
+    ],
     [{ kind: "wait", wait: 0.5, tag: "later" }, { payloadBytes: 0, pause: 0.5 }],
     [
       { kind: "waitForEvents", waitForEvents: { events: 2, within: 120 } },
