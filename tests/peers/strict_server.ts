@@ -116,6 +116,7 @@ export const FLAW_FAMILIES = {
     "deflate-duplicate-param",
     "deflate-invalid-value",
     "deflate-two-elements",
+    "deflate-server-no-context-takeover-dropped",
     "deflate-accept-invalid-offer",
     "deflate-rsv1-on-control-accepted",
     "deflate-rsv1-on-continuation-accepted",
@@ -1133,6 +1134,12 @@ function answerDeflate(
   // response have it (§7.1.2.2).
   if (has("deflate-unoffered-client-bits") && !offered("client_max_window_bits")) {
     set("client_max_window_bits", "15");
+  }
+  // Flaw deflate-server-no-context-takeover-dropped: a server accepts the offer's
+  // server_no_context_takeover by including it (§7.1.1.1).
+  const noContextTakeover = params.findIndex((p) => p.name === "server_no_context_takeover");
+  if (has("deflate-server-no-context-takeover-dropped") && noContextTakeover >= 0) {
+    params.splice(noContextTakeover, 1);
   }
   // Flaw deflate-invalid-value: window bits are 8-15 (§7.1.2.1).
   if (has("deflate-invalid-value")) set("server_max_window_bits", "7");

@@ -1636,6 +1636,11 @@ const deflateProbes: Record<
     flawed: "permessage-deflate, permessage-deflate -> error",
     sanityOffer: null,
   },
+  "deflate-server-no-context-takeover-dropped": {
+    probe: (s) => deflateAnswers(s, ["permessage-deflate; server_no_context_takeover"]),
+    strict: "permessage-deflate; server_no_context_takeover -> accepted",
+    flawed: "permessage-deflate -> error",
+  },
   "deflate-accept-invalid-offer": {
     probe: (s) =>
       deflateAnswers(s, [
@@ -1780,4 +1785,32 @@ Deno.test("deflate: the command line's flags", async () => {
     stderr: "null",
   }).output();
   assert.equal(refused.code, 2);
+});
+
+Deno.test("deflate: a client keeping its window despite client_no_context_takeover fails", async () => {
+  await withServer({ deflate: { clientNoContextTakeover: true } }, async (server) => {
+    const offer = "permessage-deflate";
+    const twice = (compressor: MessageCompressor) =>
+      [1, 2].map(() =>
+        frame({ opcode: Opcode.Text, payload: compressor.compress(bytesOf("again")), rsv: RSV1 })
+      );
+    // As agreed: each message on its own.
+    assert.deepEqual(
+      await sendingDeflated(server, offer, (d) => twice(d.compressor)),
+      'text "again" deflated | text "again" deflated | close 1000 | eof',
+    );
+    // The second message refers back into the first: the server's fresh window lacks it.
+    assert.deepEqual(
+      await sendingDeflated(server, offer, (d) => {
+        assert.equal(d.agreed.clientNoContextTakeover, true);
+        const keeping = new MessageCompressor({ windowBits: 15, contextTakeover: true });
+        try {
+          return twice(keeping);
+        } finally {
+          keeping.close();
+        }
+      }),
+      'text "again" deflated | close 1007 | eof',
+    );
+  });
 });
