@@ -16,6 +16,7 @@ import {
   type ServerDeflateWishes,
 } from "../../harness/deflate.ts";
 import { formatExtensions, parseExtensions } from "../../harness/server_handshake.ts";
+import { spawnReady } from "../../harness/child.ts";
 import {
   BROWSER_DEFLATE_OFFER,
   type Flaw,
@@ -1515,4 +1516,71 @@ Deno.test("strict client, deflate: command line --deflate and --deflate-offer", 
   ) {
     assert.equal((await run(args)).code, 2, args.join(" "));
   }
+});
+
+/** Where .ci/run installed node's ws 8.23.0; without it the interoperability test is skipped. */
+const WS_PEER_DIR = Deno.env.get("WS_PEER_DIR");
+
+Deno.test({
+  name: "strict client, deflate: interoperates with node's ws 8.23.0, whose zlib holds it to " +
+    "the agreed window and context (flaws shown)",
+  ignore: WS_PEER_DIR === undefined,
+  async fn() {
+    const runs: [perMessageDeflate: object, flaws: Flaw[], line: object][] = [
+      [{ threshold: 0 }, [], { extensions: "permessage-deflate", same: true }],
+      [
+        {
+          threshold: 0,
+          serverNoContextTakeover: true,
+          clientNoContextTakeover: true,
+          serverMaxWindowBits: 9,
+          clientMaxWindowBits: 9,
+        },
+        [],
+        { extensions: "permessage-deflate", same: true },
+      ],
+      [
+        { threshold: 0, clientMaxWindowBits: 9 },
+        ["deflate-window-over-agreed"],
+        { error: "invalid distance too far back" },
+      ],
+      [
+        { threshold: 0, clientNoContextTakeover: true },
+        ["deflate-context-takeover-despite-agreement"],
+        { error: "invalid distance too far back" },
+      ],
+    ];
+    for (const [perMessageDeflate, flaws, expected] of runs) {
+      let report: (line: string) => void = () => {};
+      const reported = new Promise<string>((resolve) => report = resolve);
+      const peer = await spawnReady("node", {
+        args: [
+          new URL("./ws_deflate_peer.cjs", import.meta.url).pathname,
+          JSON.stringify(perMessageDeflate),
+        ],
+        env: { NODE_PATH: `${WS_PEER_DIR}/node_modules` },
+        timeoutMs: 10_000,
+        what: "the ws deflate peer",
+        onLine: report,
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await runStrictClient(`ws://127.0.0.1:${peer.line.trim()}/`, {
+          deflateOffer: BROWSER_DEFLATE_OFFER,
+          flaws,
+          timeoutMs: 20_000,
+        });
+        const line = await Promise.race([
+          reported,
+          new Promise<string>((resolve) =>
+            timer = setTimeout(() => resolve('{"error":"no line within 10 s"}'), 10_000)
+          ),
+        ]);
+        assert.deepEqual(JSON.parse(line), expected, JSON.stringify(perMessageDeflate));
+      } finally {
+        clearTimeout(timer);
+        await peer.stop();
+      }
+    }
+  },
 });
