@@ -59,7 +59,7 @@ export interface Extension {
 /** A rule the peer broke in what it sent; the endpoint reports it, a case judges it. */
 export interface PeerObservation {
   rule: string;
-  /** RFC 6455 section. */
+  /** RFC 6455 section, or another RFC's ("RFC 7692 §6.1"): see case.ts rfcReference. */
   rfc: string;
   level: Level;
   detail: string;
@@ -713,8 +713,8 @@ const ERROR_RULES: Record<ProtocolErrorCode, [1002 | 1007 | 1009, string]> = {
   "invalid-close-reason": [1007, "5.5.1"],
   "close-payload-1-byte": [1002, "5.5.1"],
   "message-too-big": [1009, "7.4.1"],
-  "compressed-control-frame": [1002, "6.1 of RFC 7692"],
-  "compressed-continuation-frame": [1002, "6.1 of RFC 7692"],
-  "inflate-failed": [1007, "6.2 of RFC 7692"],
-  "window-exceeded": [1007, "7.1.2 of RFC 7692"],
+  "compressed-control-frame": [1002, "RFC 7692 §6.1"],
+  "compressed-continuation-frame": [1002, "RFC 7692 §6.1"],
+  "inflate-failed": [1007, "RFC 7692 §6.2"],
+  "window-exceeded": [1007, "RFC 7692 §7.1.2"],
 };

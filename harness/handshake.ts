@@ -173,12 +173,16 @@ export function parseStatusLine(line: string): StatusLine | undefined {
 /**
  * Checks a server's response against §4.1's client-side rules. Returns the
  * problems found; an empty list means the connection is established.
+ * `checkExtensions` judges the response's Sec-WebSocket-Extensions lines by
+ * the rules of the extensions the suite offered and implements (item 5);
+ * absent, any extension accepted is a problem.
  */
 export async function checkResponse(
   head: HttpHead,
   key: string,
   offeredProtocols: string[] = [],
   offeredExtensions: string[] = [],
+  checkExtensions?: (lines: string[]) => string[],
 ): Promise<string[]> {
   const status = parseStatusLine(head.startLine);
   if (!status) return [`malformed status line: ${JSON.stringify(head.startLine)}`];
@@ -204,7 +208,9 @@ export async function checkResponse(
   ) {
     problems.push(`subprotocol ${protocols[0]} was not offered`);
   }
-  const extensions = headerValues(head.headers, "sec-websocket-extensions").join(", ").trim();
+  const extensionLines = headerValues(head.headers, "sec-websocket-extensions");
+  if (checkExtensions) return [...problems, ...checkExtensions(extensionLines)];
+  const extensions = extensionLines.join(", ").trim();
   if (extensions.length > 0) {
     // The suite implements no extension: it offers one only as a request the server must decline.
     problems.push(

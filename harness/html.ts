@@ -12,7 +12,7 @@
  * HTML and rewrites their escapes.)
  */
 import { join } from "node:path";
-import { type CaseSpec, compareIds, type GroupSpec } from "./case.ts";
+import { type CaseSpec, compareIds, type GroupSpec, rfcReference } from "./case.ts";
 import {
   caseReportName,
   type IndexEntry,
@@ -34,12 +34,12 @@ frame carried a valid code, and no data frame followed its close frame.</p>`;
   return markup`<ul class="violations">${
     broken.map((v) =>
       v.level === "may"
-        ? markup`<li><strong>Noted</strong> (RFC 6455 §${v.rfc ?? "?"}, no MUST): ${
+        ? markup`<li><strong>Noted</strong> (${rfcReference(v.rfc ?? "?")}, no MUST): ${
           v.detail ?? ""
         }</li>`
         : markup`<li class="mismatch"><strong>${
           (v.level ?? "must").toUpperCase()
-        }</strong> broken (RFC 6455 §${v.rfc ?? "?"}): ${v.detail ?? ""}</li>`
+        }</strong> broken (${rfcReference(v.rfc ?? "?")}): ${v.detail ?? ""}</li>`
     )
   }</ul>`;
 }
@@ -468,7 +468,7 @@ function page(title: string, bodyClass: string, body: Html): string {
 
 function rfcLabel(rfc: unknown): Html {
   const s = str(rfc);
-  return s ? markup`<span class="rfc">RFC 6455 §${s}</span>` : markup``;
+  return s ? markup`<span class="rfc">${rfcReference(s)}</span>` : markup``;
 }
 
 // ---------------------------------------------------------------------------
@@ -1334,7 +1334,7 @@ ${
       }</td></tr>`
       : ""
   }
-<tr><th>RFC 6455 section</th><td>§${r.rfc ?? "—"}</td></tr>
+<tr><th>RFC section</th><td>${r.rfc ? rfcReference(r.rfc) : "—"}</td></tr>
 <tr><th>Requirement</th><td>${r.requirement ?? "—"}</td></tr>
 ${r.deviation ? markup`<tr><th>Deviation from Autobahn</th><td>${r.deviation}</td></tr>` : ""}
 <tr><th>Started</th><td>${r.started ?? "—"}</td></tr>

@@ -5,7 +5,7 @@
  * message says which verdict failed, what was expected and what was observed;
  * an UNIMPLEMENTED case is <skipped/>; with `strict`, NON-STRICT fails.
  */
-import { type CaseSpec, compareIds, groupOf, type GroupSpec } from "./case.ts";
+import { type CaseSpec, compareIds, groupOf, type GroupSpec, rfcReference } from "./case.ts";
 import type { ObservedEvent } from "./payload.ts";
 import { caseReportName } from "./report.ts";
 import { behaviorFails, type CaseOutcome, closeFails } from "./verdict.ts";
@@ -161,7 +161,7 @@ export function failureOf(
   }
   const detail = [
     `${spec.id} ${spec.title}`,
-    `RFC 6455 section ${spec.rfc}: ${spec.requirement}`,
+    `${rfcReference(spec.rfc)}: ${spec.requirement}`,
     `behavior ${verdict.behavior}: ${verdict.result}`,
     `behaviorClose ${verdict.behaviorClose}: ${verdict.resultClose}`,
     ...(events

@@ -4,6 +4,7 @@
  * so neither imports the other's layer for its types.
  */
 import type { Level } from "./case.ts";
+import type { AgreedDeflate } from "./deflate.ts";
 import type { Role } from "./endpoint.ts";
 import type { ObservedEvent } from "./payload.ts";
 import type { RequestProblem } from "./server_handshake.ts";
@@ -51,7 +52,15 @@ export interface HandshakeObservation {
     problems: RequestProblem[];
     /** The Sec-WebSocket-Key of each request, in order (a case may see two connections). */
     keys: string[];
+    /** The subprotocols the request offered. */
+    protocols: string[];
   };
+  /**
+   * Client mode, an answer redirecting to a URL the suite serves (`{redirect}`):
+   * that URL, and the request target of the connection that came to it, when
+   * one came (the client followed the redirect). Absent: no one watched it.
+   */
+  redirect?: { location: string; followedBy?: string };
 }
 
 /** A rule the server broke in what it sent, found by the checks every case makes. */
@@ -77,6 +86,16 @@ export interface Timeline {
   peerClosedTcp?: number;
 }
 
+/** permessage-deflate (RFC 7692) on a case's connection, when the case set it up. */
+export interface DeflateObservation {
+  /** The client's Sec-WebSocket-Extensions (the suite's offers, or the client's in client mode). */
+  offered: string;
+  /** The server's Sec-WebSocket-Extensions; absent: none. */
+  response?: string;
+  /** What both sides use, when the server accepted an offer; absent: it was declined. */
+  agreed?: AgreedDeflate;
+}
+
 /** The expectation's alternatives, resolved to bytes. */
 export interface ExpectedEvents {
   ok: ObservedEvent[];
@@ -94,6 +113,8 @@ export interface Observation {
   handshake: HandshakeObservation;
   violations: Violation[];
   timeline: Timeline;
+  /** permessage-deflate's negotiation, in a case that set it up (CaseSpec.deflate). */
+  deflate?: DeflateObservation;
   /** How long the suite waited for the peer to close TCP (what tcpCloseDelay is measured against). */
   peerDropTimeoutMs: number;
   /**

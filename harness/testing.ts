@@ -8,7 +8,7 @@
  *     conformanceTests({ url: "ws://127.0.0.1:9001/", cases: ["1", "2"] });
  */
 import { GROUPS } from "../fixtures/mod.ts";
-import type { CaseSpec } from "./case.ts";
+import { type CaseSpec, rfcReference } from "./case.ts";
 import { runSuite, selectCases, type SuiteOptions } from "./suite.ts";
 import { type CaseOutcome, isFailing } from "./verdict.ts";
 
@@ -30,7 +30,7 @@ function failureMessage(outcome: CaseOutcome, strict: boolean): string {
   return [
     `${spec.id} ${spec.title}: ${verdict.behavior}/${verdict.behaviorClose}` +
     (strict && verdict.behavior === "NON-STRICT" ? " (strict)" : ""),
-    `  requirement (RFC 6455 §${spec.rfc}): ${spec.requirement}`,
+    `  requirement (${rfcReference(spec.rfc)}): ${spec.requirement}`,
     `  behavior: ${verdict.result}`,
     `  close: ${verdict.resultClose}`,
   ].join("\n");

@@ -2,12 +2,13 @@
  * Verdicts with Autobahn|Testsuite's meanings, so reports can be compared
  * case by case. Pure: computed from what a session observed.
  */
-import type {
-  CaseSpec,
-  ClientHandshakeSpec,
-  Expectation,
-  HandshakeExpectation,
-  Level,
+import {
+  type CaseSpec,
+  type ClientHandshakeSpec,
+  type Expectation,
+  type HandshakeExpectation,
+  type Level,
+  rfcReference,
 } from "./case.ts";
 import { keyReuse } from "./server_handshake.ts";
 import { type Finding, measure } from "./measure.ts";
@@ -74,7 +75,7 @@ export function closeFails(behaviorClose: CloseBehavior): boolean {
 /** What judge() needs of an observation. */
 export type JudgeInput =
   & Pick<Observation, "received" | "close">
-  & Partial<Pick<Observation, "handshake" | "violations">>;
+  & Partial<Pick<Observation, "handshake" | "violations" | "deflate">>;
 
 /** A case judged: its verdicts and what it measured. */
 export interface Judged {
@@ -120,7 +121,7 @@ export function outcomeOf(
  * leaves the TCP close to the server is only preferred when the suite is the client.
  */
 export function judge(
-  spec: Pick<CaseSpec, "expect" | "handshake" | "clientHandshake">,
+  spec: Pick<CaseSpec, "expect" | "handshake" | "clientHandshake" | "deflate">,
   expectedEvents: ExpectedEvents,
   observed: JudgeInput,
   suiteIsServer = false,
@@ -160,7 +161,23 @@ export function judge(
     v.matched = undefined;
     v.result = `The ${suiteIsServer ? "client" : "server"} broke ${
       must ? "a MUST" : "a SHOULD"
-    } in what it sent: ${broken.map((x) => `${x.detail} (§${x.rfc})`).join("; ")}.`;
+    } in what it sent: ${broken.map((x) => `${x.detail} (${rfcReference(x.rfc)})`).join("; ")}.`;
+  }
+  if (
+    spec.deflate?.ifDeclined === "unimplemented" && close.opened && !observed.deflate?.agreed &&
+    v.behavior !== "FAILED"
+  ) {
+    // Autobahn's rule: a peer without permessage-deflate has nothing to test here.
+    v.behavior = "UNIMPLEMENTED";
+    v.matched = undefined;
+    v.result = suiteIsServer
+      ? "The client offered no permessage-deflate the case accepts " +
+        `(${observed.deflate?.offered || "no offer"}): the case did not run.`
+      : "The server declined permessage-deflate: the case did not run.";
+  }
+  // Against a server, say why its answer did not open the connection.
+  if (!close.opened && !suiteIsServer && !spec.handshake && observed.handshake?.problems.length) {
+    v.result = `${v.result.replace(/\.$/, "")}: ${observed.handshake.problems.join("; ")}.`;
   }
   return v;
 }
@@ -180,6 +197,9 @@ const BROKEN: Record<Level, Behavior> = {
 function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeObservation): void {
   const status = hs?.status;
   const plainHttp = expect.outcome === "not-websocket";
+  const declineOrRefuse = expect.outcome === "accept-or-refuse";
+  // A valid 101 declined what the server cannot honour: the events decide, as in any case.
+  if (declineOrRefuse && status === 101 && hs!.problems.length === 0) return;
   v.matched = undefined;
   if (status === 101 && hs!.problems.length === 0) {
     if (plainHttp) {
@@ -208,6 +228,9 @@ function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeOb
     v.behavior = v.behaviorClose = "FAILED";
     v.result = v.resultClose = plainHttp
       ? `The server answered 101 to a request that asks for no upgrade to WebSocket: ${why}.`
+      : status === 101 && declineOrRefuse
+      ? `The server answered 101, and not a valid one (${why}), where it had to decline what ` +
+        "it cannot honour or refuse the handshake with an HTTP error code."
       : status === 101
       ? `The server answered 101, and not a valid one (${why}), where the handshake had to be ` +
         `refused with an HTTP error code${

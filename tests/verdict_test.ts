@@ -166,7 +166,7 @@ Deno.test("checks on server output: a MUST fails the case, a MAY is only recorde
       violations: [{ rule: "r", rfc: "5.5", level, detail: "what was sent" }],
     });
   assert.equal(run("must").behavior, "FAILED");
-  assert.match(run("must").result, /broke a MUST in what it sent: what was sent \(§5\.5\)/);
+  assert.match(run("must").result, /broke a MUST in what it sent: what was sent \(RFC 6455 §5\.5\)/);
   assert.equal(run("should").behavior, "NON-STRICT");
   assert.deepEqual([run("may").behavior, run("may").behaviorClose], ["OK", "OK"]);
 });
