@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { Expectation, HandshakeExpectation, Level } from "../harness/case.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
 import { type CloseObservation, judge } from "../harness/verdict.ts";
+import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import { closeObservation, textMessage } from "./support.ts";
 
 Deno.test("refusal: a peer stopping part-way is judged by its close code, at the refusal's level", () => {
@@ -117,6 +118,63 @@ Deno.test("close codes: outside `codes` WRONG CODE by default, NON-STRICT where 
   assert.deepEqual([may.behavior, may.behaviorClose], ["OK", "INFORMATIONAL"]);
 });
 
+Deno.test("invalid UTF-8 (group 6): failing with 1007 OK, another code NON-STRICT, 1000 WRONG CODE", () => {
+  const cases = AUTOBAHN_CASES.filter((c) =>
+    c.id.startsWith("6.") && c.expect.close.by === "peer" && c.expect.ok.length === 0
+  );
+  assert.equal(cases.length, 71); // the invalid ones but the fail-fast 6.4.x
+  for (const spec of cases) {
+    for (const suiteIsServer of [false, true]) {
+      const failedWith = (code: number | undefined) => {
+        const close = closeObservation({
+          closedBySuite: false,
+          wasClean: false,
+          remoteCloseFrame: code !== undefined,
+          remoteCloseCode: code,
+        });
+        const v = judge(spec, { ok: [] }, { received: [], close }, suiteIsServer);
+        return `${spec.id} ${v.behavior} / ${v.behaviorClose}`;
+      };
+      assert.equal(failedWith(1007), `${spec.id} OK / OK`);
+      assert.equal(failedWith(undefined), `${spec.id} OK / OK`);
+      for (const code of [1002, 1003, 1011]) {
+        assert.equal(failedWith(code), `${spec.id} NON-STRICT / INFORMATIONAL`);
+      }
+      assert.equal(failedWith(1000), `${spec.id} OK / WRONG CODE`);
+    }
+  }
+});
+
+Deno.test("a bad close frame: 7.9.x's codes are never FAILED; 7.3.2, 7.3.6, 7.5.1 fail only on 1000", () => {
+  const answered = (id: string, code: number | null | "dropped") => {
+    const spec = AUTOBAHN_CASES.find((c) => c.id === id)!;
+    const close = closeObservation({
+      wasClean: code !== "dropped",
+      remoteCloseFrame: code !== "dropped",
+      remoteCloseCode: typeof code === "number" ? code : undefined,
+    });
+    const v = judge(spec, { ok: [] }, { received: [], close });
+    return `${id} ${v.behavior} / ${v.behaviorClose}`;
+  };
+  const invalidCodes = AUTOBAHN_CASES.filter((c) => c.id.startsWith("7.9."));
+  assert.equal(invalidCodes.length, 9);
+  for (const { id, steps } of invalidCodes) {
+    const sent = steps[0].kind === "close" ? steps[0].close.code! : NaN;
+    assert.equal(answered(id, 1002), `${id} OK / OK`);
+    assert.equal(answered(id, "dropped"), `${id} OK / OK`);
+    // The code echoed (as browsers do), a normal close, another code, an empty close frame.
+    for (const code of [sent, 1000, 1011, null]) {
+      assert.equal(answered(id, code), `${id} NON-STRICT / INFORMATIONAL`, `${code}`);
+    }
+  }
+  for (const [id, fitting] of [["7.3.2", 1002], ["7.3.6", 1002], ["7.5.1", 1007]] as const) {
+    assert.equal(answered(id, fitting), `${id} OK / OK`);
+    assert.equal(answered(id, "dropped"), `${id} OK / OK`);
+    assert.equal(answered(id, 1003), `${id} NON-STRICT / INFORMATIONAL`);
+    assert.equal(answered(id, 1000), `${id} FAILED / WRONG CODE`);
+  }
+});
+
 Deno.test("the fail timer's 1001 echoed is no wrong code; 1001 unasked is", () => {
   const expect: Expectation = {
     ok: [],
@@ -166,7 +224,10 @@ Deno.test("checks on server output: a MUST fails the case, a MAY is only recorde
       violations: [{ rule: "r", rfc: "5.5", level, detail: "what was sent" }],
     });
   assert.equal(run("must").behavior, "FAILED");
-  assert.match(run("must").result, /broke a MUST in what it sent: what was sent \(RFC 6455 §5\.5\)/);
+  assert.match(
+    run("must").result,
+    /broke a MUST in what it sent: what was sent \(RFC 6455 §5\.5\)/,
+  );
   assert.equal(run("should").behavior, "NON-STRICT");
   assert.deepEqual([run("may").behavior, run("may").behaviorClose], ["OK", "OK"]);
 });
