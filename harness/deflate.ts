@@ -54,6 +54,7 @@ interface ZlibHandle {
     outOffset: number,
     outLength: number,
   ): void;
+  reset(): void;
   onerror: (message: string, errno: number) => void;
 }
 
@@ -83,10 +84,10 @@ class ZlibStream {
   step(input: Uint8Array, maxOutput = Infinity): StepResult {
     const chunks: Uint8Array[] = [];
     let length = 0, offset = 0, inputLeft = input.length;
-    // Most messages fit the first buffer; a longer output takes more, each twice the size.
-    let size = Math.min(Math.max(1024, input.length * 2 + 64), 1 << 20);
+    // zlib writes into one scratch buffer, and each piece is copied out at its size:
+    // a buffer sized for the worst case per call cost more in allocation than the copy.
+    const out = SCRATCH;
     for (;;) {
-      const out = new Uint8Array(size);
       this.#handle.writeSync(
         zlib.constants.Z_SYNC_FLUSH,
         input,
@@ -94,24 +95,32 @@ class ZlibStream {
         inputLeft,
         out,
         0,
-        size,
+        out.length,
       );
       if (this.error) return { chunks, length, consumed: offset, error: this.error };
       const [outputLeft, nowLeft] = this.#state;
-      const produced = size - outputLeft;
-      if (produced > 0) chunks.push(out.subarray(0, produced));
+      const produced = out.length - outputLeft;
+      if (produced > 0) chunks.push(out.slice(0, produced));
       length += produced;
       offset += inputLeft - nowLeft;
       inputLeft = nowLeft;
       if (length > maxOutput || outputLeft > 0) return { chunks, length, consumed: offset };
-      size = Math.min(size * 2, 1 << 22);
     }
+  }
+
+  /** Empties the window and starts a new DEFLATE stream, keeping zlib's memory (deflateReset). */
+  reset(): void {
+    this.#handle.reset();
+    this.error = undefined;
   }
 
   close(): void {
     this.#stream.close();
   }
 }
+
+/** zlib's output buffer: the codec is synchronous, so one serves every stream. */
+const SCRATCH = new Uint8Array(64 * 1024);
 
 interface StepResult {
   chunks: Uint8Array[];
@@ -149,8 +158,8 @@ export class MessageCompressor {
   }
 
   compress(message: Uint8Array): Uint8Array {
-    // Without context takeover each message gets a fresh stream (an empty window).
-    if (!this.#options.contextTakeover) this.close();
+    // Without context takeover each message starts with an empty window.
+    if (!this.#options.contextTakeover) this.#stream?.reset();
     // zlib refuses 8 window bits for raw deflate (since 1.2.9; before, it
     // silently used 9). Autobahn 0.8.2 asks zlib for 8 and so gets 9: we
     // ask for 9. Its longest distance, 512 - 262 (zlib's MIN_LOOKAHEAD)
@@ -272,21 +281,24 @@ export class MessageDecompressor {
     }
   }
 
+  /** Forgets the window: the next message starts with an empty one. */
   #reset(): void {
-    this.#stream?.close();
-    this.#stream = undefined;
+    this.#stream?.reset();
     this.#history = [];
     this.#historyLength = 0;
   }
 
   #fail(code: DeflateErrorCode, reason: string): InflateResult {
-    this.#reset();
+    this.close();
     this.#failed = `the decompressor failed before: ${reason}`;
     return { ok: false, code, reason };
   }
 
   close(): void {
-    this.#reset();
+    this.#stream?.close();
+    this.#stream = undefined;
+    this.#history = [];
+    this.#historyLength = 0;
     this.#failed = "the decompressor is closed";
   }
 }
@@ -611,7 +623,10 @@ export function acceptDeflateOffers(
   }
   for (const acceptance of acceptances) {
     const limitsClient = acceptance.clientMaxWindowBits !== undefined;
-    const offer = valid.find((o) => !limitsClient || o.params.clientMaxWindowBits !== undefined);
+    const offer = valid.find((o) =>
+      (!limitsClient || o.params.clientMaxWindowBits !== undefined) &&
+      (!acceptance.offerLimitsServerWindow || (o.params.serverMaxWindowBits ?? 15) < 15)
+    );
     if (!offer) continue;
     const answer = answerDeflateOffers([offer.extension], acceptance);
     if (answer.type === "accept") return { ...answer, offerIndex: offer.offerIndex };
