@@ -17,10 +17,15 @@ import { exists } from "./support.ts";
 const WS_DIR = Deno.env.get("WS_PEER_DIR");
 const installed = WS_DIR !== undefined && exists(`${WS_DIR}/node_modules/ws/package.json`);
 
-/** Starts the ws echo server; stops it by its PID. */
-async function startWsEcho(): Promise<{ url: string; close(): Promise<void> }> {
+/** Starts the ws echo server (with permessage-deflate if asked); stops it by its PID. */
+export async function startWsEcho(
+  options: { deflate?: boolean } = {},
+): Promise<{ url: string; close(): Promise<void> }> {
   const child = await spawnReady("node", {
-    args: [new URL("./peers/ws_echo.cjs", import.meta.url).pathname],
+    args: [
+      new URL("./peers/ws_echo.cjs", import.meta.url).pathname,
+      ...options.deflate ? ["--deflate"] : [],
+    ],
     env: { NODE_PATH: `${WS_DIR}/node_modules` },
     timeoutMs: 10_000,
     what: "the ws echo server",
@@ -51,6 +56,28 @@ Deno.test({
       // ws says why: 1008, policy violation (too many fragments).
       for (const o of outcomes.filter((o) => o.verdict.behavior === "FAILED")) {
         assert.equal(o.remoteCloseCode, 1008, o.spec.id);
+      }
+    } finally {
+      await server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "ws 8.23.0 with permessage-deflate: Autobahn's compression cases pass, each parameter set",
+  ignore: !installed,
+  async fn() {
+    const server = await startWsEcho({ deflate: true });
+    try {
+      // One case of each offer and each data set, small and large, fragmented or not.
+      const ids = ["12.1.1", "12.2.5", "12.3.10", "12.4.11", "12.5.3", "13.1.2", "13.2.6"]
+        .concat(["13.3.4", "13.4.12", "13.5.1", "13.6.9", "13.7.18"]);
+      const cases = ALL_CASES.filter((c) => ids.includes(c.id));
+      assert.equal(cases.length, ids.length);
+      const outcomes = await runAndJudgeCases(cases, { url: new URL(server.url), jobs: 4 });
+      for (const o of outcomes) {
+        assert.equal(o.verdict.behavior, "OK", `${o.spec.id}: ${o.verdict.result}`);
+        assert.equal(o.verdict.behaviorClose, "OK", `${o.spec.id}: ${o.verdict.resultClose}`);
       }
     } finally {
       await server.close();
