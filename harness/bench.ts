@@ -4,6 +4,9 @@
  *
  *   1. the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB);
  *   2. every case against the embedded Deno server;
+ *   2b. permessage-deflate: the 216 compression cases (groups 12 and 13) against the strict
+ *      server with deflate on (goal: <= 10 s, <= 256 MB), and Autobahn's 517 cases against
+ *      node's ws with deflate when WS_PEER_DIR names it (goal: <= 60 s);
  *   3. client mode: the 301 Autobahn cases against Deno's own WebSocket (goal: <= 6 s),
  *      and again without 9.7.6 and 9.8.6, which time Deno's client itself; against a client hanging at each stage (tests/peers/hanging_client.ts: it
  *      never connects, sends no request, never echoes, never closes; goal: <= 60 s
@@ -20,10 +23,20 @@
  * (the embedded server, the echo probe) and writing the reports.
  */
 import { parseArgs } from "node:util";
-import { AUTOBAHN_GROUP_IDS } from "../fixtures/mod.ts";
+import { AUTOBAHN_GROUP_IDS, GROUPS } from "../fixtures/mod.ts";
 import { browserBinary } from "./browser_driver.ts";
 import { startHostilePeer } from "../tests/hostile_peers.ts";
 import { startStrictServer } from "../tests/peers/strict_server.ts";
+import { startWsEcho, wsPeerDir } from "../tests/peers/ws_echo.ts";
+
+/** Autobahn's groups without permessage-deflate: its 301 cases of RFC 6455 alone. */
+const AUTOBAHN_PLAIN_GROUPS = AUTOBAHN_GROUP_IDS.filter((id) =>
+  !GROUPS.find((g) => g.id === id)?.cases.some((c) => c.deflate)
+).join(",");
+/** Autobahn's permessage-deflate groups (12 and 13). */
+const AUTOBAHN_DEFLATE_GROUPS = AUTOBAHN_GROUP_IDS.filter((id) =>
+  GROUPS.find((g) => g.id === id)?.cases.some((c) => c.deflate)
+).join(",");
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
@@ -186,20 +199,43 @@ if (import.meta.main) {
   );
   await bench(
     "the 301 Autobahn cases against the embedded Deno server (goal: <= 5 s, <= 256 MB)",
-    ["--cases", AUTOBAHN_GROUP_IDS.join(",")],
+    ["--cases", AUTOBAHN_PLAIN_GROUPS],
     runs,
   );
   await bench("\nevery case against the embedded Deno server", [], runs);
+  const deflating = startStrictServer({ deflate: true });
+  try {
+    await bench(
+      `\nthe 216 compression cases (${AUTOBAHN_DEFLATE_GROUPS}) against the strict server with ` +
+        "permessage-deflate (goal: <= 10 s, <= 256 MB)",
+      [deflating.url, "--cases", AUTOBAHN_DEFLATE_GROUPS],
+      runs,
+    );
+  } finally {
+    await deflating.close();
+  }
+  if (wsPeerDir()) {
+    const ws = await startWsEcho({ deflate: true });
+    try {
+      await bench(
+        "\nAutobahn's 517 cases against node's ws 8.23.0 with permessage-deflate (goal: <= 60 s)",
+        [ws.url, "--cases", AUTOBAHN_GROUP_IDS.join(",")],
+        runs,
+      );
+    } finally {
+      await ws.close();
+    }
+  }
   await bench(
     "\nthe 301 Autobahn cases against Deno's own WebSocket as the client (goal: <= 6 s, <= 256 MB)",
-    ["--client", "--cases", AUTOBAHN_GROUP_IDS.join(",")],
+    ["--client", "--cases", AUTOBAHN_PLAIN_GROUPS],
     runs,
   );
   // 9.7.6 and 9.8.6 time Deno's client itself: it writes a 4 KiB frame's header and payload in
   // two segments without TCP_NODELAY, so each of their 2000 echoes waits for a delayed ACK (40 ms).
   await bench(
     "\nthe same without 9.7.6 and 9.8.6 (the suite's own share of that run)",
-    ["--client", "--cases", AUTOBAHN_GROUP_IDS.join(","), "--exclude", "9.7.6,9.8.6"],
+    ["--client", "--cases", AUTOBAHN_PLAIN_GROUPS, "--exclude", "9.7.6,9.8.6"],
     runs,
   );
   if (browserBinary("chromium")) {

@@ -10,33 +10,10 @@
  */
 import assert from "node:assert/strict";
 import { ALL_CASES } from "../fixtures/mod.ts";
-import { spawnReady } from "../harness/child.ts";
 import { runAndJudgeCases } from "../harness/suite.ts";
-import { exists } from "./support.ts";
+import { startWsEcho, wsPeerDir } from "./peers/ws_echo.ts";
 
-const WS_DIR = Deno.env.get("WS_PEER_DIR");
-const installed = WS_DIR !== undefined && exists(`${WS_DIR}/node_modules/ws/package.json`);
-
-/** Starts the ws echo server (with permessage-deflate if asked); stops it by its PID. */
-export async function startWsEcho(
-  options: { deflate?: boolean } = {},
-): Promise<{ url: string; close(): Promise<void> }> {
-  const child = await spawnReady("node", {
-    args: [
-      new URL("./peers/ws_echo.cjs", import.meta.url).pathname,
-      ...options.deflate ? ["--deflate"] : [],
-    ],
-    env: { NODE_PATH: `${WS_DIR}/node_modules` },
-    timeoutMs: 10_000,
-    what: "the ws echo server",
-  });
-  const port = Number(child.line.trim());
-  if (!Number.isInteger(port) || port <= 0) {
-    await child.stop();
-    throw new Error(`unexpected output from the ws echo server: ${child.line}`);
-  }
-  return { url: `ws://127.0.0.1:${port}/`, close: child.stop };
-}
+const installed = wsPeerDir() !== undefined;
 
 Deno.test({
   name: "ws 8.23.0: the fragment-count limit fails the cases Autobahn fails there",
