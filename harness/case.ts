@@ -379,6 +379,12 @@ export interface DeflateAcceptanceSpec {
    * client_max_window_bits allows it (§7.1.2.2), else this acceptance does not apply.
    */
   clientMaxWindowBits?: number;
+  /**
+   * Applies only to an offer with server_max_window_bits under 15, so that a
+   * case's own response (ClientHandshakeSpec.response) with 15 is larger than
+   * the offer allows (§7.1.2.1).
+   */
+  offerLimitsServerWindow?: boolean;
 }
 
 /**

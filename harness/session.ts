@@ -544,6 +544,8 @@ class CaseSession {
       headerValues(parsed.head.headers, "sec-websocket-extensions"),
       offer.extensions,
     );
+    // A case that needs permessage-deflate and declined does not run: nor is its own answer sent.
+    const notRun = this.spec.deflate?.ifDeclined === "unimplemented" && !extensionAnswer;
     const response = await serverResponse({
       key: offer.key ?? "",
       changes: extensionAnswer
@@ -551,6 +553,8 @@ class CaseSession {
           ...answer?.response,
           headers: { "Sec-WebSocket-Extensions": extensionAnswer, ...answer?.response?.headers },
         }
+        : notRun
+        ? undefined
         : answer?.response,
       redirect: accepted.redirect?.href,
     });

@@ -153,6 +153,21 @@ export function judge(
     ? expect.refusal!.level
     : expect.level ?? "must";
   applyLevel(v, level);
+  if (spec.deflate?.ifDeclined === "unimplemented" && close.opened && !observed.deflate?.agreed) {
+    // Autobahn's rule: a peer without permessage-deflate has nothing to test here. The
+    // steps did not run, so the events and the close expected of them say nothing; the
+    // suite closed at once, and that close is judged (what the peer sent still is, below).
+    v.behavior = "UNIMPLEMENTED";
+    v.matched = undefined;
+    v.result = suiteIsServer
+      ? "The client offered no permessage-deflate the case accepts " +
+        `(${observed.deflate?.offered || "no offer"}): the case did not run.`
+      : "The server declined permessage-deflate: the case did not run.";
+    if (close.closedBySuite && close.wasClean) {
+      v.behaviorClose = "OK";
+      v.resultClose = "The connection was closed properly.";
+    }
+  }
   // What the server sent is checked in every case, whatever the case's own level.
   const broken = (observed.violations ?? []).filter((x) => x.level !== "may");
   if (broken.length > 0 && v.behavior !== "FAILED") {
@@ -162,18 +177,6 @@ export function judge(
     v.result = `The ${suiteIsServer ? "client" : "server"} broke ${
       must ? "a MUST" : "a SHOULD"
     } in what it sent: ${broken.map((x) => `${x.detail} (${rfcReference(x.rfc)})`).join("; ")}.`;
-  }
-  if (
-    spec.deflate?.ifDeclined === "unimplemented" && close.opened && !observed.deflate?.agreed &&
-    v.behavior !== "FAILED"
-  ) {
-    // Autobahn's rule: a peer without permessage-deflate has nothing to test here.
-    v.behavior = "UNIMPLEMENTED";
-    v.matched = undefined;
-    v.result = suiteIsServer
-      ? "The client offered no permessage-deflate the case accepts " +
-        `(${observed.deflate?.offered || "no offer"}): the case did not run.`
-      : "The server declined permessage-deflate: the case did not run.";
   }
   // Against a server, say why its answer did not open the connection.
   if (!close.opened && !suiteIsServer && !spec.handshake && observed.handshake?.problems.length) {
