@@ -237,7 +237,7 @@ export function summaryTable(
     paint(
       `${pad("group", 44)}${pad("cases", 7)}${pad("ok", 6)}${pad("non-strict", 12)}${
         pad("info", 6)
-      }failed`,
+      }${pad("unimpl.", 9)}failed`,
       "bold",
     ),
   ];
@@ -253,7 +253,9 @@ export function summaryTable(
     lines.push(
       `${pad(`${group.id} ${group.title}`, 44)}${pad(mine.length, 7)}${pad(okCount, 6)}${
         pad(count("NON-STRICT"), 12)
-      }${pad(count("INFORMATIONAL"), 6)}${bad > 0 ? paint(String(bad), "red") : bad}`,
+      }${pad(count("INFORMATIONAL"), 6)}${pad(count("UNIMPLEMENTED"), 9)}${
+        bad > 0 ? paint(String(bad), "red") : bad
+      }`,
     );
   }
   return { text: lines.join("\n"), failed };

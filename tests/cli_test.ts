@@ -325,14 +325,14 @@ Deno.test("cli: --strict counts NON-STRICT as failed", async () => {
       const lenient = await runMain(args);
       assert.equal(lenient.code, 0, lenient.stdout.join("\n"));
       const text = lenient.stdout.join("\n");
-      assert.match(text, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+0\n/);
+      assert.match(text, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+0\s+0\n/);
       assert.match(text, /\n2 cases, 0 failed in /);
 
       const strict = await runMain([...args, "--strict", "--junit", `${out}/junit.xml`]);
       assert.equal(strict.code, 1, strict.stdout.join("\n"));
       const strictText = strict.stdout.join("\n");
       assert.match(strictText, /\(agent "wsconform-strict"\), --strict\n/);
-      assert.match(strictText, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+2\n/);
+      assert.match(strictText, /\n6 UTF-8 handling\s+2\s+0\s+2\s+0\s+0\s+2\n/);
       assert.match(strictText, /\n2 cases, 2 failed \(NON-STRICT counts, --strict\) in /);
       assert.match(strictText, /\n {2}FAILED 6\.4\.1 .*: NON-STRICT\/OK\n/);
       const xml = await Deno.readTextFile(`${out}/junit.xml`);
@@ -495,13 +495,15 @@ Deno.test("progress: the writer, driven directly", async (t) => {
       { spec: { id: "1.1.1" }, verdict: ok },
       { spec: { id: "1.1.2" }, verdict: nonStrict },
       { spec: { id: "2.1" }, verdict: failed },
+      { spec: { id: "12.1.1" }, verdict: { ...ok, behavior: "UNIMPLEMENTED" as const } },
     ];
     const plain = summaryTable(runs, { groups: GROUPS });
     assert.equal(plain.failed, 1);
     assert.deepEqual(plain.text.split("\n").map((l) => l.split(/\s{2,}/).join("|")), [
-      "group|cases|ok|non-strict|info|failed",
-      "1 Framing|2|1|1|0|0",
-      "2 Pings and pongs|1|0|0|0|1",
+      "group|cases|ok|non-strict|info|unimpl.|failed",
+      "1 Framing|2|1|1|0|0|0",
+      "2 Pings and pongs|1|0|0|0|0|1",
+      "12 Compression of different data|1|0|0|0|1|0",
     ]);
     assert.equal(summaryTable(runs, { groups: GROUPS, strict: true }).failed, 2);
   });
