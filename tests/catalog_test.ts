@@ -1,6 +1,6 @@
 /**
  * The case catalog, pinned. tests/catalog.golden.json maps every case id to the SHA-256 (hex)
- * of the case's parameters (rfc, handshake, clientHandshake, steps, expect, timeout, measure, peers, as
+ * of the case's parameters (rfc, handshake, clientHandshake, deflate, steps, expect, timeout, measure, peers, as
  * canonical JSON) and its title. Baselines and reports are keyed by id, so adding, removing, renaming or
  * changing a case must be deliberate: this test fails naming the ids. Once they are what was
  * meant, rewrite the golden file and commit it with the change:
@@ -29,11 +29,12 @@ function canonicalJson(value: unknown): string {
 }
 
 async function digest(spec: CaseSpec): Promise<string> {
-  const { rfc, handshake, clientHandshake, steps, expect, timeout, measure, peers } = spec;
+  const { rfc, handshake, clientHandshake, deflate, steps, expect, timeout, measure, peers } = spec;
   const json = canonicalJson({
     rfc,
     handshake,
     clientHandshake,
+    deflate,
     steps,
     expect,
     timeout,
