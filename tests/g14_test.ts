@@ -66,6 +66,7 @@ function expected(ids: readonly string[], changed: Record<string, string> = {}):
   return out;
 }
 
+/** A case's verdicts as `as` compares them: the behaviour alone where it expects FAILED. */
 function shown(id: string, verdict: { behavior: string; behaviorClose: string }, as: Verdicts) {
   const full = `${verdict.behavior} / ${verdict.behaviorClose}`;
   return [id, as.get(id) === FAILED ? verdict.behavior : full] as const;
@@ -73,6 +74,8 @@ function shown(id: string, verdict: { behavior: string; behaviorClose: string },
 
 interface ServerRun {
   verdicts: Verdicts;
+  /** What each verdict says, by case id. */
+  results: Map<string, string>;
   findings: Map<string, Finding[]>;
   remoteCloseCodes: Map<string, number | undefined>;
 }
@@ -89,6 +92,7 @@ async function againstServer(
   });
   return {
     verdicts: new Map(outcomes.map((o) => shown(o.spec.id, o.verdict, as))),
+    results: new Map(outcomes.map((o) => [o.spec.id, o.verdict.result])),
     findings: new Map(outcomes.map((o) => [o.spec.id, o.findings])),
     remoteCloseCodes: new Map(outcomes.map((o) => [o.spec.id, o.remoteCloseCode])),
   };
@@ -274,6 +278,15 @@ for (const [flaw, rule, collateral] of SERVER_FLAWS) {
     });
     const run = await againstStrictServer({ deflate: true, flaws: [flaw] }, want);
     assert.deepEqual(run.verdicts, want);
+    // A response outside the offer fails the handshake, the rule it breaks named.
+    const badResponse = rule.startsWith("14.1.") && flaw !== "deflate-rsv1-on-continuation-sent";
+    for (const id of badResponse ? expandRange(rule, SERVER_IDS) : []) {
+      assert.match(
+        run.results.get(id)!,
+        /^The opening handshake was never completed: RFC 7692 §[57]/,
+        id,
+      );
+    }
   });
 }
 
@@ -282,7 +295,9 @@ for (const [flaw, rule, collateral] of SERVER_FLAWS) {
 
 Deno.test("client role: the strict client offering permessage-deflate passes every case", async () => {
   const results = await againstStrictClient(CLIENT_IDS, OFFERING);
-  const verdicts = new Map([...results].map(([id, { verdict }]) => shown(id, verdict, new Map())));
+  const verdicts = new Map(
+    [...results].map(([id, { verdict }]) => shown(id, verdict, expected(CLIENT_IDS))),
+  );
   assert.deepEqual(verdicts, expected(CLIENT_IDS));
   assert.deepEqual(
     ["14.4.1", "14.4.2", "14.4.3", "14.4.4"].map((id) =>
