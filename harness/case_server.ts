@@ -10,6 +10,9 @@
  * - /runCase: the connection, with the bytes read so far, is handed to the case
  *   that waits for it (expect()) or to the caller's onRunCase, which own it
  *   from then on;
+ * - /redirected: where a case's answer may redirect its client (a 3xx's
+ *   Location): a connection that comes there is recorded for the case that
+ *   waits (Expectation.redirected), and answered with a 404;
  * - anything else: an HTTP 404 with the reason in one line.
  *
  * Every wait is bounded: a client that sends no head in time is dropped, a
@@ -41,6 +44,8 @@ export interface CaseConnection {
   agent: string;
   /** The request target as the client sent it. */
   target: string;
+  /** Where the case may redirect its client: the case's /redirected URL. */
+  redirect: URL;
 }
 
 /** A connection the server refused, for the report. */
@@ -80,6 +85,12 @@ export interface CaseServerOptions {
 /** A case waiting for its client: the URL to give the client, and the connection once it came. */
 export interface Expectation {
   url: URL;
+  /**
+   * Settles with the request target of the first connection that came to the
+   * case's /redirected URL (CaseConnection.redirect) before end(): the client
+   * followed a redirect there. Never settles when none came.
+   */
+  redirected: Promise<string>;
   /** Settles with the connection, or undefined when none came in time (or the server closed). */
   connection: Promise<CaseConnection | undefined>;
   /**
@@ -141,6 +152,8 @@ export function startCaseServer(options: CaseServerOptions): CaseServer {
 
 interface Waiting {
   resolve(connection: CaseConnection | undefined): void;
+  /** A connection came to the case's /redirected URL, with this request target. */
+  redirected(target: string): void;
   timer?: ReturnType<typeof setTimeout>;
   /** The client came: a second one is refused until end(). */
   taken: boolean;
@@ -177,15 +190,15 @@ class Listener implements CaseServer {
   expect(caseId: string, agent: string, timeoutMs: number): Expectation {
     // Its client would get a 404, and the case would wait in vain.
     if (!this.numbering.includes(caseId)) throw new Error(`case ${caseId} is not served`);
-    const url = new URL("runCase", this.url);
-    url.searchParams.set("casetuple", caseId);
-    url.searchParams.set("agent", agent);
+    const url = this.#caseUrl("runCase", caseId, agent);
     const key = waitingKey(caseId, agent);
     this.#waiting.get(key)?.resolve(undefined);
+    const redirected = Promise.withResolvers<string>();
     let waiting!: Waiting;
     const connection = new Promise<CaseConnection | undefined>((resolve) => {
       waiting = {
         taken: false,
+        redirected: redirected.resolve,
         resolve: (connection) => {
           clearTimeout(waiting.timer);
           if (!connection && this.#waiting.get(key) === waiting) this.#waiting.delete(key);
@@ -199,7 +212,20 @@ class Listener implements CaseServer {
       waiting.timer = setTimeout(() => waiting.resolve(undefined), timeoutMs);
       this.#waiting.set(key, waiting);
     }
-    return { url, connection, end: () => waiting.resolve(undefined) };
+    return {
+      url,
+      redirected: redirected.promise,
+      connection,
+      end: () => waiting.resolve(undefined),
+    };
+  }
+
+  /** This server's URL of `path` for a case and agent, named as /runCase names them. */
+  #caseUrl(path: "runCase" | "redirected", caseId: string, agent: string): URL {
+    const url = new URL(path, this.url);
+    url.searchParams.set("casetuple", caseId);
+    url.searchParams.set("agent", agent);
+    return url;
   }
 
   async close(): Promise<void> {
@@ -257,11 +283,15 @@ class Listener implements CaseServer {
       const check = checkClientRequest(read.head);
       const target = check.offer.target;
       if (target === undefined) return await this.#refuse(conn, 400, check.problems[0].text);
+      if (URL.parse(target, this.url)?.pathname === "/redirected") {
+        return await this.#redirected(conn, target);
+      }
       const request = parseFuzzingTarget(target, this.numbering);
       if (request.kind === "error") return await this.#refuse(conn, 404, request.reason, target);
       if (request.kind === "runCase") {
         const { caseId, caseNumber, agent } = request;
-        const connection = { conn, head: read.bytes, caseId, caseNumber, agent, target };
+        const redirect = this.#caseUrl("redirected", caseId, agent);
+        const connection = { conn, head: read.bytes, caseId, caseNumber, agent, target, redirect };
         handedOver = await this.#handOver(connection);
         return;
       }
@@ -341,6 +371,27 @@ class Listener implements CaseServer {
     this.#open.delete(conn);
     this.#options.onRunCase(connection);
     return true;
+  }
+
+  /**
+   * A connection to a case's /redirected URL: recorded for the case that waits,
+   * answered with a 404 (the suite serves the URL only to see who comes).
+   */
+  async #redirected(conn: Deno.Conn, target: string): Promise<void> {
+    const { searchParams } = new URL(target, this.url);
+    const caseId = searchParams.get("casetuple") ?? "", agent = searchParams.get("agent") ?? "";
+    const waiting = this.#waiting.get(waitingKey(caseId, agent));
+    if (!waiting) {
+      return await this.#refuse(conn, 404, `case ${caseId} waits for no redirected client`, target);
+    }
+    waiting.redirected(target);
+    await writeAll(
+      conn,
+      httpError(
+        404,
+        `wsconform: the redirect of case ${caseId} was followed; nothing is served here`,
+      ),
+    );
   }
 
   async #refuse(conn: Deno.Conn, status: Refusal["status"], reason: string, target?: string) {

@@ -40,7 +40,10 @@ export interface ReadyLine {
 }
 
 export interface ConnectOptions {
-  /** Subprotocols the embedded client offers; a command chooses its own. */
+  /**
+   * Subprotocols the echo client offers (the embedded client, a browser's page:
+   * a case's ClientHandshakeSpec.offerProtocols); a command chooses its own.
+   */
   protocols?: string[];
 }
 

@@ -39,6 +39,8 @@ export function measure(spec: Pick<CaseSpec, "measure" | "steps">, m: Measured):
   return (spec.measure ?? []).flatMap((what: Measurement) =>
     what === "handshakeStatus"
       ? [handshakeStatus(m)]
+      : what === "redirect"
+      ? [redirect(m)]
       : !m.close.opened
       ? []
       : what === "tcpCloseDelay"
@@ -59,6 +61,21 @@ function handshakeStatus({ handshake, close }: Measured): Finding {
     ? `The server refused the handshake with ${status}.`
     : `The server sent no usable response: ${handshake.problems.join("; ") || "none came"}.`;
   return { name: "handshakeStatus", value: status ?? null, text };
+}
+
+/** Whether a connection came to the Location of the answer's redirect: the client followed it. */
+function redirect({ handshake }: Measured): Finding {
+  const { location, followedBy } = handshake.redirect ?? {};
+  return {
+    name: "redirect",
+    value: followedBy ?? null,
+    text: location === undefined
+      ? "The suite did not watch the redirect's Location: whether the client followed it is " +
+        "not known."
+      : followedBy === undefined
+      ? `The client did not follow the redirect: no connection came to ${location}.`
+      : `The client followed the redirect: a request came to its Location, ${location}.`,
+  };
 }
 
 function tcpCloseDelay(m: Measured): Finding {

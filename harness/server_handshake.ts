@@ -348,6 +348,8 @@ export interface ResponseOptions {
   /** Added after the handshake's own headers (Server, Set-Cookie). */
   headers?: HeaderList;
   changes?: ResponseChanges;
+  /** What `{redirect}` stands for in `changes` (absent: it stays as written). */
+  redirect?: string;
 }
 
 const REASON_PHRASES: Record<number, string> = {
@@ -382,7 +384,8 @@ export async function serverResponse(options: ResponseOptions): Promise<Uint8Arr
   const otherAccept = await acceptFor(`${options.key}x`);
   const fill = (value: string) =>
     value.replaceAll("{accept}", accept).replaceAll("{key}", options.key)
-      .replaceAll("{other-accept}", otherAccept);
+      .replaceAll("{other-accept}", otherAccept)
+      .replaceAll("{redirect}", options.redirect ?? "{redirect}");
   const headerChanges = Object.entries(changes.headers ?? {}).map((
     [name, value],
   ) => [name, value === null ? null : (Array.isArray(value) ? value : [value]).map(fill)]);

@@ -344,7 +344,9 @@ export interface NotRun {
   cases: CaseSpec[];
   /**
    * "needs-echo": left out by protocolOnly; "client-never-tried": the client could not
-   * even try the case's URL (a browser refused it); the others stopped the run part-way.
+   * try the case as it is: its URL (a browser refused it), or the subprotocols it asks
+   * the client to offer (a command client is not told them); the others stopped the run
+   * part-way.
    */
   why: "needs-echo" | "interrupted" | "target-lost" | "client-never-tried";
   reason: string;
@@ -437,8 +439,9 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteResult>
 interface PeerAccess extends Pick<RunOptions<unknown>, "runOne" | "stallSilentPeer"> {
   lost?: TargetLoss;
   /**
-   * Client mode: the cases whose URL the client could not even try (a browser
-   * refused it), with why. They are not run, never judged as a pass or a failure.
+   * Client mode: the cases the client could not try as they are (untriedReason,
+   * untestedOffer), with why, in a sentence. They are not run, never judged as a
+   * pass or a failure.
    */
   neverTried?: ReadonlyMap<string, string>;
 }
@@ -499,7 +502,7 @@ async function runChosen(
       notRun.push({
         cases: neverTried.map((n) => n.spec),
         why: "client-never-tried",
-        reason: `the client could not try their URL: ${[...reasons][0]}${
+        reason: `${[...reasons][0]}${
           reasons.size > 1 ? ` (and ${reasons.size - 1} other reasons, in the wire logs)` : ""
         }`,
       });
@@ -580,7 +583,9 @@ async function runClientSuite(
       const neverTried = new Map<string, string>();
       const connectOnce = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
         const expected = server.expect(spec.id, agent, connectTimeoutMs);
-        const client = driver.connect(expected.url);
+        const client = driver.connect(expected.url, {
+          protocols: spec.clientHandshake?.offerProtocols,
+        });
         const connection = Promise.race([
           expected.connection.then((accepted) =>
             accepted ??
@@ -602,6 +607,13 @@ async function runClientSuite(
         let run: CaseRun | undefined;
         try {
           run = await runClientCase(spec, { ...session, connection });
+          const accepted = await connection;
+          if (spec.measure?.includes("redirect") && "redirect" in accepted) {
+            run.handshake.redirect = {
+              location: accepted.redirect.href,
+              followedBy: await redirectFollowed(expected.redirected, client.done),
+            };
+          }
           return run;
         } finally {
           expected.end();
@@ -622,6 +634,8 @@ async function runClientSuite(
       const runOne = async (spec: CaseSpec, session: SessionOptions): Promise<CaseRun> => {
         neverTried.delete(spec.id); // the probe's try of the first case is not the case's
         const run = await connectOnce(spec, session);
+        const untested = untestedOffer(spec, run);
+        if (untested !== undefined) neverTried.set(spec.id, untested);
         if (!spec.clientHandshake?.twice || !run.close.opened) return run;
         // Admitted once: the runner counts the case's connection once.
         const again = await connectOnce(spec, { ...session, admit: undefined });
@@ -718,14 +732,44 @@ async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | un
   }
 }
 
-/** How a client's part ended, in a line for the wire log. */
 /** Why a client never tried to connect: its WebSocket could not be created (a browser refused the URL). */
 function untriedReason(exit: ClientExit): string | undefined {
   if (exit.kind !== "websocket") return undefined;
   const failed = exit.events.find((e) => e.type === "failed");
-  return failed && "message" in failed ? failed.message : undefined;
+  return failed && "message" in failed
+    ? `the client could not try their URL: ${failed.message}`
+    : undefined;
 }
 
+/**
+ * Why a client's try of a case asking it to offer subprotocols does not test
+ * the case: it offered none (a command client is not told what to offer; the
+ * answer selecting one when none was offered is another case's, 0.8.14).
+ */
+function untestedOffer(spec: CaseSpec, run: CaseRun): string | undefined {
+  const asked = spec.clientHandshake?.offerProtocols;
+  if (!asked || !run.close.opened || run.handshake.request?.protocols.length) return undefined;
+  return `the client offered no subprotocol where asked for ${asked.join(", ")}: a command ` +
+    "client is not told what to offer, its command chooses";
+}
+
+/**
+ * How long after its case a client has to come to the case's redirect, unless
+ * its part ended first: one that follows comes at once, but a busy machine
+ * may hold it up.
+ */
+const REDIRECT_WAIT_MS = 2000;
+
+/** The request target of the connection that followed a case's redirect, if one comes in time. */
+async function redirectFollowed(
+  redirected: Promise<string>,
+  clientDone: Promise<ClientExit>,
+): Promise<string | undefined> {
+  const ended = clientDone.then(() => settledWithin(redirected, EXIT_GRACE_MS));
+  return await settledWithin(Promise.race([redirected, ended]), REDIRECT_WAIT_MS);
+}
+
+/** How a client's part ended, in a line for the wire log. */
 function exitText(exit: ClientExit): string {
   if (exit.kind === "websocket") {
     const last = exit.events.at(-1);

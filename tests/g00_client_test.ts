@@ -41,8 +41,8 @@ interface Outcome {
 
 /**
  * Runs the cases at once, each through runClientCase against its own strict
- * client; a case about a second connection gets one, as client mode's runner
- * (suite.ts) gives it.
+ * client; a case about a second connection gets one, and a case asking for
+ * subprotocols gets them offered, as client mode's runner (suite.ts) does.
  */
 async function againstStrictClient(
   options: StrictClientOptions,
@@ -51,7 +51,8 @@ async function againstStrictClient(
   const server = startCaseServer({ cases });
   const connectOnce = async (spec: CaseSpec) => {
     const expected = server.expect(spec.id, "strict", 10_000);
-    const client = runStrictClient(expected.url.href, { ...options, timeoutMs: 20_000 });
+    const protocols = spec.clientHandshake?.offerProtocols ?? options.protocols;
+    const client = runStrictClient(expected.url.href, { ...options, protocols, timeoutMs: 20_000 });
     const run = await runClientCase(spec, {
       url: server.url,
       connection: expected.connection.then((c) => c ?? { missing: "no client came" }),
@@ -84,7 +85,7 @@ const failing = (outcomes: Map<string, Outcome>) =>
 Deno.test("group 0, client role: 0.7-0.9 name clients only, with literal ids", () => {
   assert.deepEqual(GROUP_0.map((c) => c.id), [
     ...Array.from({ length: 8 }, (_, i) => `0.7.${i + 1}`),
-    ...Array.from({ length: 16 }, (_, i) => `0.8.${i + 1}`),
+    ...Array.from({ length: 17 }, (_, i) => `0.8.${i + 1}`),
     ...Array.from({ length: 8 }, (_, i) => `0.9.${i + 1}`),
   ]);
   for (const spec of GROUP_0) assert.deepEqual(spec.peers, ["client"], spec.id);
@@ -116,7 +117,7 @@ Deno.test("group 0, client role: verdicts from observations alone", () => {
   const request = (problems: RequestProblem[], keys = ["k1"]) => ({
     versions: [],
     problems: [],
-    request: { problems, keys },
+    request: { problems, keys, protocols: [] },
   });
   const noVersion: RequestProblem = { section: "§4.1 item 9", level: "must", text: "no version" };
   assert.equal(judged("0.7.5", { handshake: request([noVersion]) }).behavior, "FAILED");
@@ -147,7 +148,8 @@ Deno.test("group 0, client role: the strict client passes every case", async () 
 });
 
 Deno.test("group 0, client role: a client refusing by waiting to be closed passes too", async () => {
-  const outcomes = await againstStrictClient({ refuseBy: "waiting" }, GROUP_0.slice(8, 24));
+  const refusals = GROUP_0.filter((c) => c.id.startsWith("0.8."));
+  const outcomes = await againstStrictClient({ refuseBy: "waiting" }, refusals);
   for (const [id, outcome] of outcomes) {
     assert.equal(outcome.verdict.behavior, "OK", `${id}: ${verdictOf(outcome)}`);
     assert.ok(outcome.run.close.closedBySuite, id);
@@ -196,7 +198,7 @@ const FLAW_CASES: [Flaw, string[], string[]?][] = [
   ["accept-non-101", ids("0.8.").slice(0, 4)],
   ["accept-bad-upgrade", ids("0.8.").slice(4, 8)],
   ["no-accept-check", ids("0.8.").slice(8, 13)],
-  ["accept-unoffered-protocol", ["0.8.14"]],
+  ["accept-unoffered-protocol", ["0.8.14", "0.8.17"]],
   ["accept-unoffered-extension", ["0.8.15", "0.8.16"]],
   ["case-sensitive-names", ["0.9.1", "0.9.2"]],
   ["exact-token-case", ["0.9.3"]],
@@ -219,3 +221,55 @@ for (const [flaw, expected, mayFail = []] of FLAW_CASES) {
     }
   });
 }
+
+/** Runs `cases` through client mode's runner against the strict client run with `args`. */
+function strictCommandRun(args: string, cases: CaseSpec[]) {
+  return runSuite({
+    client: { command: `deno run -A tests/peers/strict_client.ts ${args}{url}` },
+    cases,
+  });
+}
+
+Deno.test("group 0, client role: 0.8.4 reports whether the client followed the redirect", async () => {
+  const cases = GROUP_0.filter((c) => c.id === "0.8.4");
+  const redirect = /127\.0\.0\.1:\d+\/redirected\?casetuple=0\.8\.4&agent=deno/;
+  const runs: [string, RegExp][] = [["--follow-redirects ", /followed the redirect/], ["", /not/]];
+  for (const [args, finding] of runs) {
+    const { outcomes: [outcome] } = await strictCommandRun(args, cases);
+    // Following is a MAY: the verdict is the refusal of the 302 either way.
+    assert.equal(outcome.verdict.behavior, "OK", `${args}: ${outcome.verdict.result}`);
+    const [found] = outcome.findings;
+    assert.equal(found.name, "redirect");
+    assert.match(found.text, finding, args);
+    assert.match(found.text, redirect, args);
+    assert.equal(found.value === null, args === "", found.text);
+  }
+  // The rule stays: a client opening the connection on the 302 itself fails.
+  const { outcomes: [opened] } = await strictCommandRun("--flaw accept-non-101 ", cases);
+  assert.equal(opened.verdict.behavior, "FAILED", opened.verdict.result);
+  assert.match(opened.findings[0].text, /did not follow/);
+});
+
+Deno.test("group 0, client role: 0.8.17 runs only on a client that offered subprotocols", async () => {
+  const cases = GROUP_0.filter((c) => c.id === "0.8.17");
+  // A command client is not told what to offer: offering none, it did not try the case.
+  const untold = await strictCommandRun("", cases);
+  assert.deepEqual(untold.outcomes, []);
+  const [notRun] = untold.notRun;
+  assert.equal(notRun.why, "client-never-tried");
+  assert.deepEqual(notRun.cases.map((c) => c.id), ["0.8.17"]);
+  assert.match(notRun.reason, /offered no subprotocol where asked for chat, superchat/);
+  // One whose command offers some is judged: the answer names one it did not offer.
+  for (const [args, behavior] of [["", "OK"], ["--flaw accept-unoffered-protocol ", "FAILED"]]) {
+    const { outcomes: [outcome], notRun } = await strictCommandRun(
+      `${args}--protocol chat `,
+      cases,
+    );
+    assert.equal(outcome.verdict.behavior, behavior, `${args}: ${outcome.verdict.result}`);
+    assert.deepEqual(notRun, []);
+  }
+  // The embedded client is told, and offers them: the case runs, whatever Deno then does.
+  const embedded = await runSuite({ client: {}, cases });
+  assert.deepEqual(embedded.outcomes.map((o) => o.spec.id), ["0.8.17"]);
+  assert.deepEqual(embedded.notRun, []);
+});
