@@ -106,9 +106,21 @@ function agentPartIn(dir: string, agent: string): Promise<string> {
   return part;
 }
 
+/**
+ * Event lists longer than this (Autobahn's compression cases: 500 messages of
+ * different payloads) keep LONG_LIST_PAYLOAD_BYTES of each payload, not
+ * REPORT_PAYLOAD_LIMIT: their reports would otherwise take a megabyte a case.
+ */
+const LONG_EVENT_LIST = 64;
+const LONG_LIST_PAYLOAD_BYTES = 64;
+
 /** A payload's length and its first bytes; `length` when `payload` holds only those. */
-function describePayload(payload: Uint8Array, length = payload.length) {
-  const head = payload.subarray(0, REPORT_PAYLOAD_LIMIT);
+function describePayload(
+  payload: Uint8Array,
+  length = payload.length,
+  previewBytes = REPORT_PAYLOAD_LIMIT,
+) {
+  const head = payload.subarray(0, previewBytes);
   let text: string | undefined;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(head);
@@ -122,27 +134,23 @@ function describePayload(payload: Uint8Array, length = payload.length) {
 
 function describeEvents(events: ObservedEvent[]) {
   // Collapse runs of identical events (1000 round trips) into one entry with a count.
-  const out: Record<string, unknown>[] = [];
-  let last: ObservedEvent | undefined;
-  for (const e of events) {
-    if (last === e && out.length) {
-      (out[out.length - 1].times as number)++;
-      continue;
-    }
-    last = e;
-    out.push(
-      e.type === "timeout" ? { type: "timeout", tag: e.tag, times: 1 } : e.type === "message"
-        ? {
-          type: "message",
-          binary: e.binary,
-          payload: describePayload(e.payload, e.length),
-          times: 1,
-        }
-        : { type: "pong", payload: describePayload(e.payload, e.length), times: 1 },
-    );
+  const runs: { event: ObservedEvent; times: number }[] = [];
+  for (const event of events) {
+    const last = runs.at(-1);
+    if (last?.event === event) last.times++;
+    else runs.push({ event, times: 1 });
   }
-  for (const entry of out) if (entry.times === 1) delete entry.times;
-  return out;
+  const previewBytes = runs.length > LONG_EVENT_LIST
+    ? LONG_LIST_PAYLOAD_BYTES
+    : REPORT_PAYLOAD_LIMIT;
+  return runs.map(({ event: e, times }) => ({
+    ...(e.type === "timeout" ? { type: "timeout", tag: e.tag } : {
+      type: e.type,
+      ...(e.type === "message" ? { binary: e.binary } : {}),
+      payload: describePayload(e.payload, e.length, previewBytes),
+    }),
+    ...(times > 1 ? { times } : {}),
+  }));
 }
 
 /** A case's observation with its judgement: what a case report shows. */

@@ -13,6 +13,7 @@ import { checkResponse, parseHead } from "../harness/handshake.ts";
 import { writeHtmlReports } from "../harness/html.ts";
 import {
   AGENT_NAME_LIMIT,
+  caseReport,
   caseReportName,
   type IndexJson,
   RUNS_FILE,
@@ -151,6 +152,27 @@ Deno.test("the suite's close reason is reported as text, or as hex when it is no
       },
     );
     assert.equal(invalid.close.localCloseReason, "0x6361c328 (not valid UTF-8)");
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a long list of different events keeps 64 bytes of each payload; a run of one event, its whole preview", async () => {
+  const server = startStrictServer({ deflate: true });
+  try {
+    // 12.1.4: 256 different messages of 1 KiB; 9.7.4: 1000 round trips of one 256-byte message.
+    for (const [id, bytes] of [["12.1.4", 64], ["9.7.4", 256]] as const) {
+      const run = await runAndJudgeCase(caseById(id), { url: new URL(server.url) });
+      assert.equal(run.verdict.behavior, "OK", `${id}: ${run.verdict.result}`);
+      const report = caseReport(run, "agent");
+      for (const events of [report.expected.ok, report.received]) {
+        const previews = events.map((e) => {
+          const payload = "payload" in e ? e.payload : undefined;
+          return payload && "text" in payload ? payload.text.length : undefined;
+        });
+        assert.ok(previews.every((n) => n === bytes), `${id}: ${previews.slice(0, 3)}`);
+      }
+    }
   } finally {
     await server.close();
   }
