@@ -27,6 +27,13 @@ import {
   type StrictServerOptions,
 } from "./peers/strict_server.ts";
 
+/**
+ * The Autobahn cases proven here: not groups 12 and 13, which need
+ * permessage-deflate negotiated (tests/g12_g13_test.ts runs them against the
+ * strict server with its deflate option on).
+ */
+const CASES = AUTOBAHN_CASES.filter((c) => c.deflate === undefined);
+
 const JOBS = 32;
 /**
  * Room for the group 9 cases to run side by side (the default 32 MiB makes the
@@ -43,7 +50,7 @@ async function runAll(flaws: readonly Flaw[]): Promise<Map<string, Outcome>> {
   const server = await spawnStrictServer({ flaws: [...flaws] });
   try {
     const violations = new Map<string, Violation[]>();
-    const outcomes = await runAndJudgeCases(AUTOBAHN_CASES, {
+    const outcomes = await runAndJudgeCases(CASES, {
       url: server.url,
       jobs: JOBS,
       memoryBudget: MEMORY_BUDGET,
@@ -69,7 +76,7 @@ function strictOutcomes(): Promise<Map<string, Outcome>> {
 /** "6.12.*" stands for every case whose id starts with "6.12."; anything else is an exact id. */
 type Pattern = string;
 
-const ids = AUTOBAHN_CASES.map((c) => c.id);
+const ids = CASES.map((c) => c.id);
 
 function expand(patterns: readonly Pattern[]): string[] {
   const out = new Set<string>();
@@ -478,7 +485,7 @@ function explain(o: CaseOutcome): string {
 }
 
 function specOf(id: string): CaseSpec {
-  return AUTOBAHN_CASES.find((c) => c.id === id)!;
+  return CASES.find((c) => c.id === id)!;
 }
 
 // ---------------------------------------------------------------------------
@@ -513,20 +520,20 @@ Deno.test("flaw table: well formed, and consistent with what the fixtures expect
   const informational = new Set(expand(INFORMATIONAL));
   assert.deepEqual(
     informational,
-    new Set(AUTOBAHN_CASES.filter((c) => c.expect.level === "may").map((c) => c.id)),
+    new Set(CASES.filter((c) => c.expect.level === "may").map((c) => c.id)),
   );
-  const byPeer = AUTOBAHN_CASES.filter((c) => c.expect.close.by === "peer").map((c) => c.id);
+  const byPeer = CASES.filter((c) => c.expect.close.by === "peer").map((c) => c.id);
   assert.deepEqual(new Set(expand(PEER_FAILS)), new Set(byPeer));
-  const utf8 = AUTOBAHN_CASES.filter((c) => c.expect.close.codes.includes(1007) && c.id[0] === "6");
+  const utf8 = CASES.filter((c) => c.expect.close.codes.includes(1007) && c.id[0] === "6");
   assert.deepEqual(new Set(expand(INVALID_UTF8)), new Set(utf8.map((c) => c.id)));
-  const group6 = AUTOBAHN_CASES.filter((c) => c.id.startsWith("6.")).map((c) => c.id);
+  const group6 = CASES.filter((c) => c.id.startsWith("6.")).map((c) => c.id);
   assert.deepEqual(
     new Set([...expand(VALID_UTF8), ...expand(INVALID_UTF8)]),
     new Set(group6),
     "group 6 is valid or invalid UTF-8",
   );
   assert.equal(expand(VALID_UTF8).length + expand(INVALID_UTF8).length, group6.length);
-  const clean = AUTOBAHN_CASES.filter((c) => c.expect.close.clean && c.expect.level !== "may");
+  const clean = CASES.filter((c) => c.expect.close.clean && c.expect.level !== "may");
   assert.deepEqual(new Set(expand(CLEAN_CLOSE)), new Set(clean.map((c) => c.id)));
   assert.equal(expand(CLEAN_SHORT_TIMER).length + expand(CLEAN_LONG_TIMER).length, clean.length);
   const failAfter = (id: string) => {
@@ -535,20 +542,20 @@ Deno.test("flaw table: well formed, and consistent with what the fixtures expect
   };
   for (const id of expand(CLEAN_SHORT_TIMER)) assert.ok(failAfter(id) <= 1, id);
   for (const id of expand(CLEAN_LONG_TIMER)) assert.ok(failAfter(id) > 1, id);
-  const badClose = AUTOBAHN_CASES.filter((c) =>
+  const badClose = CASES.filter((c) =>
     c.expect.close.by === "suite" && !c.expect.close.clean && c.expect.level !== "may"
   );
   assert.deepEqual(new Set(expand(BAD_CLOSE)), new Set(badClose.map((c) => c.id)));
-  const echoThenLate = AUTOBAHN_CASES.filter((c) =>
+  const echoThenLate = CASES.filter((c) =>
     c.expect.close.by === "peer" && c.expect.ok.length > 0 &&
     c.steps.some((s) => ("chop" in s && s.chop) || ("sync" in s && s.sync))
   );
   assert.deepEqual(new Set(ECHO_THEN_LATE_FRAMES), new Set(echoThenLate.map((c) => c.id)));
-  const eitherWay = AUTOBAHN_CASES.filter((c) => c.expect.mayFailBeforeAnswering);
+  const eitherWay = CASES.filter((c) => c.expect.mayFailBeforeAnswering);
   assert.deepEqual(new Set(ECHO_THEN_LATE_FRAMES), new Set(eitherWay.map((c) => c.id)));
   assert.equal(
     informational.size + expand([...CLEAN_CLOSE, ...PEER_FAILS, ...BAD_CLOSE]).length,
-    AUTOBAHN_CASES.length,
+    CASES.length,
     "every case is informational, or closed cleanly by the suite, or a peer failure, or a bad close",
   );
 });
@@ -557,7 +564,7 @@ Deno.test("strict server: every case passes", async () => {
   const started = performance.now();
   const strict = await strictOutcomes();
   console.log(`strict run: ${Math.round(performance.now() - started)} ms`);
-  assert.equal(strict.size, AUTOBAHN_CASES.length);
+  assert.equal(strict.size, CASES.length);
   const informational = new Set(expand(INFORMATIONAL));
   const wrong: string[] = [];
   for (const o of strict.values()) {
