@@ -69,12 +69,12 @@ const AUTOBAHN_MSG_SIZES: [size: number, waitSecs: number, autoFragmentSize: num
   ...[1024, 4096, 32768].map((f): [number, number, number] => [131072, 480, f]),
 ];
 
-/** Messages per case, by size: min(500, max(16, ceil(256 KiB / size))), written out. */
+/** Messages per case, by size: min(100, max(16, ceil(256 KiB / size))), written out. */
 const MESSAGE_COUNTS: Record<number, number> = {
-  16: 500,
-  64: 500,
-  256: 500,
-  1024: 256,
+  16: 100,
+  64: 100,
+  256: 100,
+  1024: 100,
   4096: 64,
   8192: 32,
   16384: 16,

@@ -177,6 +177,7 @@ async function checkNeverOpened(
     const [event] = run.expected.ok;
     assert.ok(event.type === "message" && event.payload.length <= REPORT_PAYLOAD_LIMIT);
     const [described] = caseReport(run, "hostile").expected.ok;
+    assert.ok("payload" in described);
     assert.deepEqual(described.payload, {
       length: 16 * 1024 * 1024,
       text: new TextDecoder().decode(event.payload),
