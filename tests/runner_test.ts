@@ -12,6 +12,7 @@ import type { CaseSpec } from "../harness/case.ts";
 import { deserialize, serialize } from "node:v8";
 import type { Observation } from "../harness/observation.ts";
 import { runCases } from "../harness/runner.ts";
+import type { CaseRun } from "../harness/session.ts";
 import { runAndJudgeCases } from "../harness/suite.ts";
 import { isFailing, judgeCase } from "../harness/verdict.ts";
 import { startStrictServer } from "./peers/strict_server.ts";
@@ -157,4 +158,28 @@ Deno.test("runner: onCaseDone's results come back; a saved observation is judged
   } finally {
     await server.close();
   }
+});
+
+Deno.test("runner: permessage-deflate cases count their zlib state and wire log against the memory budget", async () => {
+  // 12.1.1 sends 16-byte messages: by its payload alone it would run at every job slot.
+  const spec = ALL_CASES.find((c) => c.id === "12.1.1")!;
+  const plain: CaseSpec = { ...spec, deflate: undefined };
+  const peakOf = async (c: CaseSpec) => {
+    let inFlight = 0, peak = 0;
+    await runCases(Array.from({ length: 40 }, (_, i) => ({ ...c, id: `${c.id}.${i}` })), {
+      url: new URL("ws://127.0.0.1:1/"),
+      jobs: 32,
+      runOne: async (s) => {
+        peak = Math.max(peak, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        inFlight--;
+        return { spec: s, close: { opened: false, openHandshakeTimeout: false } } as CaseRun;
+      },
+      onCaseDone: () => undefined,
+    });
+    return peak;
+  };
+  assert.equal(await peakOf(plain), 32);
+  const deflating = await peakOf(spec);
+  assert.ok(deflating > 1 && deflating <= 16, `${deflating} deflate cases at once`);
 });
