@@ -5,11 +5,13 @@
 import {
   type CaseSpec,
   type ClientHandshakeSpec,
+  type CloseExpectation,
   type Expectation,
   type HandshakeExpectation,
   type Level,
   rfcReference,
 } from "./case.ts";
+import { isValidCloseCode } from "./frame.ts";
 import { keyReuse } from "./server_handshake.ts";
 import { type Finding, measure } from "./measure.ts";
 import {
@@ -395,6 +397,19 @@ function codeAccepted(expect: Expectation["close"], close: CloseObservation): bo
 }
 
 /**
+ * Whether the suite's close, which the peer answered, was a normal one: the suite
+ * started the closing handshake (not failing the connection) with a legal close
+ * frame, empty or with a valid code. Cases whose own close frame breaks a rule say
+ * how another code weighs (`otherCodes`), so they are never normal here.
+ */
+function suiteClosedNormally(expect: CloseExpectation, close: CloseObservation): boolean {
+  if (expect.by !== "suite" || expect.otherCodes || !close.closedBySuite) return false;
+  if (close.failedBySuite) return false;
+  const code = close.localCloseCode;
+  return code === undefined ? !close.localCloseReason : isValidCloseCode(code);
+}
+
+/**
  * A close the case does not prefer, weighed at `level`: a broken MUST is
  * WRONG CODE (Autobahn's rule), a SHOULD is NON-STRICT, a MAY is informational.
  */
@@ -482,15 +497,31 @@ function judgeEvents(
       }.`;
     } else if (close.remoteCloseCode !== undefined && !codeAccepted(expect.close, close)) {
       const code = close.remoteCloseCode;
-      const other = expect.close.otherCodes;
-      const level = other && !other.except?.includes(code) ? other.level : "must";
-      weighCloseCode(
-        v,
-        level,
-        `The peer's close code was ${code}; ${level === "must" ? "expected " : ""}${
-          expect.close.codes.join(" or ")
-        }${level === "must" ? ", or none" : " is the fitting code"}.`,
-      );
+      if (isValidCloseCode(code) && suiteClosedNormally(expect.close, close)) {
+        // No MUST names the code answering a close: §5.5.1 says only that the reply
+        // "typically echos" the code received, and §7.4 lets an endpoint choose its
+        // code. A code outside the valid ones is no such choice (1005, 1006, 1015: §7.4.1's
+        // MUST NOT): it is weighed as the case says, WRONG CODE by default.
+        weighCloseCode(
+          v,
+          "should",
+          `The peer answered the suite's normal close (${
+            close.localCloseCode ?? "no code"
+          }) with ${code}, a valid code, where ${expect.close.codes.join(" or ")} fits: ` +
+            "an endpoint typically echoes the code it received (§5.5.1), a preference no " +
+            "MUST enforces.",
+        );
+      } else {
+        const other = expect.close.otherCodes;
+        const level = other && !other.except?.includes(code) ? other.level : "must";
+        weighCloseCode(
+          v,
+          level,
+          `The peer's close code was ${code}; ${level === "must" ? "expected " : ""}${
+            expect.close.codes.join(" or ")
+          }${level === "must" ? ", or none" : " is the fitting code"}.`,
+        );
+      }
     } else if (
       close.remoteCloseFrame && close.remoteCloseCode === undefined && expect.close.emptyReply
     ) {

@@ -639,7 +639,7 @@ Deno.test("3.3, 3.4, 4.1.5, 4.2.5: echoing before failing and failing first are 
 Deno.test("failing on a bad frame or close with a code other than the fitting one is NON-STRICT; an empty close answering a bad close too", async (t) => {
   const invalidUtf8 = expand(INVALID_UTF8);
   const emptyReplyWeighs = ["7.3.2", "7.5.1", ...expand(INVALID_CLOSE_CODE)];
-  const cases = [...invalidUtf8, ...expand(BAD_CLOSE)].map(specOf);
+  const cases = expand([...PEER_FAILS, ...BAD_CLOSE]).map(specOf);
   const ok = "OK / OK (matched ok)";
   const nonStrict = "NON-STRICT / INFORMATIONAL (matched ok)";
   // The close code each legal alternative sends, and the verdict it must get.
@@ -654,7 +654,7 @@ Deno.test("failing on a bad frame or close with a code other than the fitting on
       expected: (id) => [invalidUtf8.includes(id) ? nonStrict : ok, 1002],
     },
     {
-      name: "1003 for every error: NON-STRICT",
+      name: "1003 for every error: NON-STRICT (groups 2-5, 6, 7.3.x, 7.5.1, 7.9.x)",
       options: { protocolErrorCode: 1003, invalidUtf8Code: 1003 },
       expected: () => [nonStrict, 1003],
     },
@@ -677,6 +677,47 @@ Deno.test("failing on a bad frame or close with a code other than the fitting on
           return summary(o.verdict) !== verdict || (o.remoteCloseCode ?? null) !== code;
         }).map((o) => `expected ${expected(o.spec.id).join(", code ")}: ${explain(o)}`);
         assert.deepEqual(wrong, []);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
+Deno.test("answering the suite's normal close with another valid code is NON-STRICT, with 1000 OK, with 1005 FAILED", async (t) => {
+  // Every case where the suite closes normally and awaits a clean close, but the long ones.
+  const cases = expand([
+    ...CLEAN_SHORT_TIMER,
+    ...["2.1", "2.7", "2.9", "5.3", "5.6", "5.19", "6.1.1", "9.1.1", "9.7.1", "10.1.1"],
+  ]).map(specOf);
+  const repliesWith = (spec: CaseSpec, code: number) => spec.expect.close.codes.includes(code);
+  const configs: { code: number; expected: (spec: CaseSpec) => string }[] = [
+    { code: 1000, expected: () => "OK / OK (matched ok)" },
+    {
+      code: 1002,
+      expected: (spec) =>
+        repliesWith(spec, 1002)
+          ? "OK / OK (matched ok)"
+          : "NON-STRICT / INFORMATIONAL (matched ok)",
+    },
+    // §7.4.1: 1005 MUST NOT be set in a close frame; the suite fails the connection on it.
+    { code: 1005, expected: () => "FAILED / UNCLEAN (matched none)" },
+  ];
+  for (const { code, expected } of configs) {
+    await t.step(`closeReplyCode ${code}`, async () => {
+      const server = await spawnStrictServer({ closeReplyCode: code });
+      try {
+        const outcomes = await runAndJudgeCases(cases, { url: server.url, jobs: JOBS });
+        const wrong = outcomes.filter((o) =>
+          summary(o.verdict) !== expected(o.spec) || o.remoteCloseCode !== code
+        ).map((o) => `expected ${expected(o.spec)}: ${explain(o)}`);
+        assert.deepEqual(wrong, []);
+        for (const o of outcomes.filter((o) => o.verdict.behavior === "NON-STRICT")) {
+          assert.match(o.verdict.resultClose, /typically echoes the code it received \(§5\.5\.1\)/);
+        }
+        for (const o of outcomes.filter((o) => o.verdict.behavior === "FAILED")) {
+          assert.match(o.verdict.result, /broke a MUST in what it sent: .*1005.*§7\.4\.1/);
+        }
       } finally {
         await server.close();
       }

@@ -24,7 +24,8 @@ Deno.test("Deno's server runs through every case and deviates as documented", as
     for (const id of ["3.1", "3.2", "4.1.1", "4.2.1"]) {
       assert.equal(byId.get(id)!.remoteCloseCode, undefined, id);
     }
-    // It answers the reserved close codes of 7.9 with 1002, as the RFC asks.
+    // It answers the reserved close codes of 7.9 with 1002, the code §10.7 recommends
+    // (a SHOULD: no MUST makes the receiver fail on them).
     for (const o of outcomes.filter((o) => o.spec.id.startsWith("7.9."))) {
       assert.equal(o.remoteCloseCode, 1002, o.spec.id);
     }

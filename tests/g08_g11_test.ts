@@ -215,9 +215,12 @@ const RULES: Row[] = [
   {
     cases: ["11.3.1"],
     flaws: ["reject-125-close"],
-    verdict: v("FAILED", "WRONG CODE"),
+    verdict: v("NON-STRICT", "INFORMATIONAL"),
     code: 1002,
-    why: "§5.5: 125 bytes is a legal control payload; the flaw fails the close with 1002.",
+    level: "should",
+    why: "§5.5: 125 bytes is a legal control payload; the flaw answers the close with 1002. No " +
+      "MUST names the code of a reply (§5.5.1: it typically echoes the code received), so a " +
+      "valid code answering the suite's normal close is not strict, never a failure.",
   },
   {
     cases: ["11.4.1-2"],

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { Expectation, HandshakeExpectation, Level } from "../harness/case.ts";
 import type { ObservedEvent } from "../harness/payload.ts";
-import { type CloseObservation, judge } from "../harness/verdict.ts";
+import { type CloseObservation, isFailing, judge } from "../harness/verdict.ts";
 import { AUTOBAHN_CASES } from "../fixtures/mod.ts";
 import { closeObservation, textMessage } from "./support.ts";
 
@@ -175,21 +175,95 @@ Deno.test("a bad close frame: 7.9.x's codes are never FAILED; 7.3.2, 7.3.6, 7.5.
   }
 });
 
-Deno.test("the fail timer's 1001 echoed is no wrong code; 1001 unasked is", () => {
+Deno.test("a protocol error (groups 2-5): failing with 1002 OK, another code NON-STRICT, 1000 WRONG CODE", () => {
+  const cases = AUTOBAHN_CASES.filter((c) => /^[2-5]\./.test(c.id) && c.expect.close.by === "peer");
+  assert.equal(cases.length, 30); // 2.5, 3.x, 4.x, 5.1, 5.2, 5.9-5.18
+  for (const spec of cases) {
+    assert.ok(spec.deviation?.includes("1000 stays WRONG CODE"), spec.id);
+    for (const suiteIsServer of [false, true]) {
+      const failedWith = (code: number | undefined) => {
+        const close = closeObservation({
+          closedBySuite: false,
+          wasClean: false,
+          remoteCloseFrame: code !== undefined,
+          remoteCloseCode: code,
+        });
+        const v = judge(spec, { ok: [] }, { received: [], close }, suiteIsServer);
+        return `${spec.id} ${v.behavior} / ${v.behaviorClose}`;
+      };
+      assert.equal(failedWith(1002), `${spec.id} OK / OK`);
+      assert.equal(failedWith(undefined), `${spec.id} OK / OK`);
+      for (const code of [1003, 1007, 1011]) {
+        assert.equal(failedWith(code), `${spec.id} NON-STRICT / INFORMATIONAL`);
+      }
+      assert.equal(failedWith(1000), `${spec.id} OK / WRONG CODE`);
+    }
+  }
+});
+
+Deno.test("the reply to the suite's normal close: another valid code NON-STRICT, an invalid one WRONG CODE", () => {
   const expect: Expectation = {
     ok: [],
     close: { by: "suite", codes: [1000], clean: true },
     wrongCodeFails: true,
   };
-  const run = (local: number, remote: number) =>
-    judge({ expect }, { ok: [] }, {
-      received: [],
-      close: closeObservation({ localCloseCode: local, remoteCloseCode: remote }),
-    });
-  const echoed = run(1001, 1001);
-  assert.deepEqual([echoed.behavior, echoed.behaviorClose], ["OK", "OK"]);
-  const unasked = run(1000, 1001);
-  assert.deepEqual([unasked.behavior, unasked.behaviorClose], ["FAILED", "WRONG CODE"]);
+  const run = (remote: number, local: Partial<CloseObservation> = { localCloseCode: 1000 }) => {
+    const close = closeObservation({ ...local, remoteCloseCode: remote });
+    const v = judge({ expect }, { ok: [] }, { received: [], close });
+    return `${v.behavior} / ${v.behaviorClose}`;
+  };
+  // The fail timer's 1001 echoed is the fitting answer to that close.
+  assert.equal(run(1001, { localCloseCode: 1001 }), "OK / OK");
+  for (const code of [1001, 1002, 1011, 3001, 4999]) {
+    assert.equal(run(code), "NON-STRICT / INFORMATIONAL", `${code}`);
+  }
+  const other = judge({ expect }, { ok: [] }, {
+    received: [],
+    close: closeObservation({ localCloseCode: 1000, remoteCloseCode: 1002 }),
+  });
+  assert.match(other.resultClose, /normal close \(1000\) with 1002.*typically echoes .*§5\.5\.1/);
+  assert.match(other.result, /^Not strict \(a SHOULD of the RFC\)/);
+  // A code no close frame may carry breaks a MUST of its own (§7.4.1), or is none to send.
+  for (const code of [1005, 1006, 1015, 999, 5000]) {
+    assert.equal(run(code), "FAILED / WRONG CODE", `${code}`);
+  }
+  // An empty close frame from the suite is normal too; a 1-byte body is not.
+  assert.equal(run(1002, {}), "NON-STRICT / INFORMATIONAL");
+  assert.equal(run(1005, {}), "FAILED / WRONG CODE");
+  assert.equal(run(1002, { localCloseReason: "a" }), "FAILED / WRONG CODE");
+  // The suite failing the connection is no normal close: the case's codes decide.
+  assert.equal(run(1003, { localCloseCode: 1002, failedBySuite: true }), "FAILED / WRONG CODE");
+});
+
+Deno.test("every Autobahn case the suite closes normally: another valid reply code is NON-STRICT, 1005 fails", () => {
+  const cases = AUTOBAHN_CASES.filter((c) =>
+    c.expect.close.by === "suite" && !c.expect.close.otherCodes && c.expect.level !== "may" &&
+    !c.deflate
+  );
+  assert.ok(cases.length > 150, `${cases.length}`);
+  for (const spec of cases) {
+    const step = spec.steps.find((s) => s.kind === "close");
+    const sent = step?.kind === "close" ? step.close.code : 1000;
+    const other = [1002, 1003, 3001].find((c) => !spec.expect.close.codes.includes(c))!;
+    for (const suiteIsServer of [false, true]) {
+      const replied = (code: number) => {
+        const close = closeObservation({ localCloseCode: sent, remoteCloseCode: code });
+        const v = judge(spec, { ok: [] }, { received: [], close }, suiteIsServer);
+        return v;
+      };
+      for (const code of spec.expect.close.codes) {
+        const v = replied(code);
+        assert.equal(`${v.behavior} / ${v.behaviorClose}`, "OK / OK", `${spec.id} ${code}`);
+      }
+      const lenient = replied(other);
+      assert.equal(
+        `${lenient.behavior} / ${lenient.behaviorClose}`,
+        "NON-STRICT / INFORMATIONAL",
+        `${spec.id} ${other}`,
+      );
+      assert.ok(isFailing(replied(1005)), `${spec.id} 1005`);
+    }
+  }
 });
 
 Deno.test("an empty close frame answering an illegal close weighs at `emptyReply`; no close frame passes", () => {

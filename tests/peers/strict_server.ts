@@ -158,6 +158,12 @@ export interface StrictServerOptions {
    */
   invalidUtf8Code?: number;
   /**
+   * The close code answering a client's valid close frame (default: the code it
+   * carried, echoed; none for an empty one). §5.5.1 says only that the reply
+   * "typically echos" that code: 1000, or any valid code, is as legal; 1005 breaks §7.4.1.
+   */
+  closeReplyCode?: number;
+  /**
    * WebSocket versions understood besides 13 (default none). ["8"]: the draft
    * version 8 too, whose framing is 13's, as many servers understand on purpose
    * (§4.2.2 item 4 refuses only a version the server does not understand).
@@ -270,6 +276,7 @@ interface Config {
   maxHead: number;
   protocolErrorCode: number;
   invalidUtf8Code: number;
+  closeReplyCode?: number;
   echo: "all" | "text" | "none";
   busyMsPerMiB: number;
   echoAfterNextHeader: boolean;
@@ -919,7 +926,7 @@ class Connection {
       }, AFTER_CLOSE_GRACE_MS);
       return;
     }
-    await this.#replyToClose(code);
+    await this.#replyToClose(this.#config.closeReplyCode ?? code);
   }
 
   async #replyToClose(code: number | undefined): Promise<void> {
@@ -1192,6 +1199,7 @@ export function startStrictServer(options: StrictServerOptions = {}): StrictServ
     maxHead: options.maxHead ?? 8192,
     protocolErrorCode: options.protocolErrorCode ?? 1002,
     invalidUtf8Code: options.invalidUtf8Code ?? 1007,
+    closeReplyCode: options.closeReplyCode,
     echo: options.echo ?? "all",
     busyMsPerMiB: options.busyMsPerMiB ?? 0,
     echoAfterNextHeader: options.echoAfterNextHeader ?? false,
