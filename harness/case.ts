@@ -290,7 +290,8 @@ export interface HandshakeExpectation {
   /**
    * "refuse": the level of the rule a valid 101 breaks (default "must": FAILED).
    * "may": the server may understand what the client asked for (version 8, a draft
-   * whose framing is 13's), so accepting is INFORMATIONAL.
+   * whose framing is 13's), so accepting is INFORMATIONAL. "accept-or-refuse": the
+   * level of the rule a 101 accepting the offer breaks (default "must").
    */
   accepting?: Level;
 }

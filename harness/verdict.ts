@@ -230,6 +230,13 @@ function judgeRefusal(v: Verdict, expect: HandshakeExpectation, hs?: HandshakeOb
         "nothing of a request that is no WebSocket handshake.";
       return;
     }
+    if (status === 101 && declineOrRefuse && expect.accepting && expect.accepting !== "must") {
+      // What the server should not have accepted, only: the connection itself is fine.
+      v.behavior = BROKEN[expect.accepting];
+      v.behaviorClose = "OK";
+      v.result = v.resultClose = `The server accepted what it ${expect.accepting} decline: ${why}.`;
+      return;
+    }
     v.behavior = v.behaviorClose = "FAILED";
     v.result = v.resultClose = plainHttp
       ? `The server answered 101 to a request that asks for no upgrade to WebSocket: ${why}.`
