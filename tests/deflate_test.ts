@@ -188,6 +188,318 @@ Deno.test("the decompressor holds the peer to its window bits: window-exceeded",
   assert.equal(longestDistance(concat(dynamic, FLUSH_TAIL)), 23_000);
 });
 
+// ---------------------------------------------------------------------------
+// longestDistance against its reference.
+
+/**
+ * The test's reference for longestDistance: the straightforward reader it
+ * replaced, one bit at a time, canonical decoding as zlib's puff.c, with its
+ * own tables (RFC 1951 §3.2.5-6). Its contract is the same: where the data
+ * stops parsing (it throws, and catches), the distances so far.
+ */
+function referenceLongestDistance(data: Uint8Array): number {
+  interface Huffman {
+    counts: Uint16Array;
+    symbols: Uint16Array;
+  }
+  const huffman = (lengths: ArrayLike<number>): Huffman => {
+    const counts = new Uint16Array(16);
+    for (let i = 0; i < lengths.length; i++) counts[lengths[i]]++;
+    counts[0] = 0;
+    const offsets = new Uint16Array(16);
+    for (let len = 1; len < 15; len++) offsets[len + 1] = offsets[len] + counts[len];
+    const symbols = new Uint16Array(lengths.length);
+    for (let i = 0; i < lengths.length; i++) if (lengths[i]) symbols[offsets[lengths[i]]++] = i;
+    return { counts, symbols };
+  };
+  const fixedLiterals = huffman(
+    Array.from({ length: 288 }, (_, i) => i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8),
+  );
+  const fixedDistances = huffman(new Array(30).fill(5));
+  // Length codes 257-285's extra bits (286 and 287, undefined, read none).
+  const lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, ...[1, 2, 3, 4, 5].flatMap((n) => [n, n, n, n]), 0];
+  // Distance codes 0-29: each starts where the one before ends.
+  const distanceExtra = (code: number) => Math.max(0, (code >> 1) - 1);
+  const distanceBase = [1];
+  for (let code = 1; code < 30; code++) {
+    distanceBase.push(distanceBase[code - 1] + (1 << distanceExtra(code - 1)));
+  }
+  const codeLengthOrder = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+  let bitPos = 0;
+  let longest = 0;
+  const end = data.length * 8;
+  const bits = (n: number) => {
+    if (bitPos + n > end) throw new RangeError("out of data");
+    let value = 0;
+    for (let i = 0; i < n; i++, bitPos++) value |= ((data[bitPos >> 3] >> (bitPos & 7)) & 1) << i;
+    return value;
+  };
+  const decode = ({ counts, symbols }: Huffman) => {
+    let code = 0, first = 0, index = 0;
+    for (let len = 1; len < 16; len++) {
+      code |= bits(1);
+      const count = counts[len];
+      if (code - first < count) return symbols[index + code - first];
+      index += count;
+      first = (first + count) << 1;
+      code <<= 1;
+    }
+    throw new RangeError("invalid code");
+  };
+  try {
+    while (bitPos < end) {
+      const final = bits(1);
+      const type = bits(2);
+      if (type === 0) {
+        bitPos = (bitPos + 7) & ~7;
+        const length = bits(16);
+        bits(16);
+        bitPos += length * 8;
+        continue;
+      }
+      let literals = fixedLiterals, distances = fixedDistances;
+      if (type === 2) {
+        const literalCount = bits(5) + 257, distanceCount = bits(5) + 1, lengthCount = bits(4) + 4;
+        const codeLengths = new Uint8Array(19);
+        for (let i = 0; i < lengthCount; i++) codeLengths[codeLengthOrder[i]] = bits(3);
+        const lengthCode = huffman(codeLengths);
+        const lengths: number[] = [];
+        while (lengths.length < literalCount + distanceCount) {
+          const symbol = decode(lengthCode);
+          if (symbol < 16) lengths.push(symbol);
+          else if (symbol === 16) lengths.push(...new Array(3 + bits(2)).fill(lengths.at(-1)));
+          else lengths.push(...new Array(symbol === 17 ? 3 + bits(3) : 11 + bits(7)).fill(0));
+        }
+        literals = huffman(lengths.slice(0, literalCount));
+        distances = huffman(lengths.slice(literalCount));
+      } else if (type !== 1) {
+        return longest;
+      }
+      for (let symbol = decode(literals); symbol !== 256; symbol = decode(literals)) {
+        if (symbol < 256) continue;
+        bits(lengthExtra[symbol - 257]);
+        const code = decode(distances);
+        const distance = distanceBase[code] + bits(distanceExtra(code));
+        if (distance > longest) longest = distance;
+      }
+      if (final) bitPos = (bitPos + 7) & ~7;
+    }
+  } catch {
+    // Out of data or an invalid code.
+  }
+  return longest;
+}
+
+/** Deterministic pseudo-random integers below `n`, from `seed`. */
+function randomInts(seed: number): (n: number) => number {
+  return (n) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+}
+
+/** Data of `length` bytes of one of several kinds, from `random`'s choices. */
+function sampleData(random: (n: number) => number, length: number): Uint8Array {
+  const data = new Uint8Array(length);
+  const words = ["id", "name", "value", "status", "ok", "error", "the", "quick", "brown", "fox"];
+  switch (random(6)) {
+    case 0: // random bytes: stored blocks, literals only
+      data.set(noise(length, random(1 << 30)));
+      break;
+    case 1: { // JSON-like text
+      const text = new TextEncoder().encode(
+        Array.from(
+          { length: Math.ceil(length / 30) },
+          () =>
+            `{"${words[random(10)]}":${random(100_000)},"${words[random(10)]}":"${
+              words[random(10)]
+            }"}`,
+        ).join(","),
+      );
+      data.set(text.subarray(0, length));
+      break;
+    }
+    case 2: // runs of bytes: long matches at distance 1 (Z_RLE's kind)
+      for (let i = 0; i < length;) {
+        const run = 1 + random(300);
+        data.fill(random(4), i, i + run);
+        i += run;
+      }
+      break;
+    case 3: // skewed bytes: byte k about 2^-k of them, so some codes are 11-15 bits long
+      for (let i = 0; i < length; i++) data[i] = Math.min(Math.clz32(random(1 << 30) | 1) - 2, 20);
+      break;
+    case 4: { // random pieces repeated from up to 32 KiB back: every distance code
+      for (let i = 0; i < length;) {
+        const piece = 3 + random(200);
+        const from = i - 1 - random(Math.min(i, 32_768) || 1);
+        if (from >= 0 && random(3)) data.copyWithin(i, from, from + piece);
+        else data.set(noise(piece, random(1 << 30)).subarray(0, length - i), i);
+        i += piece;
+      }
+      break;
+    }
+    default: // zeros
+  }
+  return data;
+}
+
+const STRATEGIES = [
+  zlib.constants.Z_DEFAULT_STRATEGY,
+  zlib.constants.Z_FILTERED,
+  zlib.constants.Z_HUFFMAN_ONLY,
+  zlib.constants.Z_RLE,
+  zlib.constants.Z_FIXED,
+];
+
+/** `messages` through one raw DEFLATE stream, each with a sync flush, then its end (BFINAL). */
+async function deflateStream(
+  messages: Uint8Array[],
+  options: zlib.ZlibOptions,
+): Promise<{ flushed: Uint8Array[]; final: Uint8Array }> {
+  const deflate = zlib.createDeflateRaw(options);
+  const chunks: Uint8Array[] = [];
+  deflate.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+  const flushed: Uint8Array[] = [];
+  for (const message of messages) {
+    deflate.write(message);
+    await new Promise<void>((resolve) =>
+      deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve())
+    );
+    flushed.push(concat(...chunks.splice(0)));
+  }
+  await new Promise<void>((resolve) => deflate.end(() => resolve()));
+  return { flushed, final: concat(...chunks) };
+}
+
+Deno.test("longestDistance reads what its bit-at-a-time reference reads, valid, cut or corrupted", async () => {
+  const random = randomInts(0x5eed);
+  const sizes = [0, 1, 3, 40, 700, 3000, 20_000, 70_000, 200_000];
+  let checked = 0;
+  const check = (data: Uint8Array, what: string) => {
+    assert.equal(longestDistance(data), referenceLongestDistance(data), what);
+    checked++;
+  };
+  for (let config = 0; config < 70; config++) {
+    const options = {
+      level: 1 + config % 9,
+      strategy: STRATEGIES[config % 5],
+      windowBits: 9 + config % 7,
+      memLevel: 1 + random(9),
+    };
+    const messages = Array.from(
+      { length: 1 + random(4) },
+      () => sampleData(random, sizes[random(sizes.length)]),
+    );
+    const { flushed, final } = await deflateStream(messages, options);
+    const stream = concat(...flushed, final);
+    const what = `${JSON.stringify(options)}, ${messages.map((m) => m.length)}`;
+    check(stream, what);
+    // Each message as the decompressor reads it: its data, ending in the sync flush's 00 00 ff ff.
+    for (const message of flushed) check(message, what);
+    // Cut anywhere, and with bits flipped: the distances up to where parsing stops.
+    for (let copy = 0; copy < 4; copy++) {
+      check(stream.subarray(0, random(stream.length + 1)), `${what}, cut`);
+      const corrupted = stream.slice(0, Math.min(stream.length, 1 + random(5000)));
+      for (let flips = 1 + random(3); flips > 0; flips--) {
+        corrupted[random(corrupted.length)] ^= 1 << random(8);
+      }
+      check(corrupted, `${what}, corrupted`);
+    }
+  }
+  // Random bytes: any block type, invalid and over-subscribed codes, repeats past the counts.
+  for (let i = 0; i < 3000; i++) check(noise(1 + random(400), random(1 << 30)), "random bytes");
+  assert.ok(checked > 3000);
+});
+
+/** Writes bits as DEFLATE packs them: numbers from their lowest bit, Huffman codes from their highest. */
+class BitWriter {
+  readonly #bits: number[] = [];
+
+  number(value: number, count: number): this {
+    for (let i = 0; i < count; i++) this.#bits.push(i < 31 ? (value >> i) & 1 : 0);
+    return this;
+  }
+
+  code(code: number, length: number): this {
+    for (let i = length - 1; i >= 0; i--) this.#bits.push((code >> i) & 1);
+    return this;
+  }
+
+  bytes(): Uint8Array {
+    const bytes = new Uint8Array(Math.ceil(this.#bits.length / 8));
+    this.#bits.forEach((bit, i) => bytes[i >> 3] |= bit << (i & 7));
+    return bytes;
+  }
+}
+
+/** The canonical Huffman codes (RFC 1951 §3.2.2) of code lengths, by symbol. */
+function canonicalCodes(lengths: number[]): number[] {
+  const counts = new Array(16).fill(0);
+  for (const length of lengths) if (length) counts[length]++;
+  const next = [0];
+  for (let len = 1, code = 0; len < 16; len++) next[len] = code = (code + counts[len - 1]) << 1;
+  return lengths.map((length) => length ? next[length]++ : -1);
+}
+
+Deno.test("longestDistance reads what zlib refuses as its reference does: distance codes 30, 31 and past HDIST, 16 first", () => {
+  // Dynamic blocks of 258 literal/length codes (254 of 8 bits, 4 of 9: 257 is length 3), their
+  // lengths sent by a code-length code of 19 symbols, all 5 bits long (16-18: [symbol, extra, bits]).
+  const literalLengths = Array.from({ length: 258 }, (_, i) => i < 254 ? 8 : 9);
+  const cases: {
+    distanceCount: number;
+    symbols: (number | number[])[];
+    lengths: number[];
+    invalid?: number[];
+  }[] = [
+    // 32 distance codes: 30 and 31 are invalid, their 14 extra bits stepped over.
+    ...[30, 31].map((invalid) => ({
+      distanceCount: 32,
+      symbols: [...literalLengths, ...new Array(32).fill(5)],
+      lengths: [...literalLengths, ...new Array(32).fill(5)],
+      invalid: [invalid, 14],
+    })),
+    // HDIST says 30; after 29 lengths (28 zeros, a 5), 16 repeats the 5 six times: codes 29-34.
+    {
+      distanceCount: 30,
+      symbols: [...literalLengths, ...new Array(28).fill(0), 5, [16, 3, 2]],
+      lengths: [...literalLengths, ...new Array(28).fill(0), ...new Array(7).fill(5)],
+      invalid: [34, 16],
+    },
+    // 16 first repeats no length: zeros.
+    {
+      distanceCount: 30,
+      symbols: [[16, 3, 2], ...literalLengths.slice(6), ...new Array(30).fill(5)],
+      lengths: [...new Array(6).fill(0), ...literalLengths.slice(6), ...new Array(30).fill(5)],
+    },
+  ];
+  for (const { distanceCount, symbols, lengths, invalid } of cases) {
+    const literals = canonicalCodes(lengths.slice(0, 258));
+    const distances = canonicalCodes(lengths.slice(258));
+    const writer = new BitWriter().number(0b101, 3) // BFINAL, dynamic
+      .number(258 - 257, 5).number(distanceCount - 1, 5).number(19 - 4, 4);
+    for (let i = 0; i < 19; i++) writer.number(5, 3);
+    for (const symbol of symbols) {
+      if (typeof symbol === "number") writer.code(symbol, 5);
+      else writer.code(symbol[0], 5).number(symbol[1], symbol[2]);
+    }
+    // Length 3 at an invalid distance code, then at 32768 (code 29, its 13 extra bits all ones).
+    if (invalid) {
+      writer.code(literals[257], 9).code(distances[invalid[0]], 5).number(-1, invalid[1]);
+    }
+    writer.code(literals[257], 9).code(distances[29], 5).number(0x1fff, 13);
+    const data = writer.code(literals[256], 9).bytes();
+    assert.equal(referenceLongestDistance(data), 32768, JSON.stringify(symbols.slice(0, 2)));
+    for (let cut = 0; cut <= data.length; cut++) {
+      const part = data.subarray(0, cut);
+      assert.equal(longestDistance(part), referenceLongestDistance(part), `${invalid}, ${cut}`);
+    }
+  }
+});
+
 Deno.test("without context takeover each message inflates with a fresh window; with it, not", () => {
   const messages = [text("Hello"), text("Hello"), text("Hello, world")];
   for (const message of compressAll(NO_TAKEOVER, messages)) {
