@@ -69,18 +69,18 @@ const AUTOBAHN_MSG_SIZES: [size: number, waitSecs: number, autoFragmentSize: num
   ...[1024, 4096, 32768].map((f): [number, number, number] => [131072, 480, f]),
 ];
 
-/** Messages per case, by size: min(100, max(16, ceil(256 KiB / size))), written out. */
+/** Messages per case, by size: min(100, max(8, ceil(128 KiB / size))), written out. */
 const MESSAGE_COUNTS: Record<number, number> = {
   16: 100,
   64: 100,
   256: 100,
   1024: 100,
-  4096: 64,
-  8192: 32,
-  16384: 16,
-  32768: 16,
-  65536: 16,
-  131072: 16,
+  4096: 32,
+  8192: 16,
+  16384: 8,
+  32768: 8,
+  65536: 8,
+  131072: 8,
 };
 
 /** Autobahn's PerMessageDeflateOffer(requestNoContextTakeover, requestMaxWindowBits). */
