@@ -140,6 +140,8 @@ export interface CaseReportJson {
   reportTime?: boolean;
   behavior?: string;
   behaviorClose?: string;
+  /** Which expectation the events matched; "okPrefix": the peer failed first, as it may. */
+  matched?: string;
   result?: string;
   resultClose?: string;
   expected?: {
@@ -1006,13 +1008,19 @@ function differenceBox(
       eventText(diff.received)
     }.</strong>${detail}</p>`;
   }
+  if (report.matched === "okPrefix") {
+    return markup`<p class="diffbox same">The peer failed the connection after ${
+      received.reduce((n, e) => n + times(e), 0)
+    } of
+the expected events, as right as answering them all (see the result).</p>`;
+  }
   if (report.behavior !== "FAILED" && report.behavior !== "NON-STRICT") {
     return markup`<p class="diffbox same">The events received are the expected (OK) ones.</p>`;
   }
   if ([...ok, ...received].some((e) => payloadOf(e)?.truncated)) {
     return markup`<p class="diffbox unknown">No difference within what the report keeps: payloads
-are cut at 1 KiB in the report (the verdict compared every byte), so the events differ past that,
-or the verdict comes from the handshake or the close (see below).</p>`;
+are cut in the report (at 1 KiB, at 64 bytes in long lists; the verdict compared every byte), so
+the events differ past that, or the verdict comes from the handshake or the close (see below).</p>`;
   }
   return markup`<p class="diffbox unknown">The events received are the expected (OK) ones: the
 verdict comes from the opening handshake or the close (see below).</p>`;
@@ -1306,7 +1314,8 @@ function casePageParts(report: CaseReportJson, options: CasePageOptions): CasePa
   const ok = objects<DescribedEvent>(expected.ok);
   const nonStrict = expected.nonStrict ? objects<DescribedEvent>(expected.nonStrict) : undefined;
   const received = objects<DescribedEvent>(r.received);
-  const diff = firstDifference(ok, received);
+  // A peer that failed the connection before answering everything did right (okPrefix).
+  const diff = r.matched === "okPrefix" ? undefined : firstDifference(ok, received);
   const nsDiff = nonStrict ? firstDifference(nonStrict, received) : undefined;
   const wirelog = objects<WireLogEntry>(r.wirelog);
   const elided = isObject(r.wirelogElided) ? Object.entries(r.wirelogElided) : [];

@@ -171,6 +171,7 @@ export function caseReport(run: JudgedRun, agent: string) {
     reportTime: spec.reportTime ?? false,
     behavior: run.verdict.behavior,
     behaviorClose: run.verdict.behaviorClose,
+    ...(run.verdict.matched ? { matched: run.verdict.matched } : {}),
     result: run.verdict.result,
     resultClose: run.verdict.resultClose,
     expected: {

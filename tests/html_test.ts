@@ -1090,3 +1090,31 @@ Deno.test("case pages written during a run are those writeHtmlReports() writes f
     await Deno.remove(copy, { recursive: true });
   }
 });
+
+Deno.test("a peer that failed before answering everything, as it may (okPrefix): no first difference marked", () => {
+  const report: CaseReportJson = {
+    id: "3.3",
+    title: "A valid message, then a frame to fail on",
+    rfc: "5.2",
+    requirement: "Fail the connection.",
+    agent: "x",
+    behavior: "OK",
+    behaviorClose: "OK",
+    matched: "okPrefix",
+    result: "The peer failed the connection after 0 of the 1 events expected.",
+    resultClose: "The connection was closed properly.",
+    expected: { ok: [text("Hello")], close: { by: "peer", codes: [1002], clean: false } },
+    received: [],
+    close: { opened: true, closedBySuite: false, wasClean: false, remoteCloseCode: 1002 },
+  };
+  const html = renderCasePage(report, { groups: GROUPS, agent: "x" });
+  assertSafeHtml(html, "case page");
+  assert.match(html, /The peer failed the connection after 0 of\s+the expected events/);
+  assert.doesNotMatch(html, /first difference/i);
+  // The same events without okPrefix: the missing echo is the first difference.
+  const unmatched = renderCasePage({ ...report, matched: undefined, behavior: "FAILED" }, {
+    groups: GROUPS,
+    agent: "x",
+  });
+  assert.match(unmatched, /First difference at event 1/);
+});
