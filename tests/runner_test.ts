@@ -164,11 +164,12 @@ Deno.test("runner: permessage-deflate cases count their zlib state and wire log 
   // 12.1.1 sends 16-byte messages: by its payload alone it would run at every job slot.
   const spec = ALL_CASES.find((c) => c.id === "12.1.1")!;
   const plain: CaseSpec = { ...spec, deflate: undefined };
-  const peakOf = async (c: CaseSpec) => {
+  const peakOf = async (c: CaseSpec, echoes?: { text: boolean; binary: boolean }) => {
     let inFlight = 0, peak = 0;
     await runCases(Array.from({ length: 40 }, (_, i) => ({ ...c, id: `${c.id}.${i}` })), {
       url: new URL("ws://127.0.0.1:1/"),
       jobs: 32,
+      echoes,
       runOne: async (s) => {
         peak = Math.max(peak, ++inFlight);
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -182,4 +183,6 @@ Deno.test("runner: permessage-deflate cases count their zlib state and wire log 
   assert.equal(await peakOf(plain), 32);
   const deflating = await peakOf(spec);
   assert.ok(deflating > 1 && deflating <= 16, `${deflating} deflate cases at once`);
+  // A target known not to echo exchanges no compressed traffic: every job slot is used.
+  assert.equal(await peakOf(spec, { text: false, binary: false }), 32);
 });
