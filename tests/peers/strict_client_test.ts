@@ -853,72 +853,57 @@ Deno.test("strict client: flaw corrupt-large-echo", async () => {
 });
 
 Deno.test("strict client: flaws close-code-1006, accept-invalid-close-reason, keep-tcp-open, header-needs-one-read and accept-msb-length, on the wire", async () => {
-  // Failing the connection: the fitting code, or 1006, which is never sent (§7.4.1).
-  const failWith = async (flaws: Flaw[]) => {
+  /** What the client sends back, described, once the raw server has played `script`. */
+  const answersTo = (script: (peer: Peer) => Promise<Event[]>) => async (flaws: Flaw[]) => {
     let events: Event[] = [];
     await session({ flaws }, async (peer) => {
       await peer.accept();
-      await peer.write(frame(1, "hi", { maskKey: [1, 2, 3, 4] }));
-      events = await peer.untilClose();
+      events = await script(peer);
     });
     return events.map(describe);
   };
+  // Failing the connection: the fitting code, or 1006, which is never sent (§7.4.1).
+  const failWith = answersTo(async (peer) => {
+    await peer.write(frame(1, "hi", { maskKey: [1, 2, 3, 4] }));
+    return await peer.untilClose();
+  });
   assert.deepEqual(await failWith([]), ["close 1002"]);
   assert.deepEqual(await failWith(["close-code-1006"]), ["close 1006"]);
   // A close reason that is not UTF-8 fails the connection (1007); the flaw answers it with 1000.
-  const badReason = async (flaws: Flaw[]) => {
-    let events: Event[] = [];
-    await session({ flaws }, async (peer) => {
-      await peer.accept();
-      await peer.write(close(1000, [0x63, 0xc3, 0x28]));
-      events = await peer.untilClose();
-    });
-    return events.map(describe);
-  };
+  const badReason = answersTo(async (peer) => {
+    await peer.write(close(1000, [0x63, 0xc3, 0x28]));
+    return await peer.untilClose();
+  });
   assert.deepEqual(await badReason([]), ["close 1007"]);
   assert.deepEqual(await badReason(["accept-invalid-close-reason"]), ["close 1000"]);
   // After the closing handshake the client closes TCP itself after its 2 s; the flaw never does.
-  const afterHandshake = async (flaws: Flaw[]) => {
-    let events: Event[] = [];
-    await session({ flaws }, async (peer) => {
-      await peer.accept();
-      await peer.write(close(1000));
-      events = await peer.untilClose();
-      events.push(await peer.next(3000));
-    });
-    return events.map(describe);
-  };
+  const afterHandshake = answersTo(async (peer) => {
+    await peer.write(close(1000));
+    const events = await peer.untilClose();
+    events.push(await peer.next(3000));
+    return events;
+  });
   assert.deepEqual(await afterHandshake([]), ["close 1000", "eof"]);
   assert.deepEqual(await afterHandshake(["keep-tcp-open"]), ["close 1000", "timeout"]);
   // A frame header written one byte per write, with pauses: read however TCP splits it.
-  const splitHeader = async (flaws: Flaw[]) => {
-    let events: Event[] = [];
-    await session({ flaws }, async (peer) => {
-      await peer.accept();
-      const bytes = frame(1, "a".repeat(126));
-      // The flawed client closes TCP part-way: a later write may fail, and it shows in the events.
-      const write = (data: Uint8Array) => peer.write(data).catch(() => {});
-      for (const byte of bytes.subarray(0, 4)) {
-        await write(new Uint8Array([byte]));
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      await write(join(bytes.subarray(4), close(1000)));
-      events = await peer.untilClose();
-    });
-    return events.map(describe);
-  };
+  const splitHeader = answersTo(async (peer) => {
+    const bytes = frame(1, "a".repeat(126));
+    // The flawed client closes TCP part-way: a later write may fail, and it shows in the events.
+    const write = (data: Uint8Array) => peer.write(data).catch(() => {});
+    for (const byte of bytes.subarray(0, 4)) {
+      await write(new Uint8Array([byte]));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await write(join(bytes.subarray(4), close(1000)));
+    return await peer.untilClose();
+  });
   assert.deepEqual(await splitHeader([]), ["text 126 bytes", "close 1000"]);
   assert.deepEqual(await splitHeader(["header-needs-one-read"]), ["eof"]);
   // A 64-bit length with its top bit set fails the connection; the flaw reads the bits below it.
-  const msbLength = async (flaws: Flaw[]) => {
-    let events: Event[] = [];
-    await session({ flaws }, async (peer) => {
-      await peer.accept();
-      await peer.write(join(frame(1, "hi", { length: (1n << 63n) + 2n }), close(1000)));
-      events = await peer.untilClose();
-    });
-    return events.map(describe);
-  };
+  const msbLength = answersTo(async (peer) => {
+    await peer.write(join(frame(1, "hi", { length: (1n << 63n) + 2n }), close(1000)));
+    return await peer.untilClose();
+  });
   assert.deepEqual(await msbLength([]), ["close 1002"]);
   assert.deepEqual(await msbLength(["accept-msb-length"]), ['text "hi"', "close 1000"]);
 });
