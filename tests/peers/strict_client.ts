@@ -465,10 +465,14 @@ class StrictClient {
     return this.#flaws.has(flaw);
   }
 
-  async run(timeoutMs: number): Promise<StrictClientResult> {
+  /**
+   * Runs the connection until it ends, or `timeoutMs` pass. `boundMs` is the
+   * whole run's bound, which the error names: redirects share one bound.
+   */
+  async run(timeoutMs: number, boundMs = timeoutMs): Promise<StrictClientResult> {
     this.#deadline = setTimeout(() => {
       if (this.#state === "closed") this.#closeTcp(); // the server kept TCP open: we close it
-      else this.#abort(`no end within ${timeoutMs / 1000} s (state ${this.#state})`);
+      else this.#abort(`no end within ${boundMs / 1000} s (state ${this.#state})`);
     }, timeoutMs);
     let pinging: ReturnType<typeof setInterval> | undefined;
     try {
@@ -1095,10 +1099,11 @@ export async function runStrictClient(
 ): Promise<StrictClientResult> {
   let target = new URL(url);
   if (target.protocol !== "ws:") throw new Error(`not a ws:// URL: ${url}`);
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const boundMs = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + boundMs;
   for (let redirects = 0;; redirects++) {
     const client = new StrictClient(target, options);
-    const result = await client.run(Math.max(0, deadline - Date.now()));
+    const result = await client.run(Math.max(0, deadline - Date.now()), boundMs);
     if (client.redirect === undefined) return result;
     if (redirects === MAX_REDIRECTS) {
       return { exitCode: 1, error: `more than ${MAX_REDIRECTS} redirects` };
