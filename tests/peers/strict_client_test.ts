@@ -695,20 +695,17 @@ Deno.test("strict client: every wait is bounded", async () => {
   });
 });
 
+/** Runs the strict client's command line; its exit status and what it wrote on stderr. */
+async function runCommandLine(args: string[]): Promise<{ code: number; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", new URL("./strict_client.ts", import.meta.url).pathname, ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+}
+
 Deno.test("strict client: command line, exit status and its one line on stderr", async () => {
-  const run = async (args: string[]) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        new URL("./strict_client.ts", import.meta.url).pathname,
-        ...args,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
-  };
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `ws://127.0.0.1:${listener.addr.port}/`;
   const server = (async () => {
@@ -724,16 +721,19 @@ Deno.test("strict client: command line, exit status and its one line on stderr",
     }
   })();
   try {
-    const refused = await run([url, "--protocol", "a,b", "--timeout", "10"]);
+    const refused = await runCommandLine([url, "--protocol", "a,b", "--timeout", "10"]);
     assert.equal(refused.code, 1);
     assert.match(
       refused.stderr,
       /^strict_client: refused the handshake: Sec-WebSocket-Accept "x", expected \S+\n$/,
     );
-    assert.deepEqual(await run([url, "--origin", "https://a.example", "--timeout", "10"]), {
-      code: 0,
-      stderr: "",
-    });
+    assert.deepEqual(
+      await runCommandLine([url, "--origin", "https://a.example", "--timeout", "10"]),
+      {
+        code: 0,
+        stderr: "",
+      },
+    );
   } finally {
     listener.close();
     await server.catch(() => {});
@@ -741,7 +741,7 @@ Deno.test("strict client: command line, exit status and its one line on stderr",
   for (
     const args of [[url, "--flaw", "nonsense"], ["wss://127.0.0.1:1/"], [], [url, "--timeout", "0"]]
   ) {
-    assert.equal((await run(args)).code, 2, args.join(" "));
+    assert.equal((await runCommandLine(args)).code, 2, args.join(" "));
   }
 });
 
@@ -1450,15 +1450,6 @@ Deno.test("strict client, deflate: flaws deflate-context-takeover-despite-agreem
 });
 
 Deno.test("strict client, deflate: command line --deflate and --deflate-offer", async () => {
-  const script = new URL("./strict_client.ts", import.meta.url).pathname;
-  const run = async (args: string[]) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", script, ...args],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
-  };
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `ws://127.0.0.1:${listener.addr.port}/`;
   const offers: (string | undefined)[] = [];
@@ -1477,9 +1468,12 @@ Deno.test("strict client, deflate: command line --deflate and --deflate-offer", 
     }
   })();
   try {
-    assert.deepEqual(await run([url, "--deflate", "--timeout", "10"]), { code: 0, stderr: "" });
+    assert.deepEqual(await runCommandLine([url, "--deflate", "--timeout", "10"]), {
+      code: 0,
+      stderr: "",
+    });
     const offer = "permessage-deflate; client_no_context_takeover";
-    assert.deepEqual(await run([url, "--deflate-offer", offer, "--timeout", "10"]), {
+    assert.deepEqual(await runCommandLine([url, "--deflate-offer", offer, "--timeout", "10"]), {
       code: 0,
       stderr: "",
     });
@@ -1499,7 +1493,7 @@ Deno.test("strict client, deflate: command line --deflate and --deflate-offer", 
       [url, "--deflate-offer", "permessage-deflate;"],
     ]
   ) {
-    assert.equal((await run(args)).code, 2, args.join(" "));
+    assert.equal((await runCommandLine(args)).code, 2, args.join(" "));
   }
 });
 
